@@ -1,0 +1,32 @@
+"""The heartbeat: every minute, wake the runs whose date has come and retry pending resumes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+
+from models.db import session_scope
+from models.waits import deliver_resumes, mark_due_waits
+
+
+@task(name="Marquer les attentes échues")
+def mark_due() -> int:
+    with session_scope() as session:
+        return mark_due_waits(session)
+
+
+@task(name="Reprendre les runs en attente")
+async def wake_runs() -> dict[str, int]:
+    return await deliver_resumes()
+
+
+@flow(name="tick", flow_run_name="tick", log_prints=True)
+async def tick() -> dict[str, Any]:
+    """Resume runs whose due date passed; retry resumes that Prefect refused earlier."""
+    due = mark_due()
+    woken = await wake_runs()
+    summary: dict[str, Any] = {"due": due, **woken}
+    if woken["unreachable"]:
+        get_run_logger().warning("Reprises en échec, nouvel essai au prochain tick : %s", woken)
+    return summary

@@ -1,0 +1,105 @@
+"""Durable waits inside a flow run: suspend (no process kept) until an input or a date.
+
+A resumed run starts again from the top of its flow. Keys are stable per (case, step,
+generation) and the generation lives in the app database, so a replay finds the input
+already given, and a step that must wait again gets a fresh key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
+from prefect.flow_runs import suspend_flow_run
+from prefect.input import RunInput
+from prefect.runtime import flow_run
+from pydantic import Field
+from sqlmodel import Session
+
+from models import clock
+from models.db import session_scope
+from models.enums import CaseType
+from models.waits import Wait, close_wait, next_generation, open_wait
+
+T = TypeVar("T", bound=RunInput)
+
+
+class Wakeup(RunInput):
+    """Input of waits answered outside the Prefect UI (a link, a due date)."""
+
+    reason: str = Field(default="answer", title="Motif de la reprise",
+                        description="« answer » (réponse reçue) ou « due » (échéance)")
+
+
+def _current_run_id() -> str:
+    run_id = flow_run.get_id()
+    if run_id is None:
+        raise RuntimeError("durable waits need a flow run created from a deployment")
+    return str(run_id)
+
+
+def _suspend(wait: Wait, model: type[T]) -> T:
+    answer = suspend_flow_run(wait_for_input=model, key=wait.key, timeout=None)
+    assert answer is not None  # suspend_flow_run either returns the input or stops the run
+    return answer
+
+
+def ask(
+    *,
+    case_type: CaseType,
+    case_id: int,
+    step: str,
+    form: type[T],
+    description: str,
+    initial: dict[str, object] | None = None,
+    on_answer: Callable[[Session, T], None],
+    waiting_on: str = "la coordination",
+) -> None:
+    """Ask the coordinator through a Prefect UI form; `on_answer` records it.
+
+    The answer is recorded and the wait closed in one transaction, so a crash in between
+    replays the same key and gets the same answer back: nothing is lost or doubled.
+    """
+    with session_scope() as session:
+        wait = open_wait(session=session, case_type=case_type, case_id=case_id, step=step,
+                         flow_run_id=_current_run_id(), waiting_on=waiting_on)
+    prefilled = form.with_initial_data(description=description, **(initial or {}))
+    answer = _suspend(wait, prefilled)
+    with session_scope() as session:
+        fresh = session.get(Wait, wait.id)
+        assert fresh is not None
+        on_answer(session, answer)
+        close_wait(session=session, wait=fresh)
+
+
+def wait_until(
+    *,
+    case_type: CaseType,
+    case_id: int,
+    step: str,
+    ready: Callable[[Session], bool],
+    due_at: datetime | None = None,
+    waiting_on: str = "",
+) -> str:
+    """Suspend until `ready` holds (answers recorded by the service) or `due_at` passes.
+
+    Returns "ready" or "due". Woken by the service after an answer, by tick at the due time.
+    """
+    run_id = _current_run_id()
+    while True:
+        with session_scope() as session:
+            wait = open_wait(session=session, case_type=case_type, case_id=case_id,
+                             step=step, flow_run_id=run_id, due_at=due_at,
+                             waiting_on=waiting_on)
+            outcome = ("ready" if ready(session)
+                       else "due" if due_at is not None and clock.now(session) >= due_at
+                       else "")
+            if outcome:
+                close_wait(session=session, wait=wait)
+                return outcome
+        _suspend(wait, Wakeup)
+        with session_scope() as session:
+            fresh = session.get(Wait, wait.id)
+            assert fresh is not None
+            next_generation(session=session, wait=fresh)

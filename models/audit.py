@@ -1,0 +1,282 @@
+"""Append-only, hash-chained audit trail: one chain per case.
+
+hash = sha256(prev_hash + canonical(case, seq, action, actor, time, payload_digest)).
+The payload itself is only covered through its digest, so the payload can be erased at the
+end of retention (set to NULL, digest kept) and the chain still verifies. The database
+refuses UPDATE and DELETE (triggers, see migrations), except that one redaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, UniqueConstraint, update
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from models import clock
+from models.base import UTCDateTime
+from models.enums import ActorKind, CaseType, Channel
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something and through which channel."""
+
+    kind: ActorKind
+    label: str
+    channel: Channel
+    ref: str = ""
+
+    @classmethod
+    def system(cls, ref: str = "") -> Actor:
+        return cls(ActorKind.SYSTEM, "système", Channel.SYSTEM, ref)
+
+    @classmethod
+    def prefect_ui(cls, flow_run_id: str = "") -> Actor:
+        return cls(ActorKind.COORDINATOR_UI, "coordination (interface Prefect)",
+                   Channel.PREFECT_UI, flow_run_id)
+
+    @classmethod
+    def contact(cls, contact_id: int, name: str) -> Actor:
+        return cls(ActorKind.CONTACT, name, Channel.LINK, f"contact:{contact_id}")
+
+    @classmethod
+    def user(cls, user_id: int, name: str, channel: Channel = Channel.SERVICE) -> Actor:
+        return cls(ActorKind.USER, name, channel, f"user:{user_id}")
+
+    def as_dict(self) -> dict[str, str]:
+        return {"kind": self.kind.value, "label": self.label, "channel": self.channel.value,
+                "ref": self.ref}
+
+
+class AuditEvent(SQLModel, table=True):
+    __tablename__ = "audit_event"
+    __table_args__ = (UniqueConstraint("case_type", "case_id", "seq", name="uq_audit_case_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_type: str = Field(index=True, max_length=20)
+    case_id: int = Field(index=True)
+    seq: int
+    at: datetime = Field(sa_type=UTCDateTime)
+    actor_kind: str = Field(max_length=20)
+    actor_label: str = Field(max_length=200)
+    actor_ref: str = Field(default="", max_length=100)
+    channel: str = Field(max_length=20)
+    action: str = Field(index=True, max_length=80)
+    payload: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
+    payload_digest: str = Field(max_length=64)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str)
+
+
+def digest(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical(payload).encode()).hexdigest()
+
+
+def _chain_hash(prev_hash: str, event: AuditEvent) -> str:
+    body = canonical({
+        "case": [event.case_type, event.case_id],
+        "seq": event.seq,
+        "action": event.action,
+        "actor": [event.actor_kind, event.actor_label, event.actor_ref, event.channel],
+        "at": event.at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "payload_digest": event.payload_digest,
+    })
+    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+
+
+def record_event(
+    *,
+    session: Session,
+    case_type: CaseType,
+    case_id: int,
+    action: str,
+    actor: Actor,
+    payload: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event to the case's chain, inside the caller's transaction."""
+    last = session.exec(
+        select(AuditEvent)
+        .where(AuditEvent.case_type == case_type.value, AuditEvent.case_id == case_id)
+        .order_by(col(AuditEvent.seq).desc())
+        .limit(1)
+    ).first()
+    body = json.loads(canonical(payload or {}))
+    event = AuditEvent(
+        case_type=case_type.value,
+        case_id=case_id,
+        seq=(last.seq + 1) if last else 1,
+        at=clock.now(session),
+        actor_kind=actor.kind.value,
+        actor_label=actor.label,
+        actor_ref=actor.ref,
+        channel=actor.channel.value,
+        action=action,
+        payload=body,
+        payload_digest=digest(body),
+        prev_hash=last.hash if last else GENESIS,
+        hash="",
+    )
+    event.hash = _chain_hash(event.prev_hash, event)
+    session.add(event)
+    session.flush()
+    return event
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    case_type: str
+    case_id: int
+    seq: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.case_type} n°{self.case_id}, événement {self.seq} : {self.reason}"
+
+
+def verify_events(events: Iterable[AuditEvent]) -> ChainBreak | None:
+    """Check one case's events (ordered by seq); the first broken link, or None."""
+    prev = GENESIS
+    expected_seq = 1
+    for event in events:
+        where = (event.case_type, event.case_id, event.seq)
+        if event.seq != expected_seq:
+            return ChainBreak(*where, f"numéro attendu {expected_seq} (événement manquant ?)")
+        if event.prev_hash != prev:
+            return ChainBreak(*where, "le lien vers l'événement précédent est rompu")
+        if event.payload is not None and digest(event.payload) != event.payload_digest:
+            return ChainBreak(*where, "le contenu ne correspond plus à son empreinte")
+        if _chain_hash(prev, event) != event.hash:
+            return ChainBreak(*where, "l'empreinte de l'événement est fausse")
+        prev = event.hash
+        expected_seq += 1
+    return None
+
+
+def case_events(session: Session, case_type: str, case_id: int) -> list[AuditEvent]:
+    return list(session.exec(
+        select(AuditEvent)
+        .where(AuditEvent.case_type == case_type, AuditEvent.case_id == case_id)
+        .order_by(col(AuditEvent.seq))
+    ))
+
+
+def verify_case(session: Session, case_type: str, case_id: int) -> ChainBreak | None:
+    return verify_events(case_events(session, case_type, case_id))
+
+
+def _chains(session: Session) -> Iterator[list[AuditEvent]]:
+    current: list[AuditEvent] = []
+    rows = session.exec(select(AuditEvent).order_by(
+        col(AuditEvent.case_type), col(AuditEvent.case_id), col(AuditEvent.seq)))
+    for event in rows:
+        if current and (current[0].case_type, current[0].case_id) != (
+                event.case_type, event.case_id):
+            yield current
+            current = []
+        current.append(event)
+    if current:
+        yield current
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    chains: int
+    events: int
+    breaks: list[ChainBreak]
+
+    @property
+    def ok(self) -> bool:
+        return not self.breaks
+
+
+def verify_all(session: Session) -> VerifyReport:
+    """Verify every chain; each broken chain reports its first broken link."""
+    chains = events = 0
+    breaks: list[ChainBreak] = []
+    for chain in _chains(session):
+        chains += 1
+        events += len(chain)
+        broken = verify_events(chain)
+        if broken:
+            breaks.append(broken)
+    return VerifyReport(chains=chains, events=events, breaks=breaks)
+
+
+def redact_case(*, session: Session, case_type: CaseType, case_id: int, actor: Actor,
+                reason: str) -> int:
+    """Erase the payloads of a case (end of retention); the chain keeps verifying.
+
+    The erasure is itself recorded, as the last event of the chain, without personal data.
+    """
+    result = session.execute(
+        update(AuditEvent)
+        .where(col(AuditEvent.case_type) == case_type.value,
+               col(AuditEvent.case_id) == case_id,
+               col(AuditEvent.payload).is_not(None))
+        .values(payload=None)
+    )
+    erased = int(getattr(result, "rowcount", 0) or 0)
+    record_event(session=session, case_type=case_type, case_id=case_id,
+                 action="personal-data.erased", actor=actor,
+                 payload={"events_erased": erased, "reason": reason})
+    return erased
+
+
+# The database itself refuses changes to the trail. The single allowed UPDATE is the
+# redaction: payload set to NULL, every other column unchanged.
+_SQLITE_TRIGGERS = [
+    """CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event
+    BEGIN SELECT RAISE(ABORT, 'audit_event is append-only: DELETE refused'); END""",
+    """CREATE TRIGGER audit_event_no_update BEFORE UPDATE ON audit_event
+    WHEN NOT (NEW.payload IS NULL AND NEW.id = OLD.id AND NEW.case_type = OLD.case_type
+              AND NEW.case_id = OLD.case_id AND NEW.seq = OLD.seq AND NEW.at = OLD.at
+              AND NEW.actor_kind = OLD.actor_kind AND NEW.actor_label = OLD.actor_label
+              AND NEW.actor_ref = OLD.actor_ref AND NEW.channel = OLD.channel
+              AND NEW.action = OLD.action AND NEW.payload_digest = OLD.payload_digest
+              AND NEW.prev_hash = OLD.prev_hash AND NEW.hash = OLD.hash)
+    BEGIN SELECT RAISE(ABORT, 'audit_event is append-only: UPDATE refused'); END""",
+]
+
+_POSTGRES_TRIGGERS = [
+    """CREATE OR REPLACE FUNCTION audit_event_guard() RETURNS trigger AS $$
+    BEGIN
+      IF TG_OP = 'DELETE' THEN
+        RAISE EXCEPTION 'audit_event is append-only: DELETE refused';
+      END IF;
+      IF NEW.payload IS NULL AND (NEW.id, NEW.case_type, NEW.case_id, NEW.seq, NEW.at,
+          NEW.actor_kind, NEW.actor_label, NEW.actor_ref, NEW.channel, NEW.action,
+          NEW.payload_digest, NEW.prev_hash, NEW.hash)
+         IS NOT DISTINCT FROM (OLD.id, OLD.case_type, OLD.case_id, OLD.seq, OLD.at,
+          OLD.actor_kind, OLD.actor_label, OLD.actor_ref, OLD.channel, OLD.action,
+          OLD.payload_digest, OLD.prev_hash, OLD.hash) THEN
+        RETURN NEW;
+      END IF;
+      RAISE EXCEPTION 'audit_event is append-only: UPDATE refused';
+    END $$ LANGUAGE plpgsql""",
+    """CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE ON audit_event
+    FOR EACH ROW EXECUTE FUNCTION audit_event_guard()""",
+    """CREATE TRIGGER audit_event_no_truncate BEFORE TRUNCATE ON audit_event
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_event_guard()""",
+]
+
+
+def audit_trigger_statements(dialect: str) -> list[str]:
+    """DDL that makes audit_event append-only on this database (used by the migrations)."""
+    if dialect == "sqlite":
+        return list(_SQLITE_TRIGGERS)
+    if dialect == "postgresql":
+        return list(_POSTGRES_TRIGGERS)
+    raise ValueError(f"unsupported database: {dialect}")

@@ -1,0 +1,151 @@
+"""Settings read from CLSM_* environment variables, validated once at start."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "dev-only-secret-key-change-me-in-production-0123456789"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class SmtpSecurity(StrEnum):
+    NONE = "none"
+    STARTTLS = "starttls"
+    TLS = "tls"
+
+
+class Settings(BaseSettings):
+    """Every knob of the installation; see the configuration table in README.md."""
+
+    model_config = SettingsConfigDict(env_prefix="CLSM_", extra="ignore")
+
+    env: Environment = Environment.DEVELOPMENT
+    var_dir: Path = Path("var")
+    database_url: str = ""
+    prefect_api_url: str = "http://127.0.0.1:4200/api"
+    prefect_ui_url: str = ""
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = DEV_SECRET
+    timezone: str = "Europe/Paris"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=1025, ge=1, le=65535)
+    smtp_security: SmtpSecurity = SmtpSecurity.NONE
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    smtp_concurrency: int = Field(default=4, ge=1, le=64)
+    mail_from: str = "CLSM <no-reply@clsm.localhost>"
+    sink_dir: Path | None = None
+    link_validity_days: int = Field(default=30, ge=1, le=365)
+    retention_years: int = Field(default=5, ge=1, le=100)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"fuseau horaire inconnu : {value!r}") from exc
+        return value
+
+    @field_validator("base_url", "prefect_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("doit commencer par http:// ou https://")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite://", "postgresql")):
+            raise ValueError("seules les URL sqlite:// et postgresql:// sont prises en charge")
+        return value
+
+    @model_validator(mode="after")
+    def _production_secret(self) -> Settings:
+        if self.env is Environment.PRODUCTION and (
+            self.secret_key == DEV_SECRET or len(self.secret_key) < 32
+        ):
+            raise ValueError(
+                "CLSM_SECRET_KEY : une clé secrète d'au moins 32 caractères est obligatoire en production"
+            )
+        return self
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.var_dir / 'clsm.db'}"
+
+    @property
+    def mail_sink_dir(self) -> Path:
+        return self.sink_dir or self.var_dir / "mail"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def ui_url(self) -> str:
+        return (self.prefect_ui_url or self.prefect_api_url.removesuffix("/api")).rstrip("/")
+
+
+class ConfigurationError(SystemExit):
+    """Raised with one French line naming the faulty variable."""
+
+
+_FRENCH_ERRORS = {
+    "int_parsing": "doit être un nombre entier",
+    "float_parsing": "doit être un nombre",
+    "bool_parsing": "doit valoir true ou false",
+    "enum": "valeur non reconnue (valeurs possibles : {expected})",
+    "greater_than_equal": "doit être supérieur ou égal à {ge}",
+    "less_than_equal": "doit être inférieur ou égal à {le}",
+    "greater_than": "doit être strictement supérieur à {gt}",
+}
+
+
+def describe_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else ""
+    variable = f"CLSM_{field.upper()}" if field else ""
+    template = _FRENCH_ERRORS.get(first["type"])
+    context = first.get("ctx") or {}
+    message = (template.format(**context) if template
+               else first["msg"].removeprefix("Value error, "))
+    if not variable and message.startswith("CLSM_"):
+        return f"Configuration invalide : {message}"
+    return f"Configuration invalide : {variable} — {message}"
+
+
+def load_settings() -> Settings:
+    """Read the environment; a bad value stops with one line naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise ConfigurationError(describe_error(error)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
+
+
+def fail_fast() -> Settings:
+    """Entry points call this first: print the faulty variable on stderr and exit 2."""
+    try:
+        return get_settings()
+    except ConfigurationError as error:
+        print(error.code, file=sys.stderr)
+        raise SystemExit(2) from None

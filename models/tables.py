@@ -1,0 +1,9 @@
+"""Imports every table so that SQLModel.metadata is complete (migrations, tests)."""
+
+from sqlmodel import SQLModel
+
+from models import audit, clock, people, waits
+
+metadata = SQLModel.metadata
+
+__all__ = ["audit", "clock", "metadata", "people", "waits"]

@@ -1,0 +1,193 @@
+"""Durable waits: what a suspended flow run is waiting for, and how to wake it up.
+
+The app database records each wait (case, step, flow run, due time). A run suspended by
+Prefect holds no process; it is woken up by `resume_wait`, called by the service when a
+person answers and by `tick` when the due time passes. If Prefect cannot be reached the
+wake-up is remembered (`resume_pending`) and retried by `tick`, so no answer is lost.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from models import clock
+from models.base import UTCDateTime
+from models.enums import CaseType
+
+KEY_PATTERN = re.compile(r"^[a-z0-9-]+$")
+
+
+class WaitStatus(StrEnum):
+    OPEN = "open"
+    DONE = "done"
+
+
+class Wait(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("case_type", "case_id", "step", name="uq_wait_step"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_type: str = Field(max_length=20)
+    case_id: int
+    step: str = Field(max_length=80)
+    flow_run_id: str = Field(max_length=36, index=True)
+    generation: int = 0
+    status: WaitStatus = WaitStatus.OPEN
+    due_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    waiting_on: str = Field(default="", max_length=300)
+    since: datetime = Field(sa_type=UTCDateTime)
+    resume_pending: bool = Field(default=False, index=True)
+    resume_reason: str = Field(default="", max_length=40)
+    last_error: str = Field(default="", max_length=500)
+
+    @property
+    def key(self) -> str:
+        return wait_key(self.case_type, self.case_id, self.step, self.generation)
+
+
+def wait_key(case_type: str, case_id: int, step: str, generation: int) -> str:
+    """Prefect input key: lowercase letters, digits and dashes only, or the form is lost."""
+    key = f"{case_type}-{case_id}-{step}-{generation}"
+    if not KEY_PATTERN.match(key):
+        raise ValueError(f"invalid wait key {key!r}: only a-z, 0-9 and '-' are allowed")
+    return key
+
+
+def open_wait(
+    *,
+    session: Session,
+    case_type: CaseType,
+    case_id: int,
+    step: str,
+    flow_run_id: UUID | str,
+    due_at: datetime | None = None,
+    waiting_on: str = "",
+) -> Wait:
+    """Create or refresh the wait of a step; the generation is kept across replays."""
+    wait = find_wait(session=session, case_type=case_type, case_id=case_id, step=step)
+    if wait is None:
+        wait = Wait(case_type=case_type.value, case_id=case_id, step=step,
+                    flow_run_id=str(flow_run_id), since=clock.now(session))
+    wait.flow_run_id = str(flow_run_id)
+    wait.status = WaitStatus.OPEN
+    wait.due_at = due_at
+    wait.waiting_on = waiting_on
+    wait_key(wait.case_type, case_id, step, wait.generation)
+    session.add(wait)
+    session.flush()
+    return wait
+
+
+def find_wait(*, session: Session, case_type: CaseType, case_id: int, step: str) -> Wait | None:
+    return session.exec(select(Wait).where(
+        Wait.case_type == case_type.value, Wait.case_id == case_id, Wait.step == step)).first()
+
+
+def next_generation(*, session: Session, wait: Wait) -> None:
+    """The key just answered is spent: the next suspension of this step uses a new key."""
+    wait.generation += 1
+    wait.resume_pending = False
+    session.add(wait)
+
+
+def close_wait(*, session: Session, wait: Wait) -> None:
+    wait.status = WaitStatus.DONE
+    wait.resume_pending = False
+    wait.due_at = None
+    session.add(wait)
+
+
+def request_resume(*, session: Session, wait: Wait, reason: str) -> None:
+    """Mark the wait to be woken up; `deliver_resumes` (service, tick) does the call."""
+    wait.resume_pending = True
+    wait.resume_reason = reason
+    session.add(wait)
+
+
+def open_waits(session: Session, case_type: CaseType | None = None) -> list[Wait]:
+    query = select(Wait).where(Wait.status == WaitStatus.OPEN)
+    if case_type is not None:
+        query = query.where(Wait.case_type == case_type.value)
+    return list(session.exec(query.order_by(col(Wait.since))))
+
+
+def due_waits(session: Session) -> list[Wait]:
+    """Open waits whose due time has passed and that nobody has woken up yet."""
+    return list(session.exec(select(Wait).where(
+        Wait.status == WaitStatus.OPEN,
+        col(Wait.due_at).is_not(None),
+        col(Wait.due_at) <= clock.now(session),
+        col(Wait.resume_pending).is_(False),
+    )))
+
+
+class ResumeOutcome(StrEnum):
+    RESUMED = "resumed"
+    BUSY = "busy"
+    FINISHED = "finished"
+    UNREACHABLE = "unreachable"
+
+
+async def resume_run(flow_run_id: str, run_input: dict[str, Any]) -> tuple[ResumeOutcome, str]:
+    """Resume one suspended run through Prefect's API; the outcome and, if any, the error."""
+    from prefect.client.orchestration import get_client
+    from prefect.flow_runs import resume_flow_run
+
+    try:
+        async with get_client() as client:
+            run = await client.read_flow_run(UUID(flow_run_id))
+        if run.state is None or run.state.is_final():
+            return ResumeOutcome.FINISHED, ""
+        if not run.state.is_paused():
+            return ResumeOutcome.BUSY, ""
+        await resume_flow_run(UUID(flow_run_id), run_input=run_input)
+    except Exception as error:  # network down, server error: retried by tick
+        return ResumeOutcome.UNREACHABLE, f"{type(error).__name__}: {error}"[:500]
+    return ResumeOutcome.RESUMED, ""
+
+
+async def deliver_resumes(wait_ids: list[int] | None = None) -> dict[str, int]:
+    """Wake up marked waits (all pending ones by default); failures stay pending for tick.
+
+    No transaction is held while Prefect is called. A busy run (running right now) keeps
+    its mark: it may have read the database before the answer arrived, and a later tick
+    wakes it once it is suspended again; a run that sees the answer spends the mark itself
+    (`next_generation`, `close_wait`).
+    """
+    from models.db import session_scope
+
+    with session_scope() as session:
+        query = select(Wait).where(Wait.status == WaitStatus.OPEN,
+                                   col(Wait.resume_pending).is_(True))
+        if wait_ids is not None:
+            query = query.where(col(Wait.id).in_(wait_ids))
+        targets = [(w.id, w.flow_run_id, w.resume_reason) for w in session.exec(query)]
+    counts = {outcome.value: 0 for outcome in ResumeOutcome}
+    for wait_id, flow_run_id, reason in targets:
+        outcome, error = await resume_run(flow_run_id, {"reason": reason or "answer"})
+        counts[outcome.value] += 1
+        with session_scope() as session:
+            wait = session.get(Wait, wait_id)
+            if wait is None or wait.flow_run_id != flow_run_id:
+                continue
+            if outcome in (ResumeOutcome.RESUMED, ResumeOutcome.FINISHED):
+                wait.resume_pending = False
+                wait.last_error = ""
+            elif outcome is ResumeOutcome.UNREACHABLE:
+                wait.last_error = error
+            session.add(wait)
+    return counts
+
+
+def mark_due_waits(session: Session) -> int:
+    """Mark the waits whose due time has passed; returns how many."""
+    waits = due_waits(session)
+    for wait in waits:
+        request_resume(session=session, wait=wait, reason="due")
+    return len(waits)

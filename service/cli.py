@@ -1,0 +1,207 @@
+"""`clsm`: the command line of the installation (database, audit, clock, accounts, demo)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import typer
+
+from models.settings import fail_fast
+
+app = typer.Typer(help="Moteur de processus des CLSM.", no_args_is_help=True,
+                  add_completion=False)
+db_app = typer.Typer(help="Base de données de l'application.", no_args_is_help=True)
+audit_app = typer.Typer(help="Journal d'audit.", no_args_is_help=True)
+clock_app = typer.Typer(help="Horloge (démonstration et tests uniquement).",
+                        no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
+app.add_typer(clock_app, name="clock")
+mail_app = typer.Typer(help="Boîte de réception locale (développement).", no_args_is_help=True)
+app.add_typer(mail_app, name="mail")
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+@app.callback()
+def _settings_first() -> None:
+    """Every command starts by validating the settings (one clear line if wrong)."""
+    fail_fast()
+
+
+def migrate(url: str | None = None) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(PROJECT_DIR / "migrations" / "alembic.ini"))
+    if url:
+        config.set_main_option("sqlalchemy.url", url)
+    command.upgrade(config, "head")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Applique les migrations (crée la base si besoin)."""
+    migrate()
+    typer.echo("Base de données à jour.")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Vérifie toutes les chaînes d'audit ; code de sortie 1 au premier maillon rompu."""
+    from models.audit import verify_all
+    from models.db import session_scope
+
+    with session_scope() as session:
+        report = verify_all(session)
+    if report.ok:
+        typer.echo(f"Journal intègre : {report.chains} dossiers, {report.events} événements.")
+        return
+    for broken in report.breaks:
+        typer.echo(f"CHAÎNE ROMPUE — {broken}", err=True)
+    raise typer.Exit(1)
+
+
+@clock_app.command("show")
+def clock_show() -> None:
+    """Affiche l'heure de l'installation et son décalage."""
+    from models import clock
+    from models.db import session_scope
+    from models.settings import get_settings
+
+    with session_scope() as session:
+        moment, delta = clock.now(session), clock.offset(session)
+    typer.echo(f"{moment.astimezone(get_settings().tz):%d/%m/%Y %H:%M} (décalage {delta})")
+
+
+@clock_app.command("advance")
+def clock_advance(days: float = typer.Option(0.0, help="Jours"),
+                  hours: float = typer.Option(0.0, help="Heures")) -> None:
+    """Avance l'horloge de l'installation (refusé en production)."""
+    from models import clock
+    from models.db import session_scope
+    from models.settings import get_settings
+
+    try:
+        with session_scope() as session:
+            moment = clock.advance(session=session, delta=timedelta(days=days, hours=hours))
+    except clock.ClockRefused as refused:
+        typer.echo(str(refused), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"Horloge : {moment.astimezone(get_settings().tz):%d/%m/%Y %H:%M}")
+
+
+@clock_app.command("reset")
+def clock_reset() -> None:
+    """Remet l'horloge à l'heure réelle."""
+    from models import clock
+    from models.db import session_scope
+
+    with session_scope() as session:
+        clock.set_offset(session=session, delta=timedelta(0))
+    typer.echo("Horloge remise à l'heure réelle.")
+
+
+@mail_app.command("sink")
+def mail_sink() -> None:
+    """Démarre la boîte de réception SMTP locale (aiosmtpd)."""
+    from models.settings import get_settings
+    from notifications.sink import run_forever
+
+    settings = get_settings()
+    run_forever(settings.mail_sink_dir, settings.smtp_host, settings.smtp_port)
+
+
+@mail_app.command("list")
+def mail_list(limit: int = typer.Option(50, help="Nombre de messages")) -> None:
+    """Liste les messages reçus par la boîte locale, les plus récents d'abord."""
+    from models.settings import get_settings
+    from notifications.sink import list_mails
+
+    mails = list_mails(get_settings().mail_sink_dir)[:limit]
+    if not mails:
+        typer.echo("Aucun message reçu.")
+    for mail in mails:
+        typer.echo(f"{mail.id}  {mail.received_at:%d/%m %H:%M}  {mail.to:<40.40}  {mail.subject}")
+
+
+@mail_app.command("show")
+def mail_show(mail_id: str) -> None:
+    """Affiche un message (texte brut) de la boîte locale."""
+    from models.settings import get_settings
+    from notifications.sink import find_mail
+
+    mail = find_mail(get_settings().mail_sink_dir, mail_id)
+    if mail is None:
+        typer.echo(f"Message {mail_id} introuvable.", err=True)
+        raise typer.Exit(1)
+    for header in ("From", "To", "Subject", "Date", "Message-ID"):
+        typer.echo(f"{header}: {mail.message.get(header, '')}")
+    typer.echo("")
+    typer.echo(mail.text())
+    if mail.calendar():
+        typer.echo("[invitation agenda jointe]")
+
+
+@app.command("serve")
+def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(0)) -> None:
+    """Démarre le service web (liens des partenaires, historique, API)."""
+    import uvicorn
+
+    from models.settings import get_settings
+
+    bind_port = port or int(get_settings().base_url.rsplit(":", 1)[-1].split("/")[0])
+    uvicorn.run("service.main:create_app", factory=True, host=host, port=bind_port,
+                proxy_headers=True, log_level="info")
+
+
+@app.command("prefect-ready")
+def prefect_ready(timeout: float = typer.Option(120.0, help="Secondes")) -> None:
+    """Attend que le serveur Prefect réponde."""
+    from service.orchestration import wait_for_prefect
+
+    if not wait_for_prefect(timeout):
+        typer.echo("Le serveur Prefect ne répond pas.", err=True)
+        raise typer.Exit(1)
+
+
+@app.command("setup")
+def setup(block: bool = typer.Option(True, help="Rester actif après la mise en place")) -> None:
+    """Mise en place de `make up` : file de travail, déploiements, données de démo, URLs."""
+    import signal as signals
+
+    from models.settings import get_settings
+    from service.orchestration import deploy_all, ensure_work_pool, wait_for_prefect
+
+    settings = get_settings()
+    if not wait_for_prefect(180):
+        typer.echo("Le serveur Prefect ne répond pas.", err=True)
+        raise typer.Exit(1)
+    ensure_work_pool()
+    deploy_all(PROJECT_DIR)
+    from service.demo import load_demo
+
+    typer.echo(load_demo())
+    typer.echo(
+        "\n================ CLSM prêt ================\n"
+        f"  Interface Prefect : {settings.ui_url}\n"
+        f"  Service           : {settings.base_url}/\n"
+        f"  Boîte mail locale : {settings.base_url}/dev/mails   (ou : clsm mail list)\n"
+        "  Arrêt : Ctrl-C\n"
+        "===========================================\n"
+    )
+    sys.stdout.flush()
+    while block:
+        signals.pause()
+
+
+def main() -> None:  # pragma: no cover - console entry
+    os.environ.setdefault("PYTHONUTF8", "1")
+    app(prog_name="clsm")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
