@@ -28,8 +28,11 @@ T = TypeVar("T", bound=RunInput)
 class Wakeup(RunInput):
     """Input of waits answered outside the Prefect UI (a link, a due date)."""
 
-    reason: str = Field(default="answer", title="Motif de la reprise",
-                        description="« answer » (réponse reçue) ou « due » (échéance)")
+    reason: str = Field(
+        default="answer",
+        title="Motif de la reprise",
+        description="« answer » (réponse reçue) ou « due » (échéance)",
+    )
 
 
 def _current_run_id() -> str:
@@ -62,8 +65,14 @@ def ask(
     replays the same key and gets the same answer back: nothing is lost or doubled.
     """
     with session_scope() as session:
-        wait = open_wait(session=session, case_type=case_type, case_id=case_id, step=step,
-                         flow_run_id=_current_run_id(), waiting_on=waiting_on)
+        wait = open_wait(
+            session=session,
+            case_type=case_type,
+            case_id=case_id,
+            step=step,
+            flow_run_id=_current_run_id(),
+            waiting_on=waiting_on,
+        )
     prefilled = form.with_initial_data(description=description, **(initial or {}))
     answer = _suspend(wait, prefilled)
     with session_scope() as session:
@@ -89,12 +98,22 @@ def wait_until(
     run_id = _current_run_id()
     while True:
         with session_scope() as session:
-            wait = open_wait(session=session, case_type=case_type, case_id=case_id,
-                             step=step, flow_run_id=run_id, due_at=due_at,
-                             waiting_on=waiting_on)
-            outcome = ("ready" if ready(session)
-                       else "due" if due_at is not None and clock.now(session) >= due_at
-                       else "")
+            wait = open_wait(
+                session=session,
+                case_type=case_type,
+                case_id=case_id,
+                step=step,
+                flow_run_id=run_id,
+                due_at=due_at,
+                waiting_on=waiting_on,
+            )
+            outcome = (
+                "ready"
+                if ready(session)
+                else "due"
+                if due_at is not None and clock.now(session) >= due_at
+                else ""
+            )
             if outcome:
                 close_wait(session=session, wait=wait)
                 return outcome

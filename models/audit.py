@@ -40,8 +40,12 @@ class Actor:
 
     @classmethod
     def prefect_ui(cls, flow_run_id: str = "") -> Actor:
-        return cls(ActorKind.COORDINATOR_UI, "coordination (interface Prefect)",
-                   Channel.PREFECT_UI, flow_run_id)
+        return cls(
+            ActorKind.COORDINATOR_UI,
+            "coordination (interface Prefect)",
+            Channel.PREFECT_UI,
+            flow_run_id,
+        )
 
     @classmethod
     def contact(cls, contact_id: int, name: str) -> Actor:
@@ -52,8 +56,12 @@ class Actor:
         return cls(ActorKind.USER, name, channel, f"user:{user_id}")
 
     def as_dict(self) -> dict[str, str]:
-        return {"kind": self.kind.value, "label": self.label, "channel": self.channel.value,
-                "ref": self.ref}
+        return {
+            "kind": self.kind.value,
+            "label": self.label,
+            "channel": self.channel.value,
+            "ref": self.ref,
+        }
 
 
 class AuditEvent(SQLModel, table=True):
@@ -70,15 +78,16 @@ class AuditEvent(SQLModel, table=True):
     actor_ref: str = Field(default="", max_length=100)
     channel: str = Field(max_length=20)
     action: str = Field(index=True, max_length=80)
-    payload: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
+    payload: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )
     payload_digest: str = Field(max_length=64)
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
 
 
 def canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def digest(payload: dict[str, Any]) -> str:
@@ -86,14 +95,16 @@ def digest(payload: dict[str, Any]) -> str:
 
 
 def _chain_hash(prev_hash: str, event: AuditEvent) -> str:
-    body = canonical({
-        "case": [event.case_type, event.case_id],
-        "seq": event.seq,
-        "action": event.action,
-        "actor": [event.actor_kind, event.actor_label, event.actor_ref, event.channel],
-        "at": event.at.astimezone(UTC).isoformat(timespec="microseconds"),
-        "payload_digest": event.payload_digest,
-    })
+    body = canonical(
+        {
+            "case": [event.case_type, event.case_id],
+            "seq": event.seq,
+            "action": event.action,
+            "actor": [event.actor_kind, event.actor_label, event.actor_ref, event.channel],
+            "at": event.at.astimezone(UTC).isoformat(timespec="microseconds"),
+            "payload_digest": event.payload_digest,
+        }
+    )
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
@@ -166,11 +177,13 @@ def verify_events(events: Iterable[AuditEvent]) -> ChainBreak | None:
 
 
 def case_events(session: Session, case_type: str, case_id: int) -> list[AuditEvent]:
-    return list(session.exec(
-        select(AuditEvent)
-        .where(AuditEvent.case_type == case_type, AuditEvent.case_id == case_id)
-        .order_by(col(AuditEvent.seq))
-    ))
+    return list(
+        session.exec(
+            select(AuditEvent)
+            .where(AuditEvent.case_type == case_type, AuditEvent.case_id == case_id)
+            .order_by(col(AuditEvent.seq))
+        )
+    )
 
 
 def verify_case(session: Session, case_type: str, case_id: int) -> ChainBreak | None:
@@ -179,11 +192,16 @@ def verify_case(session: Session, case_type: str, case_id: int) -> ChainBreak | 
 
 def _chains(session: Session) -> Iterator[list[AuditEvent]]:
     current: list[AuditEvent] = []
-    rows = session.exec(select(AuditEvent).order_by(
-        col(AuditEvent.case_type), col(AuditEvent.case_id), col(AuditEvent.seq)))
+    rows = session.exec(
+        select(AuditEvent).order_by(
+            col(AuditEvent.case_type), col(AuditEvent.case_id), col(AuditEvent.seq)
+        )
+    )
     for event in rows:
         if current and (current[0].case_type, current[0].case_id) != (
-                event.case_type, event.case_id):
+            event.case_type,
+            event.case_id,
+        ):
             yield current
             current = []
         current.append(event)
@@ -215,23 +233,31 @@ def verify_all(session: Session) -> VerifyReport:
     return VerifyReport(chains=chains, events=events, breaks=breaks)
 
 
-def redact_case(*, session: Session, case_type: CaseType, case_id: int, actor: Actor,
-                reason: str) -> int:
+def redact_case(
+    *, session: Session, case_type: CaseType, case_id: int, actor: Actor, reason: str
+) -> int:
     """Erase the payloads of a case (end of retention); the chain keeps verifying.
 
     The erasure is itself recorded, as the last event of the chain, without personal data.
     """
     result = session.execute(
         update(AuditEvent)
-        .where(col(AuditEvent.case_type) == case_type.value,
-               col(AuditEvent.case_id) == case_id,
-               col(AuditEvent.payload).is_not(None))
+        .where(
+            col(AuditEvent.case_type) == case_type.value,
+            col(AuditEvent.case_id) == case_id,
+            col(AuditEvent.payload).is_not(None),
+        )
         .values(payload=None)
     )
     erased = int(getattr(result, "rowcount", 0) or 0)
-    record_event(session=session, case_type=case_type, case_id=case_id,
-                 action="personal-data.erased", actor=actor,
-                 payload={"events_erased": erased, "reason": reason})
+    record_event(
+        session=session,
+        case_type=case_type,
+        case_id=case_id,
+        action="personal-data.erased",
+        actor=actor,
+        payload={"events_erased": erased, "reason": reason},
+    )
     return erased
 
 

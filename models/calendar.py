@@ -35,7 +35,8 @@ def business_days_between(start: date, end: date) -> int:
     if end < start:
         return -business_days_between(end, start)
     return sum(
-        1 for offset in range(1, (end - start).days + 1)
+        1
+        for offset in range(1, (end - start).days + 1)
         if is_business_day(start + timedelta(days=offset))
     )
 

@@ -21,9 +21,7 @@ class NotFound(DomainError):
 
 class IllegalTransition(DomainError):
     def __init__(self, case: str, from_: StrEnum, to: StrEnum) -> None:
-        super().__init__(
-            f"{case} : passage de « {from_.value} » à « {to.value} » non autorisé"
-        )
+        super().__init__(f"{case} : passage de « {from_.value} » à « {to.value} » non autorisé")
         self.case = case
         self.from_ = from_
         self.to = to

@@ -118,22 +118,32 @@ class PartnershipPublic(PartnershipBase):
 
 def valid_partners(*, session: Session, clsm_id: int, on: date) -> list[Organisation]:
     """Structures whose bilateral convention covers the given day."""
-    return list(session.exec(
-        select(Organisation)
-        .join(Partnership, col(Partnership.organisation_id) == col(Organisation.id))
-        .where(Partnership.clsm_id == clsm_id,
-               col(Partnership.starts_on) <= on, col(Partnership.ends_on) >= on)
-        .order_by(col(Organisation.name))
-        .distinct()
-    ))
+    return list(
+        session.exec(
+            select(Organisation)
+            .join(Partnership, col(Partnership.organisation_id) == col(Organisation.id))
+            .where(
+                Partnership.clsm_id == clsm_id,
+                col(Partnership.starts_on) <= on,
+                col(Partnership.ends_on) >= on,
+            )
+            .order_by(col(Organisation.name))
+            .distinct()
+        )
+    )
 
 
 def has_valid_partnership(*, session: Session, organisation_id: int, on: date) -> bool:
-    return session.exec(
-        select(Partnership.id).where(
-            Partnership.organisation_id == organisation_id,
-            col(Partnership.starts_on) <= on, col(Partnership.ends_on) >= on)
-    ).first() is not None
+    return (
+        session.exec(
+            select(Partnership.id).where(
+                Partnership.organisation_id == organisation_id,
+                col(Partnership.starts_on) <= on,
+                col(Partnership.ends_on) >= on,
+            )
+        ).first()
+        is not None
+    )
 
 
 def get_clsm(*, session: Session, slug: str) -> Clsm | None:

@@ -80,7 +80,8 @@ class Settings(BaseSettings):
             self.secret_key == DEV_SECRET or len(self.secret_key) < 32
         ):
             raise ValueError(
-                "CLSM_SECRET_KEY : une clé secrète d'au moins 32 caractères est obligatoire en production"
+                "CLSM_SECRET_KEY : une clé secrète d'au moins 32 caractères "
+                "est obligatoire en production"
             )
         return self
 
@@ -122,8 +123,7 @@ def describe_error(error: ValidationError) -> str:
     variable = f"CLSM_{field.upper()}" if field else ""
     template = _FRENCH_ERRORS.get(first["type"])
     context = first.get("ctx") or {}
-    message = (template.format(**context) if template
-               else first["msg"].removeprefix("Value error, "))
+    message = template.format(**context) if template else first["msg"].removeprefix("Value error, ")
     if not variable and message.startswith("CLSM_"):
         return f"Configuration invalide : {message}"
     return f"Configuration invalide : {variable} — {message}"

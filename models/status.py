@@ -37,15 +37,23 @@ def change_status(
     from_ = entity.status
     if not allowed(from_, to):
         raise IllegalTransition(f"{entity.entity_name} n°{entity.id}", from_, to)
-    entity.status = to
-    session.add(entity)
+    entity.status = to  # the entity belongs to the session: flushed with the event
     case_type, case_id = entity.audit_case()
     payload: dict[str, Any] = {
-        "entity": entity.entity_name, "id": entity.id, "from": from_.value, "to": to.value,
+        "entity": entity.entity_name,
+        "id": entity.id,
+        "from": from_.value,
+        "to": to.value,
     }
     if reason:
         payload["reason"] = reason
     if details:
         payload.update(details)
-    record_event(session=session, case_type=case_type, case_id=case_id,
-                 action="status.changed", actor=actor, payload=payload)
+    record_event(
+        session=session,
+        case_type=case_type,
+        case_id=case_id,
+        action="status.changed",
+        actor=actor,
+        payload=payload,
+    )

@@ -72,8 +72,13 @@ def open_wait(
     """Create or refresh the wait of a step; the generation is kept across replays."""
     wait = find_wait(session=session, case_type=case_type, case_id=case_id, step=step)
     if wait is None:
-        wait = Wait(case_type=case_type.value, case_id=case_id, step=step,
-                    flow_run_id=str(flow_run_id), since=clock.now(session))
+        wait = Wait(
+            case_type=case_type.value,
+            case_id=case_id,
+            step=step,
+            flow_run_id=str(flow_run_id),
+            since=clock.now(session),
+        )
     wait.flow_run_id = str(flow_run_id)
     wait.status = WaitStatus.OPEN
     wait.due_at = due_at
@@ -85,8 +90,11 @@ def open_wait(
 
 
 def find_wait(*, session: Session, case_type: CaseType, case_id: int, step: str) -> Wait | None:
-    return session.exec(select(Wait).where(
-        Wait.case_type == case_type.value, Wait.case_id == case_id, Wait.step == step)).first()
+    return session.exec(
+        select(Wait).where(
+            Wait.case_type == case_type.value, Wait.case_id == case_id, Wait.step == step
+        )
+    ).first()
 
 
 def next_generation(*, session: Session, wait: Wait) -> None:
@@ -119,12 +127,16 @@ def open_waits(session: Session, case_type: CaseType | None = None) -> list[Wait
 
 def due_waits(session: Session) -> list[Wait]:
     """Open waits whose due time has passed and that nobody has woken up yet."""
-    return list(session.exec(select(Wait).where(
-        Wait.status == WaitStatus.OPEN,
-        col(Wait.due_at).is_not(None),
-        col(Wait.due_at) <= clock.now(session),
-        col(Wait.resume_pending).is_(False),
-    )))
+    return list(
+        session.exec(
+            select(Wait).where(
+                Wait.status == WaitStatus.OPEN,
+                col(Wait.due_at).is_not(None),
+                col(Wait.due_at) <= clock.now(session),
+                col(Wait.resume_pending).is_(False),
+            )
+        )
+    )
 
 
 class ResumeOutcome(StrEnum):
@@ -137,7 +149,7 @@ class ResumeOutcome(StrEnum):
 async def resume_run(flow_run_id: str, run_input: dict[str, Any]) -> tuple[ResumeOutcome, str]:
     """Resume one suspended run through Prefect's API; the outcome and, if any, the error."""
     from prefect.client.orchestration import get_client
-    from prefect.flow_runs import resume_flow_run
+    from prefect.flow_runs import aresume_flow_run
 
     try:
         async with get_client() as client:
@@ -146,7 +158,7 @@ async def resume_run(flow_run_id: str, run_input: dict[str, Any]) -> tuple[Resum
             return ResumeOutcome.FINISHED, ""
         if not run.state.is_paused():
             return ResumeOutcome.BUSY, ""
-        await resume_flow_run(UUID(flow_run_id), run_input=run_input)
+        await aresume_flow_run(UUID(flow_run_id), run_input=run_input)
     except Exception as error:  # network down, server error: retried by tick
         return ResumeOutcome.UNREACHABLE, f"{type(error).__name__}: {error}"[:500]
     return ResumeOutcome.RESUMED, ""
@@ -163,8 +175,9 @@ async def deliver_resumes(wait_ids: list[int] | None = None) -> dict[str, int]:
     from models.db import session_scope
 
     with session_scope() as session:
-        query = select(Wait).where(Wait.status == WaitStatus.OPEN,
-                                   col(Wait.resume_pending).is_(True))
+        query = select(Wait).where(
+            Wait.status == WaitStatus.OPEN, col(Wait.resume_pending).is_(True)
+        )
         if wait_ids is not None:
             query = query.where(col(Wait.id).in_(wait_ids))
         targets = [(w.id, w.flow_run_id, w.resume_reason) for w in session.exec(query)]

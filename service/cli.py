@@ -11,12 +11,10 @@ import typer
 
 from models.settings import fail_fast
 
-app = typer.Typer(help="Moteur de processus des CLSM.", no_args_is_help=True,
-                  add_completion=False)
+app = typer.Typer(help="Moteur de processus des CLSM.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Base de données de l'application.", no_args_is_help=True)
 audit_app = typer.Typer(help="Journal d'audit.", no_args_is_help=True)
-clock_app = typer.Typer(help="Horloge (démonstration et tests uniquement).",
-                        no_args_is_help=True)
+clock_app = typer.Typer(help="Horloge (démonstration et tests uniquement).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.add_typer(clock_app, name="clock")
@@ -78,8 +76,9 @@ def clock_show() -> None:
 
 
 @clock_app.command("advance")
-def clock_advance(days: float = typer.Option(0.0, help="Jours"),
-                  hours: float = typer.Option(0.0, help="Heures")) -> None:
+def clock_advance(
+    days: float = typer.Option(0.0, help="Jours"), hours: float = typer.Option(0.0, help="Heures")
+) -> None:
     """Avance l'horloge de l'installation (refusé en production)."""
     from models import clock
     from models.db import session_scope
@@ -154,8 +153,14 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(0)) ->
     from models.settings import get_settings
 
     bind_port = port or int(get_settings().base_url.rsplit(":", 1)[-1].split("/")[0])
-    uvicorn.run("service.main:create_app", factory=True, host=host, port=bind_port,
-                proxy_headers=True, log_level="info")
+    uvicorn.run(
+        "service.main:create_app",
+        factory=True,
+        host=host,
+        port=bind_port,
+        proxy_headers=True,
+        log_level="info",
+    )
 
 
 @app.command("prefect-ready")
@@ -204,4 +209,4 @@ def main() -> None:  # pragma: no cover - console entry
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -21,8 +21,9 @@ def create_app() -> FastAPI:
         """Répond « ok » quand le service est prêt."""
         return {"status": "ok"}
 
-    @app.get("/", response_class=HTMLResponse, tags=["pages"], summary="Accueil",
-             include_in_schema=False)
+    @app.get(
+        "/", response_class=HTMLResponse, tags=["pages"], summary="Accueil", include_in_schema=False
+    )
     def home() -> str:
         return (
             "<!doctype html><html lang='fr'><meta charset='utf-8'><title>CLSM</title>"

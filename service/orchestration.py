@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -35,8 +36,13 @@ def wait_for_prefect(timeout: float) -> bool:
 def _prefect_cli(*args: str, cwd: Path | None = None) -> None:
     prefect = Path(sys.executable).with_name("prefect")
     env = {**os.environ, "PREFECT_API_URL": get_settings().prefect_api_url}
-    subprocess.run([str(prefect), "--no-prompt", *args], cwd=cwd, env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [str(prefect), "--no-prompt", *args],
+        cwd=cwd,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def ensure_work_pool() -> None:
@@ -47,10 +53,8 @@ def ensure_work_pool() -> None:
 
     async def create() -> None:
         async with get_client() as client:
-            try:
+            with contextlib.suppress(ObjectAlreadyExists):
                 await client.create_work_pool(WorkPoolCreate(name=WORK_POOL, type="process"))
-            except ObjectAlreadyExists:
-                pass
 
     asyncio.run(create())
 
@@ -60,11 +64,18 @@ def deploy_all(project_dir: Path) -> None:
     _prefect_cli("deploy", "--all", cwd=project_dir)
 
 
-async def start_run(deployment: str, parameters: dict[str, Any], *,
-                    name: str | None = None, tags: list[str] | None = None) -> UUID:
+async def start_run(
+    deployment: str,
+    parameters: dict[str, Any],
+    *,
+    name: str | None = None,
+    tags: list[str] | None = None,
+) -> UUID:
     """Create a flow run of `flow-name/deployment-name` without waiting for it."""
-    from prefect.deployments import run_deployment
+    from prefect.deployments.flow_runs import arun_deployment
 
-    run = await run_deployment(deployment, parameters=parameters, timeout=0,
-                               flow_run_name=name, tags=tags)
-    return run.id
+    run = await arun_deployment(
+        deployment, parameters=parameters, timeout=0, flow_run_name=name, tags=tags
+    )
+    run_id: UUID = run.id
+    return run_id

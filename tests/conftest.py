@@ -1,0 +1,95 @@
+"""Shared fixtures: a migrated database per test, PostgreSQL, one Prefect stack per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import env
+
+env.apply()  # before anything reads CLSM_* or PREFECT_* settings
+
+from sqlmodel import Session  # noqa: E402
+
+from models import db as app_db  # noqa: E402
+from models.settings import get_settings  # noqa: E402
+from tests.support.postgres import PostgresServer  # noqa: E402
+from tests.support.prefect_stack import PrefectStack  # noqa: E402
+
+
+def use_database(url: str) -> None:
+    """Point this process's settings and engine at url."""
+    os.environ["CLSM_DATABASE_URL"] = url
+    get_settings.cache_clear()
+    app_db._engine_for.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def migrated_template() -> Path:
+    from service.cli import migrate
+
+    template = env.TMP / "template.db"
+    migrate(f"sqlite:///{template}")
+    return template
+
+
+@pytest.fixture
+def db_url(migrated_template: Path, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated SQLite app database for one test."""
+    target = tmp_path / "app.db"
+    shutil.copy(migrated_template, target)
+    url = f"sqlite:///{target}"
+    use_database(url)
+    yield url
+    app_db._engine_for.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer(env.TMP / "postgres")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL app database for one test."""
+    from service.cli import migrate
+
+    url = postgres_server.create_database()
+    migrate(url)
+    use_database(url)
+    yield url
+    app_db.get_engine().dispose()
+    app_db._engine_for.cache_clear()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db_url(request: pytest.FixtureRequest) -> str:
+    """The same test on SQLite and on PostgreSQL."""
+    name = "db_url" if request.param == "sqlite" else "pg_url"
+    return str(request.getfixturevalue(name))
+
+
+@pytest.fixture
+def session(db_url: str) -> Iterator[Session]:
+    with Session(app_db.get_engine(), expire_on_commit=False) as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def prefect_stack() -> Iterator[PrefectStack]:
+    """One real Prefect server, the deployments of prefect.yaml and a process worker."""
+    stack = PrefectStack()
+    stack.start_server()
+    try:
+        stack.deploy()
+        stack.start_worker()
+        yield stack
+    finally:
+        stack.stop()

@@ -1,0 +1,52 @@
+"""Environment of the test session, set before anything imports prefect or our settings."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TMP = Path(tempfile.mkdtemp(prefix="clsm-tests-"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+PREFECT_PORT = free_port()
+PREFECT_API_URL = f"http://127.0.0.1:{PREFECT_PORT}/api"
+
+BASE_ENV = {
+    "CLSM_ENV": "test",
+    "CLSM_VAR_DIR": str(TMP / "var"),
+    "CLSM_PREFECT_API_URL": PREFECT_API_URL,
+    "CLSM_BASE_URL": "http://127.0.0.1:8765",
+    "CLSM_PROJECT_DIR": str(ROOT),
+    "CLSM_TICK_CRON": "0 0 1 1 *",
+    "PREFECT_HOME": str(TMP / "prefect"),
+    "PREFECT_API_URL": PREFECT_API_URL,
+    "PREFECT_UI_API_URL": PREFECT_API_URL,
+    "PREFECT_SERVER_API_HOST": "127.0.0.1",
+    "PREFECT_SERVER_API_PORT": str(PREFECT_PORT),
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
+    "PREFECT_LOCAL_STORAGE_PATH": str(TMP / "prefect" / "storage"),
+    "PREFECT_WORKER_QUERY_SECONDS": "1",
+    "PREFECT_WORKER_PREFETCH_SECONDS": "1",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.5",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
+    "PREFECT_SERVER_DATABASE_CONNECTION_URL": (
+        f"sqlite+aiosqlite:///{TMP / 'prefect' / 'prefect.db'}"
+    ),
+}
+
+
+def apply() -> None:
+    for key in [k for k in os.environ if k.startswith(("CLSM_", "PREFECT_"))]:
+        del os.environ[key]
+    os.environ.update(BASE_ENV)

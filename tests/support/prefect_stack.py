@@ -1,0 +1,240 @@
+"""A real Prefect server and process worker for the whole test session.
+
+The server runs on a free port with its own home under the session's temp dir; the
+work pool `clsm` gets the deployments of prefect.yaml plus the test probes; one process
+worker executes them. Each test passes its own database URL to its runs through the
+deployment's job variables, so tests stay isolated while sharing one server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+
+from tests.support.env import PREFECT_API_URL, ROOT, TMP
+
+BIN = ROOT / ".venv" / "bin"
+
+
+def _bin(name: str) -> str:
+    candidate = BIN / name
+    return str(candidate) if candidate.exists() else name
+
+
+class PrefectStack:
+    def __init__(self) -> None:
+        self.server: subprocess.Popen[bytes] | None = None
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.logs = TMP / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    # -- server ---------------------------------------------------------------------
+    def start_server(self) -> None:
+        log = (self.logs / "prefect-server.log").open("ab")
+        self.server = subprocess.Popen(
+            [
+                _bin("prefect"),
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                PREFECT_API_URL.rsplit(":", 1)[1].split("/")[0],
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
+            start_new_session=True,
+        )
+        self.wait_healthy(180)
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{PREFECT_API_URL}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.server is not None and self.server.poll() is not None:
+                raise RuntimeError("Prefect server exited; see " + str(self.logs))
+            time.sleep(0.5)
+        raise TimeoutError("Prefect server did not become healthy")
+
+    def stop_server(self) -> None:
+        _stop(self.server)
+        self.server = None
+
+    # -- deployments and worker ----------------------------------------------------
+    def deploy(self) -> None:
+        env = os.environ.copy()
+        subprocess.run(
+            [
+                _bin("prefect"),
+                "--no-prompt",
+                "work-pool",
+                "create",
+                "clsm",
+                "--type",
+                "process",
+                "--overwrite",
+            ],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
+        result = subprocess.run(
+            [_bin("prefect"), "--no-prompt", "deploy", "--all"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"prefect deploy failed:\n{result.stdout}\n{result.stderr}")
+        result = subprocess.run(
+            [
+                _bin("prefect"),
+                "--no-prompt",
+                "deploy",
+                "--all",
+                "--prefect-file",
+                str(ROOT / "tests" / "support" / "probes.prefect.yaml"),
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"probe deploy failed:\n{result.stdout}\n{result.stderr}")
+
+    def start_worker(self) -> None:
+        log = (self.logs / "prefect-worker.log").open("ab")
+        self.worker = subprocess.Popen(
+            [
+                _bin("prefect"),
+                "worker",
+                "start",
+                "--pool",
+                "clsm",
+                "--type",
+                "process",
+                "--name",
+                "test-worker",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
+            start_new_session=True,
+        )
+
+    def stop_worker(self) -> None:
+        _stop(self.worker)
+        self.worker = None
+
+    def stop(self) -> None:
+        self.stop_worker()
+        self.stop_server()
+
+
+def _stop(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+
+
+# -- helpers for tests ----------------------------------------------------------------
+async def run(deployment: str, parameters: Mapping[str, Any], env: Mapping[str, str]) -> UUID:
+    """Create a flow run of a deployment, with the test's own environment for its process."""
+    from prefect.deployments.flow_runs import arun_deployment
+
+    flow_run = await arun_deployment(
+        deployment, parameters=dict(parameters), timeout=0, job_variables={"env": dict(env)}
+    )
+    return flow_run.id
+
+
+async def state_of(run_id: UUID) -> Any:
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        return (await client.read_flow_run(run_id)).state
+
+
+async def wait_for_state(run_id: UUID, *names: str, timeout: float = 90) -> Any:
+    """Poll until the run's state type or name is one of names (e.g. PAUSED, COMPLETED)."""
+    deadline = time.monotonic() + timeout
+    state = None
+    while time.monotonic() < deadline:
+        state = await state_of(run_id)
+        if state is not None and (state.type.value in names or state.name in names):
+            return state
+        if (
+            state is not None
+            and state.type.value in ("FAILED", "CRASHED")
+            and "FAILED" not in names
+        ):
+            raise AssertionError(f"run {run_id} ended in {state.type.value}: {state.message}")
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"run {run_id} did not reach {names} in {timeout}s (last: {state})")
+
+
+def run_env(db_url: str, **extra: str) -> dict[str, str]:
+    """The environment a flow run of one test needs (its own app database)."""
+    return {"CLSM_DATABASE_URL": db_url, **extra}
+
+
+def run_processes(stack: PrefectStack) -> list[str]:
+    """Command lines of the flow-run processes the worker has running now."""
+    import psutil
+
+    if stack.worker is None:
+        return []
+    try:
+        children = psutil.Process(stack.worker.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    lines = []
+    for child in children:
+        try:
+            lines.append(" ".join(child.cmdline()))
+        except psutil.NoSuchProcess:
+            continue
+    return [line for line in lines if "prefect.engine" in line or "flow_run" in line]
+
+
+async def wait_no_run_process(stack: PrefectStack, timeout: float = 30) -> list[str]:
+    """Wait until the worker holds no flow-run process; returns what is left (if any)."""
+    deadline = time.monotonic() + timeout
+    left = run_processes(stack)
+    while left and time.monotonic() < deadline:
+        await asyncio.sleep(0.3)
+        left = run_processes(stack)
+    return left
+
+
+__all__ = [
+    "Path",
+    "PrefectStack",
+    "run",
+    "run_env",
+    "run_processes",
+    "state_of",
+    "wait_for_state",
+    "wait_no_run_process",
+]
