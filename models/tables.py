@@ -2,8 +2,18 @@
 
 from sqlmodel import SQLModel
 
-from models import audit, clock, links, outbox, people, waits
+from models import audit, clock, links, outbox, people, saisine, saisine_steps, waits
 
 metadata = SQLModel.metadata
 
-__all__ = ["audit", "clock", "links", "metadata", "outbox", "people", "waits"]
+__all__ = [
+    "audit",
+    "clock",
+    "links",
+    "metadata",
+    "outbox",
+    "people",
+    "saisine",
+    "saisine_steps",
+    "waits",
+]
