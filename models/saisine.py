@@ -395,10 +395,6 @@ def _link_to(
     )
 
 
-def _local(moment: datetime) -> str:
-    return f"{moment.astimezone(get_settings().tz):%d/%m/%Y à %H:%M}"
-
-
 # -- intake ------------------------------------------------------------------------------------
 def next_reference(session: Session, clsm_id: int, year: int) -> str:
     count = session.exec(
@@ -1014,7 +1010,6 @@ def _calendar(session: Session, meeting: CellMeeting, method: CalendarMethod) ->
 def _convoke(session: Session, meeting: CellMeeting, members: list[MeetingMember]) -> None:
     """Convocation with a calendar REQUEST and an attendance link (once per SEQUENCE)."""
     assert meeting.id is not None
-    host = _org_label(session, meeting.host_organisation_id)
     for member in members:
         link = issue_link(
             session=session,
@@ -1032,8 +1027,6 @@ def _convoke(session: Session, meeting: CellMeeting, members: list[MeetingMember
             template="saisine_convocation",
             context={
                 "references": [s.reference for s in meeting_items(session, meeting)],
-                "when": _local(meeting.starts_at),
-                "host": host,
                 "invited": member.invited,
                 "update": meeting.sequence > 0,
                 "link_id": link.id,
@@ -1184,10 +1177,7 @@ def cancel_meeting(*, session: Session, meeting: CellMeeting, reason: str, actor
             case_id=meeting.id,
             to=_recipient(session, member.contact_id),
             template="saisine_meeting_cancelled",
-            context={
-                "references": [s.reference for s in meeting_items(session, meeting)],
-                "when": _local(meeting.starts_at),
-            },
+            context={"references": [s.reference for s in meeting_items(session, meeting)]},
             dedup_key=f"cancel-{meeting.id}-contact-{member.contact_id}",
             calendar=part,
         )
