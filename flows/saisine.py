@@ -22,10 +22,14 @@ from sqlmodel import Session
 
 from flows.saisine_inputs import (
     BACK_TO_LEVEL1,
+    CANCEL,
     ESCALATE,
+    KEEP,
+    MOVE,
     NEW_MEETING,
     DecisionForm,
     MeetingForm,
+    MeetingWatchForm,
     OrientationForm,
     PartnersForm,
     SaisineIntakeForm,
@@ -79,11 +83,12 @@ from models.saisine import (
     record_orientation,
     remind_action_owners,
     remind_silent_partners,
+    reschedule_meeting,
     start_follow_up,
 )
 from models.saisine_steps import ACTIONS_WAIT_STEP, answers_wait_steps, follow_up_wait_step
 from models.settings import get_settings
-from models.waits import Wait, WaitStatus, close_wait
+from models.waits import Wait, WaitStatus, close_wait, next_generation, open_wait
 
 SAISINE = CaseType.SAISINE
 FINAL = (SaisineStatus.CLOSED, SaisineStatus.URGENT_CLOSED)
@@ -604,16 +609,79 @@ def level2(saisine_id: int) -> None:
                 or (fresh.starts_at != planned_at)
             )
 
-        wait_until(
-            case_type=SAISINE,
-            case_id=saisine_id,
-            step=meeting_wait_step(meeting),
-            ready=changed,
-            due_at=planned_at,
-            waiting_on="la date de la réunion de cellule",
-        )
+        watch_meeting(saisine_id, meeting, changed)
         return
     ask_decision(saisine_id, meeting.id)
+
+
+def watch_meeting(
+    saisine_id: int, meeting: CellMeeting, changed: Callable[[Session], bool]
+) -> None:
+    """Wait for the meeting day; meanwhile the coordinator may cancel or move it (UI form).
+
+    Like `wait_until`, but the suspended run shows a form: tick's {"reason": "due"} and
+    the service's {"reason": "answer"} are valid inputs of it too.
+    """
+    from prefect.flow_runs import suspend_flow_run
+
+    step_name = meeting_wait_step(meeting)
+    with session_scope() as session:
+        wait = open_wait(
+            session=session,
+            case_type=SAISINE,
+            case_id=saisine_id,
+            step=step_name,
+            flow_run_id=_run_id(),
+            due_at=meeting.starts_at,
+            waiting_on="la date de la réunion de cellule",
+        )
+        if changed(session) or clock.now(session) >= meeting.starts_at:
+            close_wait(session=session, wait=wait)
+            return
+        description = summary_markdown(session, get_saisine(session, saisine_id))
+    form = MeetingWatchForm.with_initial_data(
+        description=description
+        + "\n\nLa reprise se fait d'elle-même le jour de la réunion. Pour annuler ou "
+        "déplacer la réunion, choisissez-le ci-dessous.",
+        action=KEEP,
+    )
+    answer = suspend_flow_run(wait_for_input=form, key=wait.key, timeout=None)
+    actor = _coordinator()
+    with session_scope() as session:
+        fresh = session.get(CellMeeting, meeting.id)
+        assert fresh is not None and answer is not None
+        try:
+            with session.begin_nested():
+                if answer.action == CANCEL and fresh.status is MeetingStatus.PLANNED:
+                    cancel_meeting(
+                        session=session,
+                        meeting=fresh,
+                        reason=answer.motive or "annulée",
+                        actor=actor,
+                    )
+                elif answer.action == MOVE:
+                    starts_at = answer.new_starts_at
+                    if starts_at is None:
+                        raise DomainError("Indiquez la nouvelle date de la réunion.")
+                    if starts_at.tzinfo is None:
+                        starts_at = starts_at.replace(tzinfo=_tz())
+                    reschedule_meeting(
+                        session=session, meeting=fresh, starts_at=starts_at, actor=actor
+                    )
+        except DomainError as refused:
+            get_saisine(session, saisine_id).last_form_error = refused.message[:500]
+            record_event(
+                session=session,
+                case_type=SAISINE,
+                case_id=saisine_id,
+                action="form.refused",
+                actor=actor,
+                payload={"form": "meeting-watch", "error": refused.message},
+            )
+        # the key is spent (and our own wake-up mark with it): the next wait gets a new key
+        stored = session.get(Wait, wait.id)
+        assert stored is not None
+        next_generation(session=session, wait=stored)
 
 
 def decided(saisine_id: int) -> None:

@@ -93,8 +93,23 @@ class DecisionForm(RunInput):
     actions: list[ActionLine] = Field(default_factory=list, title="Actions décidées")
 
 
-class CloseForm(RunInput):
-    reason: str = Field(default="", title="Motif de clôture (si des actions restent ouvertes)")
+KEEP = "Maintenir"
+CANCEL = "Annuler la réunion"
+MOVE = "Déplacer la réunion"
+
+
+class MeetingWatchForm(RunInput):
+    """The wait for the meeting day: tick resumes it with {"reason": "due"}, the service with
+    {"reason": "answer"}; the coordinator may cancel or move the meeting from this form."""
+
+    reason: str = Field(default="coordination", title="Motif de la reprise (laisser tel quel)")
+    action: Literal["Maintenir", "Annuler la réunion", "Déplacer la réunion"] = Field(
+        default="Maintenir", title="Réunion"
+    )
+    new_starts_at: datetime | None = Field(
+        default=None, title="Nouvelle date et heure (heure de Paris), pour un déplacement"
+    )
+    motive: str = Field(default="", title="Motif de l'annulation ou du déplacement")
 
 
 def _choice(values: list[str]) -> Any:

@@ -8,28 +8,30 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import Session, select
 
 from models import clock, db
-from models.audit import Actor, verify_all
+from models.audit import verify_all
 from models.enums import ActionStatus, ConsultationStatus, MeetingStatus, SaisineStatus
 from models.saisine import (
     CellMeeting,
     actions_of,
-    cancel_meeting,
     consultations,
-    current_meeting,
     meeting_members,
     meetings_of,
-    reschedule_meeting,
 )
-from tests.support.prefect_stack import PrefectStack, run, run_env, state_of, wait_for_state
+from tests.support.prefect_stack import PrefectStack, run, run_env, state_of
 from tests.support.saisine import DIFFICULTY, INITIALS, build_cell
-from tests.test_saisine_flow import intake_parameters, paused_form_schema, resume_form, the_saisine
+from tests.test_saisine_flow import (
+    intake_parameters,
+    moved_on,
+    paused_form_schema,
+    resume_form,
+    the_saisine,
+)
 
 pytestmark = [pytest.mark.prefect, pytest.mark.asyncio(loop_scope="session")]
 
@@ -49,18 +51,6 @@ class Channel:
 
     async def answer(self, mail: dict[str, Any], values: dict[str, Any]) -> None:
         raise NotImplementedError
-
-
-async def moved_on(run_id: UUID, before: Any, *names: str) -> Any:
-    """Wait until the run left the state `before` and reached one of names."""
-    import asyncio
-
-    for _ in range(240):
-        state = await state_of(run_id)
-        if state is not None and state.id != before.id:
-            return await wait_for_state(run_id, *names)
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"run {run_id} stayed in {before.name}")
 
 
 def _advance_to(moment: datetime) -> None:
@@ -162,17 +152,10 @@ async def test_one_saisine_from_intake_to_closure(
         _one(mails, "saisine_convocation", "referent@mdph.example"), {"attending": "oui"}
     )
 
-    # the meeting is cancelled; the coordinator plans another one, then moves it
-    with db.session_scope() as session:
-        meeting = current_meeting(session, the_saisine(run_id))
-        assert meeting is not None
-        cancel_meeting(
-            session=session,
-            meeting=meeting,
-            reason="quorum non atteint",
-            actor=Actor.user(1, "Coordination"),
-        )
-    await tick()
+    # the coordinator cancels the meeting from the run's form, plans another one, moves it
+    schema = await paused_form_schema(run_id)
+    assert "Annuler la réunion" in json.dumps(schema, ensure_ascii=False)
+    await resume_form(run_id, {"action": "Annuler la réunion", "motive": "quorum non atteint"})
     before = await moved_on(run_id, before, "PAUSED")
     mails = await channel.deliver()
     cancels = [m for m in mails if m["template"] == "saisine_meeting_cancelled"]
@@ -191,16 +174,14 @@ async def test_one_saisine_from_intake_to_closure(
     )
     before = await moved_on(run_id, before, "PAUSED")
     await channel.deliver()
-    with db.session_scope() as session:
-        second = current_meeting(session, the_saisine(run_id))
-        assert second is not None
-        reschedule_meeting(
-            session=session,
-            meeting=second,
-            starts_at=datetime(2026, 3, 31, 14, 0, tzinfo=PARIS),
-            actor=Actor.user(1, "Coordination"),
-        )
-    await tick()
+    await resume_form(
+        run_id,
+        {
+            "action": "Déplacer la réunion",
+            "new_starts_at": "2026-03-31T14:00:00",
+            "motive": "salle indisponible",
+        },
+    )
     before = await moved_on(run_id, before, "PAUSED")
     mails = await channel.deliver()
     moved = [m for m in mails if m["template"] == "saisine_convocation"]

@@ -17,7 +17,7 @@ from models.outbox import OutboxMessage
 from models.saisine import STEP_CONSULTATION, Saisine
 from models.steps import step_kind
 from models.waits import find_wait, request_resume
-from tests.support.prefect_stack import PrefectStack, run, run_env, wait_for_state
+from tests.support.prefect_stack import PrefectStack, run, run_env, state_of, wait_for_state
 from tests.support.saisine import DIFFICULTY, INITIALS, answer_link, build_cell
 
 pytestmark = [pytest.mark.prefect, pytest.mark.asyncio(loop_scope="session")]
@@ -97,6 +97,28 @@ async def paused_form_schema(run_id: UUID) -> dict[str, Any]:
     return schema
 
 
+async def paused_form_description(run_id: UUID) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.input.run_input import keyset_from_paused_state
+
+    state = await wait_for_state(run_id, "PAUSED")
+    keyset = keyset_from_paused_state(state)
+    async with get_client() as client:
+        return str(await client.read_flow_run_input(run_id, keyset["description"]))
+
+
+async def moved_on(run_id: UUID, before: Any, *names: str) -> Any:
+    """Wait until the run left the state `before` and reached one of names."""
+    import asyncio
+
+    for _ in range(240):
+        state = await state_of(run_id)
+        if state is not None and state.id != before.id:
+            return await wait_for_state(run_id, *names)
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"run {run_id} stayed in {before.name}")
+
+
 async def test_an_urgent_saisine_is_closed_at_intake(
     prefect_stack: PrefectStack, db_url: str
 ) -> None:
@@ -122,6 +144,10 @@ async def test_a_level1_saisine_closed_by_orientation(
     choices = schema["properties"]["partners"]["items"]
     assert "CHL" in json.dumps(choices) and "Ancien partenaire" not in json.dumps(choices)
     assert schema["properties"]["partners"]["title"].startswith("Structures à consulter")
+    before = await state_of(run_id)
+    await resume_form(run_id, {"partners": []})  # refused: asked again with the reason
+    await moved_on(run_id, before, "PAUSED")
+    assert "Choisissez au moins une structure" in await paused_form_description(run_id)
     await resume_form(run_id, {"partners": ["CHL", "DAC-PTA"]})
     await wait_for_state(run_id, "PAUSED")
     saisine = the_saisine(run_id)
