@@ -203,6 +203,30 @@ def setup(block: bool = typer.Option(True, help="Rester actif après la mise en 
         signals.pause()
 
 
+@app.command("backup")
+def backup_command(destination: Path = typer.Argument(..., help="Fichier de sauvegarde")) -> None:
+    """Sauvegarde cohérente de la base de l'application, même en fonctionnement."""
+    from models.backup import backup
+    from models.settings import get_settings
+
+    path = backup(get_settings().db_url, destination)
+    typer.echo(f"Sauvegarde écrite : {path}")
+
+
+@app.command("restore")
+def restore_command(snapshot: Path = typer.Argument(..., help="Fichier de sauvegarde")) -> None:
+    """Restaure la base de l'application depuis une sauvegarde (installation arrêtée)."""
+    from models.backup import restore
+    from models.settings import get_settings
+
+    if not snapshot.exists():
+        typer.echo(f"Sauvegarde introuvable : {snapshot}", err=True)
+        raise typer.Exit(1)
+    restore(get_settings().db_url, snapshot)
+    migrate()
+    typer.echo("Base restaurée ; les dossiers ouverts reprennent au prochain tick.")
+
+
 def main() -> None:  # pragma: no cover - console entry
     os.environ.setdefault("PYTHONUTF8", "1")
     app(prog_name="clsm")
