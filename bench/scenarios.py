@@ -118,7 +118,64 @@ def link_resolution(tmp: Path, measure: Measure) -> dict[str, Any]:
     return results
 
 
+def _rss_mib(pids: list[int]) -> float:
+    import psutil
+
+    total = 0
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            total += process.memory_info().rss
+            total += sum(c.memory_info().rss for c in process.children(recursive=True))
+        except psutil.NoSuchProcess:
+            continue
+    return round(total / 1024 / 1024, 1)
+
+
+def suspended_runs(tmp: Path, measure: Measure) -> dict[str, Any]:
+    """What waiting costs: processes and memory of Prefect with 0, then N suspended runs."""
+    import asyncio
+
+    from tests.support import env as test_env
+
+    test_env.apply()
+    os.environ["CLSM_VAR_DIR"] = str(tmp / "var")
+    from tests.support.prefect_stack import PrefectStack, run, run_env, wait_for_state
+
+    url = _database(tmp, "sqlite")
+    stack = PrefectStack()
+    stack.start_server()
+    try:
+        stack.deploy()
+        stack.start_worker()
+        assert stack.server is not None and stack.worker is not None
+        pids = [stack.server.pid, stack.worker.pid]
+        figures: dict[str, Any] = {}
+
+        async def suspend(count: int, first: int) -> None:
+            ids = [
+                await run("probe-ask/probe-ask", {"case_id": first + i}, run_env(url))
+                for i in range(count)
+            ]
+            for run_id in ids:
+                await wait_for_state(run_id, "PAUSED", timeout=300)
+
+        import psutil
+
+        def processes() -> int:
+            return sum(len(psutil.Process(p).children(recursive=True)) + 1 for p in pids)
+
+        asyncio.run(suspend(1, 1))  # warm-up: first deployment pull
+        figures["after_1_suspended"] = {"rss_mib": _rss_mib(pids), "processes": processes()}
+        asyncio.run(suspend(20, 100))
+        figures["after_21_suspended"] = {"rss_mib": _rss_mib(pids), "processes": processes()}
+        return figures
+    finally:
+        stack.stop()
+
+
 ALL: dict[str, Callable[[Path, Measure], dict[str, Any]]] = {
+    "suspended_runs": suspended_runs,
     "audit_chain": audit_chain,
     "link_resolution": link_resolution,
 }
