@@ -93,3 +93,9 @@ def prefect_stack() -> Iterator[PrefectStack]:
         yield stack
     finally:
         stack.stop()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from tests.support import figures
+
+    figures.write()
