@@ -163,7 +163,6 @@ def renew_link(token: str) -> bool:
                 "link_id": fresh.id,
                 "step_title": page.title,
                 "case_label": page.case_label,
-                "contact_name": contact.name,
             },
             dedup_key=dedup_key,
         )
