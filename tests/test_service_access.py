@@ -367,3 +367,10 @@ def test_dev_mail_sink_pages(client: TestClient, world: World, tmp_path: object)
     assert '<a href="http://127.0.0.1:8000/r/abc?x=1&amp;y=">' in mail
     assert "<2>" not in mail
     assert client.get("/dev/mails/000099").status_code == 404
+
+
+def test_bad_login_input_gets_a_french_422(client: TestClient, world: World) -> None:
+    page = client.post("/login", data={"email": "a" * 300 + "@x.example", "password": "x"})
+    assert page.status_code == 422
+    assert "Ce texte est trop long (au plus 254 caractères)." in page.text
+    assert SESSION_COOKIE not in page.headers.get("set-cookie", "")

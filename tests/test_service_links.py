@@ -233,3 +233,35 @@ def test_two_concurrent_posts_on_one_link_record_one_answer(db_url: str, world: 
             thread.join()
     assert sorted(statuses) == [200] + [410] * 7
     assert _actions(world.case_a).count("probe.ready") == 1
+
+
+def test_a_refusal_of_the_domain_is_shown_and_nothing_is_stored(
+    client: TestClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from models.errors import DomainError
+
+    def refuse(*_: object) -> str:
+        raise DomainError("Cette session est close : les réponses ne sont plus acceptées.")
+
+    monkeypatch.setitem(STEP_KINDS, STEP, replace(PROBE_STEP, record=refuse))
+    token = _token(world)
+    page = client.post(f"/r/{token}", data=VALID_ANSWER)
+    assert page.status_code == 409
+    assert "les réponses ne sont plus acceptées" in page.text
+    assert _link(token).used_at is None  # the whole transaction was rolled back
+
+
+def test_a_link_token_is_no_credential_for_the_cases(client: TestClient, world: World) -> None:
+    token = _token(world)
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (
+        client.get(f"/api/cases/session/{world.case_a}/history", headers=headers).status_code == 401
+    )
+    assert (
+        client.get(
+            f"/cases/session/{world.case_a}?token={token}", follow_redirects=False
+        ).status_code
+        == 303
+    )
