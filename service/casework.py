@@ -31,6 +31,28 @@ ACTION_LABELS: dict[str, str] = {
     "mail.queued": "courriel mis en file",
     "mail.sent": "courriel envoyé",
     "personal-data.erased": "effacement des données personnelles",
+    "form.refused": "formulaire refusé",
+    "step.escalated": "étape relancée auprès de la coordination",
+    "outcome.acknowledged": "suite donnée prise en compte",
+    "session.created": "session créée",
+    "session.run-attached": "processus Prefect rattaché",
+    "application.submitted": "candidature déposée",
+    "application.changed": "candidature modifiée",
+    "placement.proposed": "accueil proposé",
+    "placement.unassigned": "accueil retiré",
+    "agreement.created": "convention préparée",
+    "agreement.signed": "convention signée",
+    "saisine.received": "saisine reçue",
+    "consultation.asked": "avis demandé",
+    "consultation.reminded": "relance de la demande d'avis",
+    "meeting.planned": "réunion programmée",
+    "meeting.moved": "réunion déplacée",
+    "meeting.cancelled": "réunion annulée",
+    "meeting.held": "réunion tenue",
+    "meeting.attendance": "présences enregistrées",
+    "meeting.saisine-added": "saisine inscrite à l'ordre du jour",
+    "action.reminded": "relance d'une action",
+    "action.overdue": "action en retard",
 }
 
 CHANNEL_LABELS: dict[str, str] = {
@@ -160,7 +182,7 @@ class HistoryFilters(BaseModel):
     per_page: int = Field(default=50, ge=1, le=500)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model_dump(mode="json").items() if v not in ("", None)}
+        return self.model_dump(mode="json", exclude_defaults=True)
 
 
 class HistoryEntry(BaseModel):
