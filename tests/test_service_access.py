@@ -374,3 +374,27 @@ def test_bad_login_input_gets_a_french_422(client: TestClient, world: World) -> 
     assert page.status_code == 422
     assert "Ce texte est trop long (au plus 254 caractères)." in page.text
     assert SESSION_COOKIE not in page.headers.get("set-cookie", "")
+
+
+def test_the_session_cookie_is_secure_behind_https(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from models.settings import get_settings
+
+    previous = os.environ["CLSM_BASE_URL"]
+    monkeypatch.setenv("CLSM_BASE_URL", "https://clsm.example")
+    get_settings.cache_clear()
+    try:
+        with TestClient(create_app(), base_url="https://testserver") as client:
+            response = client.post(
+                "/login",
+                data={"email": world.coordinator.email, "password": PASSWORD},
+                follow_redirects=False,
+            )
+    finally:
+        monkeypatch.setenv("CLSM_BASE_URL", previous)
+        get_settings.cache_clear()
+    assert response.status_code == 303
+    assert "Secure" in response.headers["set-cookie"]
