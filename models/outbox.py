@@ -162,10 +162,14 @@ def resolve_clsm(
     return session.get(Clsm, int(clsm_id)) if clsm_id is not None else None
 
 
-def case_label(*, session: Session, case_type: str, case_id: int) -> str:
-    """A French reference of the case for people (registry of case kinds, else generic)."""
+def case_label(
+    *, session: Session, case_type: str, case_id: int, context: dict[str, Any] | None = None
+) -> str:
+    """A French reference of the case: registry of case kinds, else `context["case_label"]`."""
     try:
         summary = case_summary(session, CaseType(case_type), case_id)
     except ValueError:
         summary = None
-    return summary.reference if summary else f"dossier {case_type} n°{case_id}"
+    if summary is not None:
+        return summary.reference
+    return str((context or {}).get("case_label") or f"dossier {case_type} n°{case_id}")

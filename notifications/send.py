@@ -223,7 +223,9 @@ def _tell_coordinator(session: Session, row: OutboxMessage, subject: str, error:
         template=FAILURE_TEMPLATE,
         context={
             "clsm_id": clsm.id,
-            "case_label": case_label(session=session, case_type=row.case_type, case_id=row.case_id),
+            "case_label": case_label(
+                session=session, case_type=row.case_type, case_id=row.case_id, context=row.context
+            ),
             "failed_subject": subject,
             "failed_recipient_name": row.recipient_name or row.recipient_email,
             "failed_recipient_email": row.recipient_email,
