@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     smtp_retry_base_seconds: float = Field(default=60.0, gt=0)
     smtp_max_attempts: int = Field(default=10, ge=1, le=100)
     smtp_claim_seconds: float = Field(default=600.0, gt=0)
+    smtp_ca_file: Path | None = None
     mail_from: str = "CLSM <no-reply@clsm.localhost>"
     sink_dir: Path | None = None
     link_validity_days: int = Field(default=30, ge=1, le=365)

@@ -97,6 +97,11 @@ def absolute_url(path: str) -> str:
 
 
 @lru_cache(maxsize=1)
+def _inliner() -> css_inline.CSSInliner:
+    return css_inline.CSSInliner(load_remote_stylesheets=False)
+
+
+@lru_cache(maxsize=1)
 def environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
@@ -233,7 +238,7 @@ def render_template(name: str, context: Mapping[str, Any]) -> RenderedMail:
     relative = [link for link in links if not link.startswith(("http://", "https://", "mailto:"))]
     if relative:
         raise RenderError(f"lien non absolu dans le modèle {name} : {relative[0]!r}")
-    return RenderedMail(subject=subject, text=text, html=css_inline.inline(page))
+    return RenderedMail(subject=subject, text=text, html=_inliner().inline(page))
 
 
 def template_context(*, session: Session, message: OutboxMessage) -> dict[str, Any]:

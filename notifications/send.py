@@ -298,6 +298,7 @@ def _client(settings: Settings) -> aiosmtplib.SMTP:
         use_tls=settings.smtp_security is SmtpSecurity.TLS,
         start_tls=settings.smtp_security is SmtpSecurity.STARTTLS,
         timeout=settings.smtp_timeout_seconds,
+        cert_bundle=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
     )
 
 

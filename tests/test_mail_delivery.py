@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 
 import icalendar
 import pytest
@@ -26,7 +27,7 @@ from models.settings import get_settings
 from notifications import send
 from notifications.send import drain
 from tests import factories
-from tests.support.smtp import SmtpServer, point_settings_at
+from tests.support.smtp import SmtpServer, point_settings_at, self_signed_certificate
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -324,3 +325,29 @@ async def test_unreachable_server_backs_off(db_url: str, monkeypatch: pytest.Mon
         _advance(timedelta(minutes=2))
         assert (await drain()).sent == 3
         assert len(server.messages) == 3
+
+
+async def test_starttls_and_authentication_from_settings(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = self_signed_certificate(tmp_path / "tls")
+    with SmtpServer(starttls=(cert, key), auth=("clsm", "mot-de-passe")) as server:
+        point_settings_at(monkeypatch, server)
+        monkeypatch.setenv("CLSM_SMTP_SECURITY", "starttls")
+        monkeypatch.setenv("CLSM_SMTP_CA_FILE", str(cert))
+        monkeypatch.setenv("CLSM_SMTP_USERNAME", "clsm")
+        monkeypatch.setenv("CLSM_SMTP_PASSWORD", "faux")
+        get_settings.cache_clear()
+        owner, person = _people()
+        outbox_id = _remind(owner, person)
+
+        refused = await drain()  # wrong password: the server, not the mail, is at fault
+        assert refused.retried == 1 and refused.failed == 0
+        assert "SMTPAuthenticationError" in _row(outbox_id).last_error
+
+        monkeypatch.setenv("CLSM_SMTP_PASSWORD", "mot-de-passe")
+        get_settings.cache_clear()
+        _advance(timedelta(minutes=2))
+        assert (await drain()).sent == 1
+        assert server.logins == ["clsm"]
+        assert len(server.messages) == 1

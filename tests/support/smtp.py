@@ -12,17 +12,22 @@ can count connections); refused attempts are counted in `data_attempts`.
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import email.policy
+import ipaddress
+import ssl
 import threading
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from models.settings import get_settings
 from tests.support.env import free_port
@@ -95,10 +100,61 @@ class _Handler:
             return reply
 
 
+def self_signed_certificate(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A certificate for host (also its own CA) and its key, written to directory."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = directory / "smtp-cert.pem", directory / "smtp-key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
 class SmtpServer:
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+    """aiosmtpd on localhost. `starttls=(cert, key)` offers and requires STARTTLS;
+    `auth=(login, password)` requires authentication."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        *,
+        starttls: tuple[Path, Path] | None = None,
+        auth: tuple[str, str] | None = None,
+    ) -> None:
         self.host = host
         self.port = port or free_port()
+        self.starttls = starttls
+        self.auth = auth
+        self.logins: list[str] = []
         self.lock = threading.Lock()
         self.messages: list[ReceivedMail] = []
         self.replies: deque[str] = deque()
@@ -123,8 +179,28 @@ class SmtpServer:
     def to(self, address: str) -> list[ReceivedMail]:
         return [m for m in self.messages if address in m.recipients]
 
+    def _authenticate(
+        self, _server: Any, _session: Any, _envelope: Any, _mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = (
+            self.auth is not None
+            and isinstance(data, LoginPassword)
+            and (data.login.decode(), data.password.decode()) == self.auth
+        )
+        if ok:
+            self.logins.append(data.login.decode())
+        return AuthResult(success=ok, handled=False)
+
     def start(self) -> SmtpServer:
-        self._controller = Controller(_Handler(self), hostname=self.host, port=self.port)
+        options: dict[str, Any] = {}
+        if self.starttls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*self.starttls)
+            options.update(tls_context=context, require_starttls=True)
+        if self.auth is not None:
+            options.update(authenticator=self._authenticate, auth_required=True)
+            options["auth_require_tls"] = self.starttls is not None
+        self._controller = Controller(_Handler(self), hostname=self.host, port=self.port, **options)
         self._controller.start()
         return self
 
