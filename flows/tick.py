@@ -30,7 +30,7 @@ async def tick() -> dict[str, Any]:
     due = mark_due()
     woken = await wake_runs()
     reminders = queue_reminders()
-    mail = await drain_outbox()
+    mail = drain_outbox()
     summary: dict[str, Any] = {"due": due, **woken, "reminders": reminders, "mail": mail}
     if woken["unreachable"]:
         get_run_logger().warning("Reprises en échec, nouvel essai au prochain tick : %s", woken)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -351,3 +352,47 @@ async def test_starttls_and_authentication_from_settings(
         assert (await drain()).sent == 1
         assert server.logins == ["clsm"]
         assert len(server.messages) == 1
+
+
+@pytest.mark.postgres
+async def test_concurrent_drains_send_each_row_once(
+    any_db_url: str, smtp_server: SmtpServer
+) -> None:
+    owner, person = _people()
+    ids = [_remind(owner, person, dedup=f"c{n}", case_id=n) for n in range(1, 13)]
+
+    reports = await asyncio.gather(drain(limit=5), drain(limit=5), drain(limit=5))
+
+    assert sum(r.sent for r in reports) == 12
+    assert sorted(m.message_id for m in smtp_server.messages) == sorted(
+        _row(i).message_id for i in ids
+    )
+    assert all(_row(i).status is OutboxStatus.SENT for i in ids)
+
+
+async def test_a_row_that_cannot_be_rendered_fails_and_is_reported(
+    db_url: str, smtp_server: SmtpServer
+) -> None:
+    owner, person = _people()
+    with db.session_scope() as session:
+        row = enqueue(
+            session=session,
+            case_type=CaseType.SAISINE,
+            case_id=5,
+            to=Recipient(person.email, person.name, person.id),
+            template="reminder",
+            context={"clsm_id": owner.id, "case_label": "Saisine 2024-09"},  # step_label...
+            dedup_key="incomplet",
+        )
+        outbox_id = row.id
+    assert outbox_id is not None
+
+    report = await drain()
+
+    assert report.failed == 1 and report.sent == 1
+    failed = _row(outbox_id)
+    assert failed.status is OutboxStatus.FAILED
+    assert failed.last_error.startswith("rendu impossible : UndefinedError")
+    [alert] = smtp_server.messages
+    assert alert.recipients == [owner.coordinator_email]
+    assert "Saisine 2024-09" in alert.message["Subject"]
