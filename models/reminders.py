@@ -211,7 +211,8 @@ def _remind(session: Session, plan: ReminderPlan, contact: Contact, index: int) 
     plan.reminders_sent += 1
 
 
-def _escalate(session: Session, plan: ReminderPlan, contact: Contact, moment: datetime) -> None:
+def _escalate(session: Session, plan: ReminderPlan, contact: Contact, moment: datetime) -> bool:
+    """Stop the plan; queue the escalation mail to the coordinator if there is one."""
     clsm = resolve_clsm(
         session=session, case_type=plan.case_type, case_id=plan.case_id, context=plan.context
     )
@@ -219,7 +220,7 @@ def _escalate(session: Session, plan: ReminderPlan, contact: Contact, moment: da
     plan.stopped_at = moment
     if clsm is None or not clsm.coordinator_email:
         plan.stop_reason = "no-coordinator"
-        return
+        return False
     plan.stop_reason = "escalated"
     enqueue(
         session=session,
@@ -245,13 +246,15 @@ def _escalate(session: Session, plan: ReminderPlan, contact: Contact, moment: da
         actor=Actor.system("reminders"),
         payload={"link_id": plan.link_id, "contact_id": plan.contact_id, "plan_id": plan.id},
     )
+    return True
 
 
 def send_due_reminders(session: Session) -> int:
     """Queue due reminders and escalations (tick); returns how many mails were queued.
 
     A plan whose link was used stops without sending. If several reminders fell due while
-    nothing ran, only the latest is sent; no reminder is sent once the deadline has passed.
+    nothing ran, only the latest is sent; no reminder is sent once the deadline has passed
+    or the link has expired (the escalation still comes).
     """
     moment = clock.now(session)
     tz = get_settings().tz
@@ -271,15 +274,15 @@ def send_due_reminders(session: Session) -> int:
         schedule = SCHEDULES[plan.schedule]
         times = schedule.reminder_times(plan.deadline, tz)
         due = [i for i, t in enumerate(times) if i >= plan.next_index and t <= moment]
-        if due and moment < plan.deadline:
+        # no reminder once the deadline passed or with a link that no longer opens
+        if due and moment < plan.deadline and moment < link.expires_at:
             _remind(session, plan, contact, due[-1])
             queued += 1
         if due:
             plan.next_index = due[-1] + 1
         escalation = schedule.escalation_time(plan.deadline, tz)
         if escalation is not None and moment >= escalation:
-            _escalate(session, plan, contact, moment)
-            queued += plan.stop_reason == "escalated"
+            queued += _escalate(session, plan, contact, moment)
         elif escalation is None and moment >= plan.deadline:
             plan.stopped_at, plan.stop_reason = moment, "deadline-passed"
         session.add(plan)

@@ -26,7 +26,6 @@ from email.utils import format_datetime, parseaddr
 from typing import Any
 
 import aiosmtplib
-from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
 from models import clock
@@ -103,14 +102,12 @@ def claim(limit: int) -> tuple[list[int], int]:
     settings = get_settings()
     with session_scope() as session:
         moment = clock.now(session)
-        due = col(OutboxMessage.next_attempt_at) <= moment
         rows = session.exec(
             select(OutboxMessage)
             .where(
-                or_(
-                    and_(col(OutboxMessage.status) == OutboxStatus.PENDING, due),
-                    and_(col(OutboxMessage.status) == OutboxStatus.SENDING, due),
-                )
+                # a SENDING row is due when its claim lease has run out
+                col(OutboxMessage.status).in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
+                col(OutboxMessage.next_attempt_at) <= moment,
             )
             .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
             .limit(limit)

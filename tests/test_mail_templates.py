@@ -58,13 +58,14 @@ def test_every_variable_of_the_sample_is_required(name: str) -> None:
 
 
 def _uses(name: str, key: str) -> bool:
-    """The template (or the layout) reads key, unguarded by `is defined`."""
+    """The template (or the layout) reads key, not marked optional (`is defined`, `default`)."""
     env = render.environment()
     used: set[str] = set()
     for source_name in (f"{name}.html.j2", "_layout.html.j2"):
         assert env.loader is not None
         source = env.loader.get_source(env, source_name)[0]
-        if re.search(rf"\b{re.escape(key)} is defined", source):
+        optional = rf"\b{re.escape(key)}\s*(is defined|\|\s*default\b)"
+        if re.search(optional, source):
             return False
         used |= meta.find_undeclared_variables(env.parse(source))
     return key in used
