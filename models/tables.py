@@ -1,8 +1,11 @@
-"""Imports every table so that SQLModel.metadata is complete (migrations, tests)."""
+"""Imports every table so that SQLModel.metadata is complete (migrations, tests).
+
+Importing the domain modules also registers their link steps and case kinds.
+"""
 
 from sqlmodel import SQLModel
 
-from models import audit, clock, links, outbox, people, saisine, saisine_steps, waits
+from models import audit, clock, links, outbox, people, reminders, saisine, saisine_steps, waits
 
 metadata = SQLModel.metadata
 
@@ -13,6 +16,7 @@ __all__ = [
     "metadata",
     "outbox",
     "people",
+    "reminders",
     "saisine",
     "saisine_steps",
     "waits",

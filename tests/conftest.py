@@ -19,6 +19,7 @@ from models import db as app_db  # noqa: E402
 from models.settings import get_settings  # noqa: E402
 from tests.support.postgres import PostgresServer  # noqa: E402
 from tests.support.prefect_stack import PrefectStack  # noqa: E402
+from tests.support.smtp import smtp_server  # noqa: E402, F401  (shared fixture)
 
 
 def use_database(url: str) -> None:
@@ -93,3 +94,9 @@ def prefect_stack() -> Iterator[PrefectStack]:
         yield stack
     finally:
         stack.stop()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from tests.support import figures
+
+    figures.write()
