@@ -5,17 +5,21 @@ with a cancelled and moved meeting, a decision with two actions, closure."""
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from models import clock, db
 from models.audit import verify_all
 from models.enums import ActionStatus, ConsultationStatus, MeetingStatus, SaisineStatus
+from models.outbox import OutboxMessage
 from models.saisine import (
     CellMeeting,
     actions_of,
@@ -23,8 +27,10 @@ from models.saisine import (
     meeting_members,
     meetings_of,
 )
+from models.settings import get_settings
 from tests.support.prefect_stack import PrefectStack, run, run_env, state_of
 from tests.support.saisine import DIFFICULTY, INITIALS, build_cell
+from tests.support.smtp import SmtpServer
 from tests.test_saisine_flow import (
     intake_parameters,
     moved_on,
@@ -40,17 +46,56 @@ START = datetime(2026, 3, 2, 10, 0, tzinfo=PARIS)  # a Monday
 
 
 class Channel:
-    """How the test talks to people: mails received, links answered (set per stack)."""
+    """How people see the case: mails from the real SMTP server, links answered in the service.
 
-    def __init__(self) -> None:
+    Mails are sent by the outbox drain (as tick does), read back from the SMTP server and
+    matched to their outbox row (template) by Message-ID.
+    """
+
+    def __init__(self, server: SmtpServer, client: TestClient) -> None:
+        self.server = server
+        self.client = client
         self.seen: list[dict[str, Any]] = []
+        self.read = 0
 
     async def deliver(self) -> list[dict[str, Any]]:
-        """Send the outbox; the mails received since the last call."""
-        raise NotImplementedError
+        from notifications.send import drain
+
+        await drain()
+        new = self.server.messages[self.read :]
+        self.read = len(self.server.messages)
+        with Session(db.get_engine()) as session:
+            templates = {
+                row.message_id: row.template for row in session.exec(select(OutboxMessage))
+            }
+        mails = [
+            {
+                "template": templates[mail.message_id],
+                "to": mail.recipients[0],
+                "subject": str(mail.message["Subject"]),
+                "text": mail.text(),
+                "html": mail.html(),
+                "calendar": mail.calendar(),
+            }
+            for mail in new
+        ]
+        assert all(len(m.recipients) == 1 for m in new)
+        self.seen.extend(mails)
+        return mails
 
     async def answer(self, mail: dict[str, Any], values: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Open the mailed link (the page shows the case), then submit the form."""
+        base = get_settings().base_url
+        urls = re.findall(re.escape(base) + r"/r/[A-Za-z0-9_-]+", mail["text"])
+        assert urls, mail["text"]
+        path = urls[0].removeprefix(base)
+        page = self.client.get(path)
+        assert page.status_code == 200
+        if mail["template"] == "saisine_consultation":
+            assert DIFFICULTY in page.text  # the description: on the page, never in the mail
+        done = self.client.post(path, data=values)
+        assert done.status_code == 200, done.text
+        assert "Merci" in done.text
 
 
 def _advance_to(moment: datetime) -> None:
@@ -65,10 +110,11 @@ def _one(mails: list[dict[str, Any]], template: str, to: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def channel(db_url: str) -> Iterator[Channel]:
-    from tests.support.saisine_channel import make_channel
+def channel(db_url: str, smtp_server: SmtpServer) -> Iterator[Channel]:
+    from service.main import create_app
 
-    yield from make_channel()
+    with TestClient(create_app()) as client:
+        yield Channel(smtp_server, client)
 
 
 async def test_one_saisine_from_intake_to_closure(
@@ -245,7 +291,16 @@ async def test_one_saisine_from_intake_to_closure(
         report = verify_all(session)
         assert report.ok, report.breaks
     assert statuses.count(ConsultationStatus.ESCALATED.value) == 1
+    assert Counter(m["template"] for m in channel.seen) == {
+        "saisine_consultation": 4,  # three partners, one reminder
+        "saisine_coordinator_alert": 1,
+        "saisine_convocation": 18,  # six members: first meeting, second, second moved
+        "saisine_meeting_cancelled": 6,
+        "saisine_outcome": 7,  # the referrer and the six members
+        "saisine_action": 4,  # two actions, two reminders
+    }
     for mail in channel.seen:
         body = mail["subject"] + mail["text"] + mail["html"] + mail["calendar"]
+        assert saisine.reference in mail["subject"] + mail["text"]
         assert DIFFICULTY not in body
         assert f" {INITIALS}" not in body and f"{INITIALS} " not in body
