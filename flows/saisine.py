@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import timedelta
-from typing import Any, TypeVar
+from datetime import datetime, timedelta
+from typing import Any, TypeVar, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.flow_runs import suspend_flow_run
 from prefect.runtime import flow_run
 from sqlmodel import Session
 
@@ -24,9 +25,9 @@ from flows.saisine_inputs import (
     BACK_TO_LEVEL1,
     CANCEL,
     ESCALATE,
-    KEEP,
     MOVE,
     NEW_MEETING,
+    ActionsWatchForm,
     DecisionForm,
     MeetingForm,
     MeetingWatchForm,
@@ -614,17 +615,26 @@ def level2(saisine_id: int) -> None:
     ask_decision(saisine_id, meeting.id)
 
 
-def watch_meeting(
-    saisine_id: int, meeting: CellMeeting, changed: Callable[[Session], bool]
+W = TypeVar("W", bound=MeetingWatchForm | ActionsWatchForm)
+
+
+def _watch(
+    saisine_id: int,
+    *,
+    step_name: str,
+    due_at: datetime | None,
+    ready: Callable[[Session], bool],
+    waiting_on: str,
+    form: type[W],
+    hint: str,
+    apply: Callable[[Session, W], None],
 ) -> None:
-    """Wait for the meeting day; meanwhile the coordinator may cancel or move it (UI form).
+    """Like `wait_until`, but the suspended run shows the coordinator a form.
 
-    Like `wait_until`, but the suspended run shows a form: tick's {"reason": "due"} and
-    the service's {"reason": "answer"} are valid inputs of it too.
+    Tick's {"reason": "due"} and the service's {"reason": "answer"} are valid inputs of the
+    form too (every field has a default); whatever woke the run, the next pass re-reads the
+    case. The coordinator's answer is applied with the key spent in one transaction.
     """
-    from prefect.flow_runs import suspend_flow_run
-
-    step_name = meeting_wait_step(meeting)
     with session_scope() as session:
         wait = open_wait(
             session=session,
@@ -632,42 +642,21 @@ def watch_meeting(
             case_id=saisine_id,
             step=step_name,
             flow_run_id=_run_id(),
-            due_at=meeting.starts_at,
-            waiting_on="la date de la réunion de cellule",
+            due_at=due_at,
+            waiting_on=waiting_on,
         )
-        if changed(session) or clock.now(session) >= meeting.starts_at:
+        if ready(session) or (due_at is not None and clock.now(session) >= due_at):
             close_wait(session=session, wait=wait)
             return
         description = summary_markdown(session, get_saisine(session, saisine_id))
-    form = MeetingWatchForm.with_initial_data(
-        description=description
-        + "\n\nLa reprise se fait d'elle-même le jour de la réunion. Pour annuler ou "
-        "déplacer la réunion, choisissez-le ci-dessous.",
-        action=KEEP,
-    )
-    answer = suspend_flow_run(wait_for_input=form, key=wait.key, timeout=None)
+    prefilled = form.with_initial_data(description=f"{description}\n\n{hint}")
+    answer = suspend_flow_run(wait_for_input=prefilled, key=wait.key, timeout=None)
+    assert answer is not None
     actor = _coordinator()
     with session_scope() as session:
-        fresh = session.get(CellMeeting, meeting.id)
-        assert fresh is not None and answer is not None
         try:
             with session.begin_nested():
-                if answer.action == CANCEL and fresh.status is MeetingStatus.PLANNED:
-                    cancel_meeting(
-                        session=session,
-                        meeting=fresh,
-                        reason=answer.motive or "annulée",
-                        actor=actor,
-                    )
-                elif answer.action == MOVE:
-                    starts_at = answer.new_starts_at
-                    if starts_at is None:
-                        raise DomainError("Indiquez la nouvelle date de la réunion.")
-                    if starts_at.tzinfo is None:
-                        starts_at = starts_at.replace(tzinfo=_tz())
-                    reschedule_meeting(
-                        session=session, meeting=fresh, starts_at=starts_at, actor=actor
-                    )
+                apply(session, cast(W, answer))
         except DomainError as refused:
             get_saisine(session, saisine_id).last_form_error = refused.message[:500]
             record_event(
@@ -676,7 +665,7 @@ def watch_meeting(
                 case_id=saisine_id,
                 action="form.refused",
                 actor=actor,
-                payload={"form": "meeting-watch", "error": refused.message},
+                payload={"form": step_name, "error": refused.message},
             )
         # the key is spent (and our own wake-up mark with it): the next wait gets a new key
         stored = session.get(Wait, wait.id)
@@ -684,24 +673,73 @@ def watch_meeting(
         next_generation(session=session, wait=stored)
 
 
+def watch_meeting(
+    saisine_id: int, meeting: CellMeeting, changed: Callable[[Session], bool]
+) -> None:
+    """Wait for the meeting day; meanwhile the coordinator may cancel or move it."""
+    actor = _coordinator()
+
+    def apply(session: Session, answer: MeetingWatchForm) -> None:
+        fresh = session.get(CellMeeting, meeting.id)
+        assert fresh is not None
+        if answer.action == CANCEL and fresh.status is MeetingStatus.PLANNED:
+            cancel_meeting(
+                session=session, meeting=fresh, reason=answer.motive or "annulée", actor=actor
+            )
+        elif answer.action == MOVE:
+            starts_at = answer.new_starts_at
+            if starts_at is None:
+                raise DomainError("Indiquez la nouvelle date de la réunion.")
+            if starts_at.tzinfo is None:
+                starts_at = starts_at.replace(tzinfo=_tz())
+            reschedule_meeting(session=session, meeting=fresh, starts_at=starts_at, actor=actor)
+
+    _watch(
+        saisine_id,
+        step_name=meeting_wait_step(meeting),
+        due_at=meeting.starts_at,
+        ready=changed,
+        waiting_on="la date de la réunion de cellule",
+        form=MeetingWatchForm,
+        hint="La reprise se fait d'elle-même le jour de la réunion. Pour annuler ou déplacer "
+        "la réunion, choisissez-le ci-dessous.",
+        apply=apply,
+    )
+
+
 def decided(saisine_id: int) -> None:
+    """Wait for the actions (owners reminded, coordinator alerted); close when all are done,
+    or when the coordinator closes with a reason from the run's form."""
+
     def done(session: Session) -> bool:
         return actions_done(session, get_saisine(session, saisine_id))
 
-    alarm = _read(saisine_id, lambda s, v: None if actions_done(s, v) else next_action_alarm(s, v))
     if _read(saisine_id, lambda s, v: actions_done(s, v)):
         close_step(saisine_id, "")
         return
-    outcome = wait_until(
-        case_type=SAISINE,
-        case_id=saisine_id,
-        step=ACTIONS_WAIT_STEP,
+    remind_owners(saisine_id)  # whatever reminder or alert is due now (each sent once)
+    actor = _coordinator()
+
+    def apply(session: Session, answer: ActionsWatchForm) -> None:
+        if answer.close:
+            close_saisine(
+                session=session,
+                saisine=get_saisine(session, saisine_id),
+                reason=answer.close_reason,
+                actor=actor,
+            )
+
+    _watch(
+        saisine_id,
+        step_name=ACTIONS_WAIT_STEP,
+        due_at=_read(saisine_id, lambda s, v: next_action_alarm(s, v)),
         ready=done,
-        due_at=alarm,
         waiting_on="les responsables des actions",
+        form=ActionsWatchForm,
+        hint="La saisine se clôt d'elle-même quand chaque action est notée réalisée. Pour la "
+        "clore avant, cochez la case et donnez le motif.",
+        apply=apply,
     )
-    if outcome == "due":
-        remind_owners(saisine_id)
 
 
 PASSES: dict[SaisineStatus, Callable[[int], None]] = {

@@ -183,3 +183,13 @@ def decision_form(owners: list[str]) -> type[DecisionForm]:
         __base__=DecisionForm,
         actions=(_list_of(line), Field(default_factory=list, title="Actions décidées")),
     )
+
+
+class ActionsWatchForm(RunInput):
+    """The wait for the actions: resumed by the owners' links and by tick (reminders)."""
+
+    reason: str = Field(default="coordination", title="Motif de la reprise (laisser tel quel)")
+    close: bool = Field(default=False, title="Clore la saisine maintenant")
+    close_reason: str = Field(
+        default="", title="Motif de clôture (obligatoire si des actions restent ouvertes)"
+    )

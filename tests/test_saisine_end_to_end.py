@@ -34,6 +34,7 @@ from tests.support.smtp import SmtpServer
 from tests.test_saisine_flow import (
     intake_parameters,
     moved_on,
+    paused_form_description,
     paused_form_schema,
     resume_form,
     the_saisine,
@@ -277,13 +278,23 @@ async def test_one_saisine_from_intake_to_closure(
     ]
     await channel.answer(dac_action, {"note": "Concertation fixée au 12 mai"})
     before = await moved_on(run_id, before, "PAUSED")
-    await channel.answer(udaf_action, {"note": "Visite faite"})
+    assert udaf_action["template"] == "saisine_action"
+    # the UDAF action is not done; the coordinator closes from the run's form, with a reason
+    await resume_form(run_id, {"close": True, "close_reason": ""})
+    before = await moved_on(run_id, before, "PAUSED")
+    assert "indiquez un motif" in await paused_form_description(run_id)
+    await resume_form(run_id, {"close": True, "close_reason": "La personne a quitté la commune"})
     await moved_on(run_id, before, "COMPLETED")
+    await channel.deliver()
 
     with Session(db.get_engine()) as session:
         saisine = the_saisine(run_id)
         assert saisine.status is SaisineStatus.CLOSED
-        assert [a.status for a in actions_of(session, saisine)] == [ActionStatus.DONE] * 2
+        assert saisine.close_reason == "La personne a quitté la commune"
+        assert [a.status for a in actions_of(session, saisine)] == [
+            ActionStatus.DONE,
+            ActionStatus.DROPPED,
+        ]
         meetings = meetings_of(session, saisine)
         assert [m.status for m in meetings] == [MeetingStatus.CANCELLED, MeetingStatus.HELD]
         assert len(meeting_members(session, meetings[1])) == 6
