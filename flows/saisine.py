@@ -207,18 +207,25 @@ def close_step(saisine_id: int, reason: str) -> None:
 
 
 @step("Publier le résumé")
-def finish(saisine_id: int) -> str:
+def publish_summary(saisine_id: int) -> str:
+    """The run's markdown artifact: where the saisine stands (no description of the person)."""
     with session_scope() as session:
         saisine = get_saisine(session, saisine_id)
-        for wait in session.exec(
-            _open_waits_query(saisine_id)  # a closed case waits for nothing any more
-        ):
-            close_wait(session=session, wait=wait)
         summary = summary_markdown(session, saisine)
         key = re.sub(r"[^a-z0-9-]", "-", f"saisine-{saisine.clsm_id}-{saisine.reference}".lower())
         status = STATUS_LABELS[saisine.status]
     create_markdown_artifact(markdown=summary, key=key, description=f"Saisine — {status}")
     return status
+
+
+@step("Clore les attentes")
+def finish(saisine_id: int) -> str:
+    with session_scope() as session:
+        for wait in session.exec(
+            _open_waits_query(saisine_id)  # a closed case waits for nothing any more
+        ):
+            close_wait(session=session, wait=wait)
+    return str(publish_summary(saisine_id))
 
 
 def _open_waits_query(saisine_id: int) -> Any:
@@ -767,6 +774,8 @@ def saisine(intake: SaisineIntakeForm, reference: str = "") -> str:
     if flow_run.get_name() != f"Saisine {current}":
         name_run(run_id, current)
     logger = get_run_logger()
+    if _read(saisine_id, lambda _s, v: v.status) not in FINAL:
+        publish_summary(saisine_id)  # where the case stands, at each resumption
     for _ in range(200):  # every pass moves the case on or suspends the run
         status = _read(saisine_id, lambda _s, v: v.status)
         if status in FINAL:

@@ -185,3 +185,14 @@ async def test_a_level1_saisine_closed_by_orientation(
         assert DIFFICULTY not in json.dumps(message.context, ensure_ascii=False)
     with Session(db.get_engine()) as session:
         assert verify_case(session, "saisine", saisine.id) is None
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async with get_client() as client:
+        artifacts = await client.read_latest_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[f"saisine-{closed.clsm_id}-{closed.reference}"])
+            )
+        )
+    assert artifacts and "close" in str(artifacts[0].description)
+    assert DIFFICULTY not in str(artifacts[0].data)
