@@ -151,14 +151,28 @@ def intake_step(intake: SaisineIntakeForm, reference: str, run_id: str) -> int:
         return saisine.id
 
 
-@step("Nommer le run")
-def name_run(run_id: str, reference: str) -> None:
+PERSONAL_FIELDS = ("initials", "commune", "difficulty", "consent_note")
+
+
+@step("Nommer le run, retirer la description de ses paramètres")
+def tidy_run(run_id: str, reference: str, intake: SaisineIntakeForm) -> None:
+    """Name the run after the reference; keep the description out of Prefect's database.
+
+    The description is stored in the app database at intake (where retention erases it);
+    the run's parameters keep only what is not personal, which is enough for a replay
+    (the intake step finds the saisine by its flow run).
+    """
     from uuid import UUID
 
     from prefect.client.orchestration import get_client
 
+    kept = intake.model_copy(update=dict.fromkeys(PERSONAL_FIELDS, "")).model_dump(mode="json")
     with get_client(sync_client=True) as client:
-        client.update_flow_run(UUID(run_id), name=f"Saisine {reference}")
+        client.update_flow_run(
+            UUID(run_id),
+            name=f"Saisine {reference}",
+            parameters={"intake": kept, "reference": reference},
+        )
 
 
 @step("Relancer les partenaires silencieux")
@@ -771,8 +785,10 @@ def saisine(intake: SaisineIntakeForm, reference: str = "") -> str:
     run_id = _run_id()
     saisine_id = intake_step(intake, reference, run_id)
     current = _read(saisine_id, lambda _s, v: v.reference)
-    if flow_run.get_name() != f"Saisine {current}":
-        name_run(run_id, current)
+    if flow_run.get_name() != f"Saisine {current}" or any(
+        getattr(intake, name) for name in PERSONAL_FIELDS
+    ):
+        tidy_run(run_id, current, intake)
     logger = get_run_logger()
     if _read(saisine_id, lambda _s, v: v.status) not in FINAL:
         publish_summary(saisine_id)  # where the case stands, at each resumption

@@ -133,6 +133,11 @@ async def test_an_urgent_saisine_is_closed_at_intake(
     async with get_client() as client:
         flow_run = await client.read_flow_run(run_id)
     assert flow_run.name == f"Saisine {saisine.reference}"
+    # the description stays in the app database only (retention), not in Prefect's
+    assert DIFFICULTY not in json.dumps(flow_run.parameters, ensure_ascii=False)
+    assert flow_run.parameters["intake"]["initials"] == ""
+    assert flow_run.parameters["intake"]["referring_structure"] == "ICF Habitat"
+    assert saisine.difficulty == DIFFICULTY
 
 
 async def test_a_level1_saisine_closed_by_orientation(

@@ -74,3 +74,12 @@ def test_the_report_command_prints_the_table_and_the_csv(db_url: str) -> None:
     assert "Total niveau 2;1" in result.output
     unknown = runner.invoke(app, ["report", "saisines", "--year", "2022", "--clsm", "nulle-part"])
     assert unknown.exit_code == 1
+
+
+def test_the_open_demo_saisine_is_a_valid_intake_form() -> None:
+    from flows.saisine_inputs import SaisineIntakeForm
+    from service.demo import OPEN_SAISINE
+
+    form = SaisineIntakeForm.model_validate(OPEN_SAISINE)
+    assert (form.clsm, form.urgent, form.consent_given) == ("poitiers", False, False)
+    assert form.consent_note
