@@ -1511,7 +1511,7 @@ def _report_case(session: Session, saisine: Saisine) -> ReportCase:
     invited: list[str] = []
     if held is not None:
         for member in meeting_members(session, held):
-            if member.invited:
+            if member.invited_for_saisine_id == saisine.id:
                 invited.append(_org_label(session, member.organisation_id))
     return ReportCase(
         reference=saisine.reference,

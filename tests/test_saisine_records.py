@@ -387,3 +387,51 @@ def test_two_writers_of_the_same_saisine_cannot_both_win(db_url: str) -> None:
         mine.close_reason = "moi"
         with pytest.raises(StaleDataError):
             first.commit()
+
+
+def test_two_saisines_examined_at_one_meeting_share_its_events(
+    session: Session, cell: Cell
+) -> None:
+    first = open_saisine(session=session, intake=intake(), actor=COORD)
+    second = open_saisine(session=session, intake=intake(), actor=COORD)
+    for saisine in (first, second):
+        escalate_to_level2(session=session, saisine=saisine, actor=COORD, reason="complexe")
+    now = clock.now(session)
+    meeting = plan_meeting(
+        session=session,
+        saisine=first,
+        starts_at=now + timedelta(days=7),
+        host_organisation_id=cell.org_id("CHL"),
+        invited_ids=[cell.org_id("MDPH")],
+        actor=COORD,
+    )
+    plan_meeting(
+        session=session,
+        saisine=second,
+        starts_at=None,
+        host_organisation_id=None,
+        invited_ids=[cell.org_id("UDAF")],
+        actor=COORD,
+        meeting=meeting,
+    )
+    members = meeting_members(session, meeting)
+    assert len(members) == 6  # four permanent, one invited for each saisine
+    convocations = [m for m in outbox(session) if m.template == "saisine_convocation"]
+    assert len(convocations) == 6  # the UDAF joins; the others are not mailed twice
+    clock.advance(session=session, delta=timedelta(days=8))
+    mark_meeting_held(session=session, meeting=meeting, actor=COORD)
+    for saisine in (first, second):
+        assert saisine.id is not None
+        actions = [e.action for e in case_events(session, "saisine", saisine.id)]
+        assert "meeting.held" in actions
+        record_decision(
+            session=session,
+            saisine=saisine,
+            meeting=meeting,
+            text="Suivi conjoint",
+            actions=[],
+            actor=COORD,
+        )
+    report = yearly_report(session, cell.clsm.id or 0, clock.now(session).year)
+    # each row names the members invited for its own situation
+    assert [r.note for r in report.rows] == ["Membres invités : MDPH", "Membres invités : UDAF"]
