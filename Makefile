@@ -71,7 +71,7 @@ bench: install system-deps
 
 # The fault and abuse scenarios with the full counts; figures in bench/results/reliability.json.
 test-reliability: install system-deps
-	CLSM_RELIABILITY=full $(BIN)/pytest -q -s -p no:cacheprovider -m reliability
+	RELIABILITY_COUNTS=full $(BIN)/pytest -q -s -p no:cacheprovider -m reliability
 
 clean:
 	rm -rf $(VENV) var/prefect var/*.db var/mail

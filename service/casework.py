@@ -16,6 +16,7 @@ from models.audit import AuditEvent, record_event, verify_case
 from models.cases import CASE_KINDS, CaseSummary, case_summary, clsm_cases
 from models.enums import CaseType, Role
 from models.errors import DomainError, NotFound
+from models.outbox import OutboxMessage, OutboxStatus
 from models.people import Clsm, User
 from models.settings import get_settings
 from models.waits import Wait, WaitStatus
@@ -112,6 +113,15 @@ class WaitPublic(BaseModel):
     resume_pending: bool = Field(description="Reprise demandée, pas encore transmise à Prefect")
 
 
+class PendingMailPublic(BaseModel):
+    template: str = Field(description="Modèle du message")
+    status: str = Field(description="pending (en attente), sending (en cours), failed (échec)")
+    queued_at: datetime = Field(description="Mis en file le")
+    attempts: int = Field(description="Tentatives d'envoi")
+    next_attempt_at: datetime = Field(description="Prochaine tentative")
+    last_error: str = Field(description="Dernière erreur du serveur de messagerie")
+
+
 class CasePublic(BaseModel):
     case_type: CaseType
     case_id: int
@@ -124,6 +134,9 @@ class CasePublic(BaseModel):
     flow_run_url: str | None
     current_step: str | None = Field(description="Étape en attente la plus ancienne")
     waits: list[WaitPublic]
+    undelivered_mails: list[PendingMailPublic] = Field(
+        default_factory=list, description="E-mails du dossier pas encore remis (retard, échec)"
+    )
 
 
 def flow_run_url(flow_run_id: str | None) -> str | None:
@@ -144,8 +157,24 @@ def open_waits_of(session: Session, case_type: CaseType, case_id: int) -> list[W
     )
 
 
+def undelivered_mails(session: Session, case_type: CaseType, case_id: int) -> list[OutboxMessage]:
+    """Mails of the case not delivered yet: what the coordinator must know is late."""
+    return list(
+        session.exec(
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.case_type == case_type.value,
+                OutboxMessage.case_id == case_id,
+                col(OutboxMessage.status) != OutboxStatus.SENT,
+            )
+            .order_by(col(OutboxMessage.created_at))
+        )
+    )
+
+
 def case_public(session: Session, case: CaseSummary) -> CasePublic:
     waits = open_waits_of(session, case.case_type, case.case_id)
+    mails = undelivered_mails(session, case.case_type, case.case_id)
     kind = CASE_KINDS.get(case.case_type)
     return CasePublic(
         case_type=case.case_type,
@@ -167,6 +196,17 @@ def case_public(session: Session, case: CaseSummary) -> CasePublic:
                 resume_pending=w.resume_pending,
             )
             for w in waits
+        ],
+        undelivered_mails=[
+            PendingMailPublic(
+                template=m.template,
+                status=m.status.value,
+                queued_at=m.created_at,
+                attempts=m.attempts,
+                next_attempt_at=m.next_attempt_at,
+                last_error=m.last_error,
+            )
+            for m in mails
         ],
     )
 

@@ -57,7 +57,7 @@ class SecurityHeaders:
 
         headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body:
+        if declared.isascii() and declared.isdigit() and int(declared) > self.max_body:
             await self._too_large(scope, receive, secured_send)
             return
         received = 0

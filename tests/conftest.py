@@ -54,6 +54,12 @@ def postgres_server() -> Iterator[PostgresServer]:
     server = PostgresServer(env.TMP / "postgres")
     server.start()
     yield server
+    import gc
+
+    from sqlalchemy.engine import Engine
+
+    for engine in [o for o in gc.get_objects() if isinstance(o, Engine)]:
+        engine.dispose()  # close pooled connections before the server goes away
     server.stop()
 
 
@@ -66,7 +72,7 @@ def pg_url(postgres_server: PostgresServer) -> Iterator[str]:
     migrate(url)
     use_database(url)
     yield url
-    app_db.get_engine().dispose()
+    app_db._engine_for(url).dispose()
     app_db._engine_for.cache_clear()
 
 

@@ -1,6 +1,6 @@
 """Figures of the reliability scenarios: printed, and written to bench/results in full runs.
 
-`make test-reliability` sets CLSM_RELIABILITY=full (the counts of the issue); `make test`
+`make test-reliability` sets RELIABILITY_COUNTS=full (the counts of the issue); `make test`
 runs the same scenarios with small counts so that none of them rots.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from tests.support.env import ROOT
 
-FULL = os.environ.get("CLSM_RELIABILITY") == "full"
+FULL = os.environ.get("RELIABILITY_COUNTS") == "full"
 
 
 def scale(full: int, small: int) -> int:
@@ -24,6 +24,9 @@ _figures: dict[str, dict[str, Any]] = {}
 
 
 def record(scenario: str, **figures: Any) -> None:
+    if "dialect" in figures:
+        figures["dialect"] = str(figures["dialect"]).split("+")[0]
+        scenario = f"{scenario}[{figures['dialect']}]"
     _figures[scenario] = figures
     print(f"\n[fiabilité] {scenario}: {json.dumps(figures, ensure_ascii=False)}")
 
