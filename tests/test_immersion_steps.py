@@ -14,7 +14,6 @@ from models.audit import Actor, case_events, verify_case
 from models.enums import (
     AgreementStatus,
     ApplicationStatus,
-    PlacementStatus,
     SessionStatus,
 )
 from models.errors import DomainError
@@ -90,7 +89,7 @@ def apply(session: Session, row: im.ImmersionSession, home: str, n: int, wishes:
 def test_launch_refuses_unknown_structures_and_bad_days(session: Session) -> None:
     clsm, _ = build_clsm(session)
     base = {"clsm_slug": clsm.slug, "title": "T", **session_dates(clock.now(session))}
-    with pytest.raises(DomainError, match="structures inconnues.*Mairie"):
+    with pytest.raises(DomainError, match=r"structures inconnues.*Mairie"):
         im.create_session(
             session=session,
             data=im.ImmersionSessionCreate(**base, structures=["CCAS", "Mairie"]),
@@ -171,7 +170,8 @@ def test_whole_session_through_the_steps(session: Session, launched: im.Immersio
     assert "place est confirmée" in answer(
         session, link_of(session, offer[0]), {"answer": "j'accepte la place"}
     )
-    assert len(placements := im.placements(session, row.id, *im.ACTIVE_PLACEMENT)) == 4
+    placements = im.placements(session, row.id, *im.ACTIVE_PLACEMENT)
+    assert len(placements) == 4
 
     # hosts confirm; a day outside the window is refused
     for i, placement in enumerate(placements):
