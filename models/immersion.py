@@ -24,7 +24,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from models import clock
 from models.audit import Actor, record_event
 from models.base import UTCDateTime
-from models.calendar import at_local
+from models.calendar import add_business_days, at_local
 from models.cases import CaseKind, CaseSummary, register_case_kind
 from models.enums import (
     STATUS_LABELS,
@@ -900,6 +900,7 @@ def withdraw_application(
         context={"number": application.number},
     )
     placement = placement_of(session, application.id or 0)
+    manage_vacancies(session=session, row=row, actor=actor)
     if placement is not None:
         cancel_placement(
             session=session,
@@ -1552,6 +1553,117 @@ def advance_to(
         return
     change_status(session=session, entity=row, to=to, actor=actor, reason=reason)
     _bump(session, row)
+
+
+def partner_reminder_at(row: ImmersionSession) -> datetime:
+    """Hosts and signatories are reminded five business days before the preparation day."""
+    tz = get_settings().tz
+    return at_local(add_business_days(_local(row.preparation_at).date(), -5), 9, tz)
+
+
+def evaluation_reminder_at(row: ImmersionSession) -> datetime:
+    """Missing evaluations are reminded three business days before the restitution."""
+    tz = get_settings().tz
+    return at_local(add_business_days(_local(row.restitution_at).date(), -3), 9, tz)
+
+
+def next_offer_deadline(session: Session, row: ImmersionSession) -> datetime | None:
+    assert row.id is not None
+    deadlines = [
+        a.offer_deadline
+        for a in applications(session, row.id, ApplicationStatus.OFFERED)
+        if a.offer_deadline is not None
+    ]
+    return min(deadlines) if deadlines else None
+
+
+def remind_hosts(*, session: Session, row: ImmersionSession) -> int:
+    """Remind the structures that have not confirmed an accueil yet (once each)."""
+    assert row.id is not None
+    count = 0
+    for placement in placements(session, row.id, PlacementStatus.PROPOSED):
+        key = f"placement-{placement.id}-host-reminder"
+        if _sent(session, row.id, key):
+            continue
+        referent = _contact(session, placement.host_contact_id)
+        link = _link(session, row, referent, STEP_HOST, placement.id)
+        _mail(
+            session,
+            row,
+            to=referent,
+            template="immersion_host_reminder",
+            dedup_key=key,
+            context={"link_id": link.id, "participant": _participant(session, placement).name},
+        )
+        count += 1
+    return count
+
+
+def awaited(session: Session, row: ImmersionSession) -> list[str]:
+    """Who the session waits for now (French, for the run's progress artifact)."""
+    assert row.id is not None
+    people: list[str] = []
+    if row.status is SessionStatus.CALL_OPEN:
+        people.append(f"candidatures jusqu'au {_when(row.call_closes_at)}")
+    for placement in placements(session, row.id, PlacementStatus.PROPOSED):
+        host = _org(session, placement.host_organisation_id).label
+        people.append(
+            f"{host} : confirmation de l'accueil de {_participant(session, placement).name}"
+        )
+    for placement in placements(session, row.id, PlacementStatus.CONFIRMED):
+        agreement = agreement_of(session, placement.id or 0)
+        if agreement is None:
+            continue
+        for party, contact in _parties(session, placement).items():
+            if getattr(agreement, f"{party}_signed_at") is None:
+                people.append(f"{contact.name} : signature de la convention")
+    for application in applications(session, row.id, ApplicationStatus.OFFERED):
+        people.append(
+            f"{_contact(session, application.contact_id).name} : réponse à la place proposée"
+        )
+    if row.status is SessionStatus.EVALUATION:
+        for placement, author in missing_evaluations(session, row):
+            who = "stagiaire" if author == "participant" else "tuteur"
+            people.append(f"évaluation ({who}) : {_participant(session, placement).name}")
+    wait = session.exec(
+        select(Wait).where(
+            Wait.case_type == CASE.value, Wait.case_id == row.id, Wait.status == WaitStatus.OPEN
+        )
+    ).first()
+    if wait is not None and wait.waiting_on and not people:
+        people.append(wait.waiting_on)
+    return people
+
+
+def participant_numbers(session: Session, row: ImmersionSession) -> tuple[list[int], list[str]]:
+    people = _participants(session, row)
+    return [a.number for a in people], [_contact(session, a.contact_id).name for a in people]
+
+
+def note_refused_form(
+    *, session: Session, row: ImmersionSession, step: str, error: str, actor: Actor
+) -> None:
+    """A coordinator's form answer that the rules refused: audited, asked again."""
+    assert row.id is not None
+    _event(session, row.id, "form.refused", actor, {"step": step, "error": error})
+
+
+def last_refusal(session: Session, row: ImmersionSession, step: str) -> str:
+    from models.audit import AuditEvent
+
+    assert row.id is not None
+    event = session.exec(
+        select(AuditEvent)
+        .where(
+            AuditEvent.case_type == CASE.value,
+            AuditEvent.case_id == row.id,
+            AuditEvent.action == "form.refused",
+        )
+        .order_by(col(AuditEvent.seq).desc())
+    ).first()
+    if event is None or not event.payload or event.payload.get("step") != step:
+        return ""
+    return str(event.payload.get("error", ""))
 
 
 # -- meetings ---------------------------------------------------------------------------
