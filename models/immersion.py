@@ -891,6 +891,9 @@ def withdraw_application(
         details={"number": application.number},
     )
     applicant = _contact(session, application.contact_id)
+    invited_to_preparation = _sent(
+        session, row.id or 0, f"preparation-{applicant.id}-{row.preparation_sequence}"
+    )
     _mail(
         session,
         row,
@@ -898,6 +901,8 @@ def withdraw_application(
         template="immersion_withdrawal",
         dedup_key=f"application-{application.id}-withdrawn",
         context={"number": application.number},
+        # the preparation day leaves the agenda of whoever was invited to it
+        calendar=_cancelled(_meeting(row, "preparation")) if invited_to_preparation else None,
     )
     placement = placement_of(session, application.id or 0)
     manage_vacancies(session=session, row=row, actor=actor)
@@ -929,8 +934,6 @@ def cancel_placement(
     host = _contact(session, placement.tutor_contact_id or placement.host_contact_id)
     calendar = None
     if placement.days:
-        placement.calendar_sequence += 1
-        session.add(placement)
         calendar = _cancelled(
             _immersion_part(row, placement, _org(session, placement.host_organisation_id).label)
         )
