@@ -62,8 +62,26 @@ def _with_row(row_id: int, action: Callable[[Session, im.ImmersionSession], R]) 
         return action(session, im.get_session(session, row_id))
 
 
+STEPS: dict[SessionStatus, set[str]] = {
+    S.CALL_OPEN: {"call-reminder", "call-close"},
+    S.SELECTION: {"selection"},
+    S.PLACEMENT: {"partners"},
+    S.AGREEMENTS: {"partners"},
+    S.PREPARATION: {"preparation-day", "preparation-attendance"},
+    S.IMMERSION: {"immersion"},
+    S.EVALUATION: {"evaluations"},
+    S.RESTITUTION: {"restitution-day", "restitution-attendance"},
+}
+
+
 def _status(row_id: int) -> SessionStatus:
-    return _with_row(row_id, lambda _s, row: row.status)
+    """The session's status; the waits of phases already left are closed on the way."""
+
+    def read(session: Session, row: im.ImmersionSession) -> SessionStatus:
+        im.close_stale_waits(session=session, row=row, keep=STEPS.get(row.status, set()))
+        return row.status
+
+    return _with_row(row_id, read)
 
 
 def _now() -> datetime:

@@ -643,6 +643,19 @@ def open_call(*, session: Session, row: ImmersionSession, actor: Actor) -> int:
     return sent
 
 
+def close_call_now(*, session: Session, row: ImmersionSession, actor: Actor) -> None:
+    """The coordinator closes the call before its date (the flow then moves to selection)."""
+    assert row.id is not None
+    now = clock.now(session)
+    if row.status is not SessionStatus.CALL_OPEN or row.call_closes_at <= now:
+        return
+    previous = row.call_closes_at
+    row.call_closes_at = now
+    session.add(row)
+    _bump(session, row)
+    _event(session, row.id, "call.closed-early", actor, {"planned": previous.isoformat()})
+
+
 def call_reminder_at(row: ImmersionSession) -> datetime:
     """Two business days before the call closes, at 9:00."""
     tz = get_settings().tz
@@ -1636,6 +1649,17 @@ def awaited(session: Session, row: ImmersionSession) -> list[str]:
     if wait is not None and wait.waiting_on and not people:
         people.append(wait.waiting_on)
     return people
+
+
+def close_stale_waits(*, session: Session, row: ImmersionSession, keep: set[str]) -> int:
+    """Close the waits of finished phases (a resumed run may skip the wait it was in)."""
+    from models.waits import close_wait, next_generation, open_waits
+
+    stale = [w for w in open_waits(session, CASE) if w.case_id == row.id and w.step not in keep]
+    for wait in stale:
+        next_generation(session=session, wait=wait)
+        close_wait(session=session, wait=wait)
+    return len(stale)
 
 
 def participant_numbers(session: Session, row: ImmersionSession) -> tuple[list[int], list[str]]:

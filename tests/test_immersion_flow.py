@@ -20,7 +20,7 @@ from models.links import StepLink, consume
 from models.outbox import OutboxMessage
 from models.people import Contact
 from models.steps import STEP_KINDS
-from models.waits import find_wait, request_resume
+from models.waits import find_wait, open_waits, request_resume
 from tests.immersion_support import build_clsm, immersion_days, session_dates
 from tests.support.prefect_stack import PrefectStack, run, run_env, state_of, wait_for_state
 
@@ -73,7 +73,10 @@ async def settle(run_id: UUID) -> str:
         if not summary["due"] and not summary["resumed"]:
             return "PAUSED"
         await asyncio.sleep(1.5)  # the resumed run is scheduled; let the worker pick it up
-    raise AssertionError("the run keeps being woken up")
+    with db.session_scope() as session:
+        waits = [(w.step, w.generation, w.status, w.due_at) for w in open_waits(session)]
+        now = clock.now(session)
+    raise AssertionError(f"the run keeps being woken up: now {now}, waits {waits}")
 
 
 async def advance_clock(to: datetime) -> None:
