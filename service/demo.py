@@ -235,15 +235,19 @@ def _email(name: str, home: str) -> str:
     return f"{person.replace(' ', '.')}@{structure.replace(' ', '-')}.example"
 
 
-def load_immersion_demo() -> str:
+def load_immersion_demo(run_env: dict[str, str] | None = None) -> str:
     """A session in progress: 24 applications received, the call closed, a run suspended
-    on the selection form in the Prefect UI (idempotent: one demo session, one run)."""
+    on the selection form in the Prefect UI (idempotent: one demo session, one run).
+
+    `run_env`: environment of the flow run's process (tests point it at their database).
+    """
     import asyncio
+
+    from prefect.deployments.flow_runs import arun_deployment
 
     from models import clock
     from models import immersion as im
     from models.audit import Actor
-    from service.orchestration import start_run
 
     actor = Actor.system("demo")
     with session_scope() as session:
@@ -288,15 +292,24 @@ def load_immersion_demo() -> str:
         "clsm": "poitiers",
         "session_id": session_id,
     }
-    run_id = asyncio.run(
-        start_run(
+    run = asyncio.run(
+        arun_deployment(
             "immersion-session/immersion-session",
-            parameters,
-            name=f"Session {DEMO_SESSION_TITLE}",
+            parameters=parameters,
+            timeout=0,
+            flow_run_name=f"Session {DEMO_SESSION_TITLE}",
             tags=["clsm:poitiers", "immersion", "démo"],
+            job_variables={"env": run_env} if run_env else None,
         )
     )
-    return f"Session de démonstration lancée : 24 candidatures, sélection attendue (run {run_id})."
+    with session_scope() as session:
+        im.attach_run(
+            session=session,
+            row=im.get_session(session, session_id),
+            flow_run_id=str(run.id),
+            actor=actor,
+        )
+    return f"Session de démonstration lancée : 24 candidatures, sélection attendue (run {run.id})."
 
 
 _FLOW_PARAMETERS = {
