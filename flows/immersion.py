@@ -258,8 +258,17 @@ def _progress(row_id: int) -> None:
 
 
 # -- phases ---------------------------------------------------------------------------
-def _never(_session: Session) -> bool:
-    return False
+def _until(
+    row_id: int, condition: Callable[[Session], bool] | None = None
+) -> Callable[[Session], bool]:
+    """A wait's readiness: its own condition, or the session was cancelled meanwhile."""
+
+    def ready(session: Session) -> bool:
+        if im.get_session(session, row_id).status is S.CANCELLED:
+            return True
+        return condition(session) if condition else False
+
+    return ready
 
 
 def _call_phase(row_id: int) -> None:
@@ -271,7 +280,7 @@ def _call_phase(row_id: int) -> None:
             case_type=CASE,
             case_id=row_id,
             step="call-reminder",
-            ready=_never,
+            ready=_until(row_id),
             due_at=reminder,
             waiting_on="rappel avant la clôture de l'appel",
         )
@@ -281,7 +290,7 @@ def _call_phase(row_id: int) -> None:
         case_type=CASE,
         case_id=row_id,
         step="call-close",
-        ready=_never,
+        ready=_until(row_id),
         due_at=closes,
         waiting_on="candidatures (clôture de l'appel)",
     )
@@ -297,6 +306,8 @@ def _selection_phase(row_id: int) -> None:
 
     def record(session: Session, answer: SelectionForm) -> None:
         row = im.get_session(session, row_id)
+        if row.status is not S.SELECTION:
+            return  # woken by a cancellation: nothing to record
         try:
             decisions = apply_coordinator_choice(
                 im.selection_proposal(session, row),
@@ -363,7 +374,7 @@ def _partners_phase(row_id: int) -> None:
         case_type=CASE,
         case_id=row_id,
         step="partners",
-        ready=changed,
+        ready=_until(row_id, changed),
         due_at=due,
         waiting_on="structures d'accueil, signataires des conventions, liste d'attente",
     )
@@ -375,6 +386,8 @@ def _attendance(row_id: int, meeting: str, step: str, then: SessionStatus) -> No
 
     def record(session: Session, answer: AttendanceForm) -> None:
         row = im.get_session(session, row_id)
+        if row.status is S.CANCELLED:
+            return
         try:
             present = parse_numbers(answer.present)
             withdrawn = parse_numbers(answer.withdraw)
@@ -425,7 +438,7 @@ def _preparation_phase(row_id: int) -> None:
         case_type=CASE,
         case_id=row_id,
         step="preparation-day",
-        ready=_never,
+        ready=_until(row_id),
         due_at=end,
         waiting_on="journée de préparation",
     )
@@ -442,7 +455,7 @@ def _immersion_phase(row_id: int) -> None:
         case_type=CASE,
         case_id=row_id,
         step="immersion",
-        ready=_never,
+        ready=_until(row_id),
         due_at=due,
         waiting_on="immersions en cours",
     )
@@ -468,7 +481,7 @@ def _evaluation_phase(row_id: int) -> None:
         case_type=CASE,
         case_id=row_id,
         step="evaluations",
-        ready=complete,
+        ready=_until(row_id, complete),
         due_at=reminder_at if now < reminder_at else restitution_at,
         waiting_on="grilles d'observation et évaluations",
     )
@@ -481,7 +494,7 @@ def _restitution_phase(row_id: int) -> None:
         case_type=CASE,
         case_id=row_id,
         step="restitution-day",
-        ready=_never,
+        ready=_until(row_id),
         due_at=end,
         waiting_on="restitution",
     )

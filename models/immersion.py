@@ -2156,6 +2156,21 @@ def cancel_session(*, session: Session, row: ImmersionSession, actor: Actor, rea
     return count
 
 
+def cancel_and_wake(*, session: Session, row: ImmersionSession, actor: Actor, reason: str) -> int:
+    """Cancel the session (coordinator, through the service) and wake its run so it ends.
+
+    Returns the number of mails queued; the caller delivers the resumes
+    (`models.waits.deliver_resumes`) after the commit.
+    """
+    from models.waits import open_waits, request_resume
+
+    count = cancel_session(session=session, row=row, actor=actor, reason=reason)
+    for wait in open_waits(session, CASE):
+        if wait.case_id == row.id:
+            request_resume(session=session, wait=wait, reason="answer")
+    return count
+
+
 # -- report -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SessionReportData:

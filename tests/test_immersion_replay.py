@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -9,13 +10,13 @@ from sqlmodel import select
 
 from models import clock, db
 from models import immersion as im
-from models.audit import AuditEvent
+from models.audit import Actor, AuditEvent
 from models.enums import SessionStatus
 from models.outbox import OutboxMessage
 from models.waits import resume_run
 from tests.immersion_support import build_clsm, session_dates
 from tests.support.prefect_stack import PrefectStack, run, run_env, state_of, wait_for_state
-from tests.test_immersion_flow import advance_clock, answer, mails, resume_form, settle, status
+from tests.test_immersion_flow import advance_clock, answer, mails, resume_form, settle
 
 pytestmark = [pytest.mark.prefect, pytest.mark.asyncio(loop_scope="session")]
 
@@ -74,6 +75,13 @@ async def test_waking_a_suspended_session_again_sends_no_second_mail(
     await resume_form(run_id, {"kept": "1, 2, 9", "waitlist": ""})
     assert await settle(run_id) == "PAUSED"
     assert status_of(run_id) is SessionStatus.SELECTION
+    from prefect.client.orchestration import get_client
+    from prefect.input.run_input import keyset_from_paused_state
+
+    keyset = keyset_from_paused_state(await state_of(run_id))
+    async with get_client() as client:
+        description = await client.read_flow_run_input(run_id, keyset["description"])
+    assert "Saisie refusée : numéros de candidature inconnus : 9" in description
     schema = await resume_form(run_id, {"kept": "1, 2", "waitlist": "3"})
     assert schema["properties"]["kept"]["default"] == "1, 2"
     assert await settle(run_id) == "PAUSED"
@@ -88,15 +96,26 @@ async def test_waking_a_suspended_session_again_sends_no_second_mail(
         await wait_for_state(run_id, "SCHEDULED", "PENDING", "RUNNING", "PAUSED")
         assert await settle(run_id) == "PAUSED"
     assert _counts() == before
-    # resuming a run that is running or finished is refused, not doubled
     assert (await state_of(run_id)).type.value == "PAUSED"
+
+    # the coordinator cancels: calendar CANCEL to whoever was invited, and the run ends
+    with db.session_scope() as session:
+        row = im.session_by_run(session, str(run_id))
+        assert row is not None
+        im.cancel_and_wake(session=session, row=row, actor=Actor.system("test"), reason="grève")
+    assert await settle(run_id) == "COMPLETED"
+    assert status_of(run_id) is SessionStatus.CANCELLED
+    cancels = [m for m in mails("immersion_session_cancelled") if m.calendar]
+    invited = {m.recipient_email for m in mails("immersion_preparation")}
+    assert {m.recipient_email for m in cancels} == invited
+    assert all(m.calendar and m.calendar["method"] == "CANCEL" for m in cancels)
 
 
 def status_of(run_id: object) -> SessionStatus:
     with db.session_scope() as session:
         row = im.session_by_run(session, str(run_id))
-        assert row is not None and row.id is not None
-        return status(row.id)
+        assert row is not None
+        return row.status
 
 
 async def test_demo_session_waits_on_the_selection_form(
@@ -108,9 +127,10 @@ async def test_demo_session_waits_on_the_selection_form(
     from service.demo import load_demo, load_immersion_demo
 
     load_demo()
-    message = load_immersion_demo(run_env(db_url))
+    # the demo loader is synchronous (called by `clsm setup`): run it off the event loop
+    message = await asyncio.to_thread(load_immersion_demo, run_env(db_url))
     assert "24 candidatures" in message
-    assert "déjà lancée" in load_immersion_demo(run_env(db_url))
+    assert "déjà lancée" in await asyncio.to_thread(load_immersion_demo, run_env(db_url))
     with db.session_scope() as session:
         row = session.exec(select(im.ImmersionSession)).one()
         assert row.flow_run_id is not None
