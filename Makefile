@@ -66,8 +66,12 @@ format: install
 test: install system-deps lint
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-bench: install
+bench: install system-deps
 	$(BIN)/python -m bench.run
+
+# The fault and abuse scenarios with the full counts; figures in bench/results/reliability.json.
+test-reliability: install system-deps
+	RELIABILITY_COUNTS=full $(BIN)/pytest -q -s -p no:cacheprovider -m reliability
 
 clean:
 	rm -rf $(VENV) var/prefect var/*.db var/mail

@@ -1,4 +1,5 @@
-"""The heartbeat: every minute, wake the runs whose date has come and retry pending resumes."""
+"""The heartbeat: every minute, wake the runs whose date has come, retry pending resumes,
+queue due reminders and escalations, and drain the e-mail outbox."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 
+from flows.mail import drain_outbox, queue_reminders
 from models.db import session_scope
 from models.waits import deliver_resumes, mark_due_waits
 
@@ -23,10 +25,15 @@ async def wake_runs() -> dict[str, int]:
 
 @flow(name="tick", flow_run_name="tick", log_prints=True)
 async def tick() -> dict[str, Any]:
-    """Resume runs whose due date passed; retry resumes that Prefect refused earlier."""
+    """Resume runs whose due date passed; retry resumes that Prefect refused earlier;
+    queue due reminders; send the outbox."""
     due = mark_due()
     woken = await wake_runs()
-    summary: dict[str, Any] = {"due": due, **woken}
+    reminders = queue_reminders()
+    mail = drain_outbox()
+    summary: dict[str, Any] = {"due": due, **woken, "reminders": reminders, "mail": mail}
     if woken["unreachable"]:
         get_run_logger().warning("Reprises en échec, nouvel essai au prochain tick : %s", woken)
+    if mail["unreachable"]:
+        get_run_logger().warning("Serveur de messagerie injoignable, nouvel essai plus tard.")
     return summary

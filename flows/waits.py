@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from prefect.runtime import flow_run
-from pydantic import Field
+from pydantic import Field, create_model
+from pydantic.fields import FieldInfo
 from sqlmodel import Session
 
 from models import clock
@@ -48,6 +49,21 @@ def _suspend(wait: Wait, model: type[T]) -> T:
     return answer
 
 
+def prefilled(form: type[T], description: str, values: dict[str, object]) -> type[T]:
+    """The form with `values` as defaults, keeping each field's French title and rules.
+
+    (Prefect's `with_initial_data` rebuilds the fields from their type only, so the UI
+    would show the Python names instead of the French labels.)
+    """
+    fields: dict[str, Any] = {}
+    for name, value in values.items():
+        original = form.model_fields[name]
+        fields[name] = (original.annotation, FieldInfo.merge_field_infos(original, default=value))
+    model: type[T] = create_model(form.__name__, __base__=form, **fields)
+    model._description = description  # what the Prefect UI shows above the form
+    return model
+
+
 def ask(
     *,
     case_type: CaseType,
@@ -73,8 +89,7 @@ def ask(
             flow_run_id=_current_run_id(),
             waiting_on=waiting_on,
         )
-    prefilled = form.with_initial_data(description=description, **(initial or {}))
-    answer = _suspend(wait, prefilled)
+    answer = _suspend(wait, prefilled(form, description, initial or {}))
     with session_scope() as session:
         fresh = session.get(Wait, wait.id)
         assert fresh is not None

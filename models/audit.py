@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint, update
+from sqlalchemy import JSON, Column, UniqueConstraint, text, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from models import clock
@@ -108,6 +108,22 @@ def _chain_hash(prev_hash: str, event: AuditEvent) -> str:
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
+def _lock_chain(session: Session, case_type: CaseType, case_id: int) -> None:
+    """Serialise writers of one chain until the end of their transaction.
+
+    SQLite transactions already take the write lock at BEGIN (see models.db); PostgreSQL
+    needs a per-case advisory lock, or two writers would both read the same last event.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    key = int.from_bytes(
+        hashlib.sha256(f"audit:{case_type.value}:{case_id}".encode()).digest()[:8],
+        "big",
+        signed=True,
+    )
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
 def record_event(
     *,
     session: Session,
@@ -118,6 +134,7 @@ def record_event(
     payload: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Append one event to the case's chain, inside the caller's transaction."""
+    _lock_chain(session, case_type, case_id)
     last = session.exec(
         select(AuditEvent)
         .where(AuditEvent.case_type == case_type.value, AuditEvent.case_id == case_id)

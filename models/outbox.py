@@ -18,7 +18,9 @@ from sqlmodel import Field, Session, SQLModel, select
 
 from models import clock
 from models.base import UTCDateTime
+from models.cases import case_summary
 from models.enums import CaseType
+from models.people import Clsm
 
 
 class OutboxStatus(StrEnum):
@@ -140,3 +142,34 @@ def enqueue(
     assert message.id is not None
     message.message_id = message_id_for(message.id, dedup_key)
     return message
+
+
+def resolve_clsm(
+    *, session: Session, case_type: str, case_id: int, context: dict[str, Any]
+) -> Clsm | None:
+    """The CLSM a mail speaks for: `context["clsm_id"]` if given, else the case's CLSM.
+
+    The case's CLSM comes from the registry of case kinds (`models.cases`); a domain whose
+    case kind is not registered must put `clsm_id` in the context.
+    """
+    clsm_id = context.get("clsm_id")
+    if clsm_id is None:
+        try:
+            summary = case_summary(session, CaseType(case_type), case_id)
+        except ValueError:
+            summary = None
+        clsm_id = summary.clsm_id if summary else None
+    return session.get(Clsm, int(clsm_id)) if clsm_id is not None else None
+
+
+def case_label(
+    *, session: Session, case_type: str, case_id: int, context: dict[str, Any] | None = None
+) -> str:
+    """A French reference of the case: registry of case kinds, else `context["case_label"]`."""
+    try:
+        summary = case_summary(session, CaseType(case_type), case_id)
+    except ValueError:
+        summary = None
+    if summary is not None:
+        return summary.reference
+    return str((context or {}).get("case_label") or f"dossier {case_type} n°{case_id}")

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     smtp_password: str = ""
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
     smtp_concurrency: int = Field(default=4, ge=1, le=64)
+    smtp_retry_base_seconds: float = Field(default=60.0, gt=0)
+    smtp_max_attempts: int = Field(default=10, ge=1, le=100)
+    smtp_claim_seconds: float = Field(default=600.0, gt=0)
+    smtp_ca_file: Path | None = None
     mail_from: str = "CLSM <no-reply@clsm.localhost>"
     sink_dir: Path | None = None
     link_validity_days: int = Field(default=30, ge=1, le=365)

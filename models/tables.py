@@ -2,8 +2,18 @@
 
 from sqlmodel import SQLModel
 
-from models import audit, clock, immersion, links, outbox, people, waits
+from models import audit, clock, immersion, links, outbox, people, reminders, waits
 
 metadata = SQLModel.metadata
 
-__all__ = ["audit", "clock", "immersion", "links", "metadata", "outbox", "people", "waits"]
+__all__ = [
+    "audit",
+    "clock",
+    "immersion",
+    "links",
+    "metadata",
+    "outbox",
+    "people",
+    "reminders",
+    "waits",
+]

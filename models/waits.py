@@ -139,6 +139,15 @@ def due_waits(session: Session) -> list[Wait]:
     )
 
 
+def pending_resumes(session: Session) -> list[Wait]:
+    """Open waits whose wake-up has not reached Prefect yet."""
+    return list(
+        session.exec(
+            select(Wait).where(Wait.status == WaitStatus.OPEN, col(Wait.resume_pending).is_(True))
+        )
+    )
+
+
 class ResumeOutcome(StrEnum):
     RESUMED = "resumed"
     BUSY = "busy"

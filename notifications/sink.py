@@ -113,7 +113,7 @@ def list_mails(directory: Path) -> list[SinkMail]:
 
 
 def find_mail(directory: Path, mail_id: str) -> SinkMail | None:
-    if not mail_id.isdigit():
+    if not (mail_id.isascii() and mail_id.isdigit()):
         return None
     path = directory / f"{int(mail_id):06d}.eml"
     return read_mail(path) if path.exists() else None

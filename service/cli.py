@@ -20,6 +20,10 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(clock_app, name="clock")
 mail_app = typer.Typer(help="Boîte de réception locale (développement).", no_args_is_help=True)
 app.add_typer(mail_app, name="mail")
+users_app = typer.Typer(
+    help="Comptes du service (coordination, audit, admin).", no_args_is_help=True
+)
+app.add_typer(users_app, name="users")
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -145,6 +149,78 @@ def mail_show(mail_id: str) -> None:
         typer.echo("[invitation agenda jointe]")
 
 
+@users_app.command("add")
+def users_add(
+    email: str = typer.Option(..., help="Adresse électronique (identifiant)"),
+    name: str = typer.Option(..., help="Nom affiché"),
+    role: str = typer.Option(..., help="coordinator, auditor ou admin"),
+    clsm: str = typer.Option("", "--clsm", help="Identifiant (slug) du CLSM"),
+    password: str = typer.Option(
+        ..., prompt="Mot de passe", hide_input=True, confirmation_prompt=True
+    ),
+) -> None:
+    """Crée un compte (mot de passe haché avec argon2)."""
+    from sqlmodel import select
+
+    from models import clock
+    from models.db import session_scope
+    from models.enums import Role
+    from models.people import User, get_clsm
+    from service.security import hash_password
+
+    try:
+        chosen = Role(role)
+    except ValueError:
+        typer.echo("Rôle inconnu : coordinator, auditor ou admin.", err=True)
+        raise typer.Exit(2) from None
+    if len(password) < 12:
+        typer.echo("Mot de passe trop court (12 caractères au moins).", err=True)
+        raise typer.Exit(2)
+    address = email.strip().lower()
+    with session_scope() as session:
+        found = get_clsm(session=session, slug=clsm) if clsm else None
+        if clsm and found is None:
+            typer.echo(f"CLSM inconnu : {clsm}.", err=True)
+            raise typer.Exit(2)
+        if chosen is not Role.ADMIN and found is None:
+            typer.echo("--clsm est obligatoire pour la coordination et l'audit.", err=True)
+            raise typer.Exit(2)
+        if session.exec(select(User).where(User.email == address)).first() is not None:
+            typer.echo(f"Un compte existe déjà pour {address}.", err=True)
+            raise typer.Exit(1)
+        session.add(
+            User(
+                email=address,
+                name=name,
+                role=chosen,
+                clsm_id=found.id if found else None,
+                password_hash=hash_password(password),
+                created_at=clock.now(session),
+            )
+        )
+    typer.echo(f"Compte créé : {address} ({chosen.value}).")
+
+
+@users_app.command("token")
+def users_token(email: str) -> None:
+    """Crée un nouveau jeton d'API pour un compte (l'ancien cesse de fonctionner)."""
+    from sqlmodel import select
+
+    from models.db import session_scope
+    from models.people import User
+    from service.security import api_token_hash, new_api_token
+
+    token = new_api_token()
+    with session_scope() as session:
+        user = session.exec(select(User).where(User.email == email.strip().lower())).first()
+        if user is None:
+            typer.echo(f"Aucun compte pour {email}.", err=True)
+            raise typer.Exit(1)
+        user.api_token_hash = api_token_hash(token)
+        session.add(user)
+    typer.echo(token)
+
+
 @app.command("serve")
 def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(0)) -> None:
     """Démarre le service web (liens des partenaires, historique, API)."""
@@ -201,6 +277,30 @@ def setup(block: bool = typer.Option(True, help="Rester actif après la mise en 
     sys.stdout.flush()
     while block:
         signals.pause()
+
+
+@app.command("backup")
+def backup_command(destination: Path = typer.Argument(..., help="Fichier de sauvegarde")) -> None:
+    """Sauvegarde cohérente de la base de l'application, même en fonctionnement."""
+    from models.backup import backup
+    from models.settings import get_settings
+
+    path = backup(get_settings().db_url, destination)
+    typer.echo(f"Sauvegarde écrite : {path}")
+
+
+@app.command("restore")
+def restore_command(snapshot: Path = typer.Argument(..., help="Fichier de sauvegarde")) -> None:
+    """Restaure la base de l'application depuis une sauvegarde (installation arrêtée)."""
+    from models.backup import restore
+    from models.settings import get_settings
+
+    if not snapshot.exists():
+        typer.echo(f"Sauvegarde introuvable : {snapshot}", err=True)
+        raise typer.Exit(1)
+    restore(get_settings().db_url, snapshot)
+    migrate()
+    typer.echo("Base restaurée ; les dossiers ouverts reprennent au prochain tick.")
 
 
 def main() -> None:  # pragma: no cover - console entry

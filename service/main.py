@@ -2,34 +2,133 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from pathlib import Path
 
-from models.settings import get_settings
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import models.tables  # noqa: F401  (every table, and the step and case kinds they register)
+from models.settings import Environment, get_settings
+from service.deps import FailureLimiter
+from service.errors import install_error_handlers, problem_response
+
+MAX_BODY_BYTES = 256 * 1024
+
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+# Swagger UI and ReDoc load their assets from a CDN and run inline scripts.
+DOCS_CSP = (
+    "default-src 'self'; img-src 'self' data: https://fastapi.tiangolo.com; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+DOCS_PATHS = ("/docs", "/redoc")
+
+
+class SecurityHeaders:
+    """Security headers on every response; bodies over the limit refused with 413."""
+
+    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = str(scope.get("path", ""))
+        csp = DOCS_CSP if path.startswith(DOCS_PATHS) else CSP
+
+        async def secured_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra = [
+                    (b"content-security-policy", csp.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"cross-origin-opener-policy", b"same-origin"),
+                ]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+        declared = headers.get("content-length", "")
+        if declared.isascii() and declared.isdigit() and int(declared) > self.max_body:
+            await self._too_large(scope, receive, secured_send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise BodyTooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited_receive, secured_send)
+        except BodyTooLarge:
+            await self._too_large(scope, receive, secured_send)
+
+    @staticmethod
+    async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+        from starlette.requests import Request
+
+        response = problem_response(Request(scope, receive), 413)
+        response.headers["connection"] = "close"
+        await response(scope, receive, send)
+
+
+class BodyTooLarge(Exception):
+    pass
 
 
 def create_app() -> FastAPI:
+    from service.routes import api, auth, cases, dev, history, links
+
     settings = get_settings()
     app = FastAPI(
         title="CLSM — moteur de processus",
-        description="Étapes des partenaires par lien, historique des dossiers, API.",
+        description=(
+            "Étapes des partenaires par lien, dossiers et historiques pour la coordination "
+            "et l'audit, API authentifiée par jeton (`Authorization: Bearer …`). Les erreurs "
+            "de l'API sont des « problem details » (RFC 9457)."
+        ),
         version="0.1.0",
+        openapi_tags=[
+            {"name": "liens", "description": "Étapes des partenaires, par lien à usage unique"},
+            {"name": "comptes", "description": "Connexion des coordinations, audits, admins"},
+            {"name": "dossiers", "description": "Liste et pages des dossiers"},
+            {"name": "historique", "description": "Historique audité de chaque dossier"},
+            {"name": "api", "description": "API JSON (jeton porteur)"},
+            {"name": "développement", "description": "Outils hors production"},
+            {"name": "système", "description": "État du service"},
+        ],
     )
+    app.state.base_url = settings.base_url
+    app.state.limiters = {
+        "links": FailureLimiter(limit=20, window_seconds=600),
+        "login": FailureLimiter(limit=10, window_seconds=900),
+    }
+    install_error_handlers(app)
+    app.mount(
+        "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"
+    )
+    for module in (links, auth, cases, history, api):
+        app.include_router(module.router)
+    if settings.env is not Environment.PRODUCTION:
+        app.include_router(dev.router)
 
     @app.get("/health", tags=["système"], summary="État du service")
     def health() -> dict[str, str]:
         """Répond « ok » quand le service est prêt."""
         return {"status": "ok"}
 
-    @app.get(
-        "/", response_class=HTMLResponse, tags=["pages"], summary="Accueil", include_in_schema=False
-    )
-    def home() -> str:
-        return (
-            "<!doctype html><html lang='fr'><meta charset='utf-8'><title>CLSM</title>"
-            f"<h1>CLSM — moteur de processus</h1><ul>"
-            f"<li><a href='{settings.ui_url}'>Interface Prefect</a></li>"
-            "<li><a href='/docs'>API</a></li></ul></html>"
-        )
-
+    app.add_middleware(SecurityHeaders)
     return app

@@ -19,6 +19,7 @@ from models import db as app_db  # noqa: E402
 from models.settings import get_settings  # noqa: E402
 from tests.support.postgres import PostgresServer  # noqa: E402
 from tests.support.prefect_stack import PrefectStack  # noqa: E402
+from tests.support.smtp import smtp_server  # noqa: E402, F401  (shared fixture)
 
 
 def use_database(url: str) -> None:
@@ -53,6 +54,12 @@ def postgres_server() -> Iterator[PostgresServer]:
     server = PostgresServer(env.TMP / "postgres")
     server.start()
     yield server
+    import gc
+
+    from sqlalchemy.engine import Engine
+
+    for engine in [o for o in gc.get_objects() if isinstance(o, Engine)]:
+        engine.dispose()  # close pooled connections before the server goes away
     server.stop()
 
 
@@ -65,7 +72,7 @@ def pg_url(postgres_server: PostgresServer) -> Iterator[str]:
     migrate(url)
     use_database(url)
     yield url
-    app_db.get_engine().dispose()
+    app_db._engine_for(url).dispose()
     app_db._engine_for.cache_clear()
 
 
@@ -93,3 +100,9 @@ def prefect_stack() -> Iterator[PrefectStack]:
         yield stack
     finally:
         stack.stop()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from tests.support import figures
+
+    figures.write()

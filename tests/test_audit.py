@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
@@ -59,8 +61,9 @@ def _set_guard(session: Session, enabled: bool) -> None:
 
 
 @pytest.fixture
-def s(any_db_url: str) -> Session:
-    return Session(db.get_engine(), expire_on_commit=False)
+def s(any_db_url: str) -> Iterator[Session]:
+    with Session(db.get_engine(), expire_on_commit=False) as session:
+        yield session
 
 
 def test_chain_verifies_and_links_each_event(s: Session) -> None:

@@ -475,6 +475,43 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "reminder_plan",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("link_id", sa.Integer(), nullable=False),
+        sa.Column("contact_id", sa.Integer(), nullable=False),
+        sa.Column("case_type", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("case_id", sa.Integer(), nullable=False),
+        sa.Column("deadline", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("schedule", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("reminder_template", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
+        sa.Column(
+            "escalation_template", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False
+        ),
+        sa.Column("context", sa.JSON(), nullable=False),
+        sa.Column("next_index", sa.Integer(), nullable=False),
+        sa.Column("reminders_sent", sa.Integer(), nullable=False),
+        sa.Column("escalated_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("stopped_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("stop_reason", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("created_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["contact_id"],
+            ["contact.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["link_id"],
+            ["step_link.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("reminder_plan", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_reminder_plan_case_id"), ["case_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_reminder_plan_link_id"), ["link_id"], unique=True)
+        batch_op.create_index(
+            batch_op.f("ix_reminder_plan_stopped_at"), ["stopped_at"], unique=False
+        )
+
+    op.create_table(
         "immersion_agreement",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("session_id", sa.Integer(), nullable=False),
@@ -574,6 +611,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_immersion_agreement_session_id"))
 
     op.drop_table("immersion_agreement")
+    with op.batch_alter_table("reminder_plan", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_reminder_plan_stopped_at"))
+        batch_op.drop_index(batch_op.f("ix_reminder_plan_link_id"))
+        batch_op.drop_index(batch_op.f("ix_reminder_plan_case_id"))
+
+    op.drop_table("reminder_plan")
     with op.batch_alter_table("immersion_placement", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_immersion_placement_session_id"))
         batch_op.drop_index(batch_op.f("ix_immersion_placement_application_id"))

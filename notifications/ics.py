@@ -1,0 +1,66 @@
+"""Calendar invitations (iCalendar, RFC 5545/5546) for meetings.
+
+REQUEST invites; CANCEL withdraws, with the same UID and a higher SEQUENCE (a moved meeting
+is a new REQUEST with a higher SEQUENCE). Times are written in the installation's time zone
+(Europe/Paris) with its VTIMEZONE, so every calendar shows the right wall-clock time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email.utils import parseaddr
+
+from icalendar import Calendar, Event, vCalAddress, vText
+
+from models.outbox import CalendarMethod, CalendarPart
+from models.settings import get_settings
+
+PRODID = "-//CLSM//Moteur de processus des CLSM//FR"
+
+
+def _address(email: str, name: str, role: str | None = None) -> vCalAddress:
+    address = vCalAddress(f"mailto:{parseaddr(email)[1] or email}")
+    if name:
+        address.params["CN"] = vText(name)
+    if role:
+        address.params["ROLE"] = vText(role)
+        address.params["PARTSTAT"] = vText("NEEDS-ACTION")
+        address.params["RSVP"] = vText("TRUE")
+    return address
+
+
+def build_calendar(
+    part: CalendarPart,
+    *,
+    organizer_name: str,
+    organizer_email: str,
+    attendee_name: str,
+    attendee_email: str,
+    stamp: datetime,
+) -> str:
+    """The iCalendar text of one invitation (REQUEST) or cancellation (CANCEL)."""
+    tz = get_settings().tz
+    calendar = Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("method", part.method.value)
+    event = Event()
+    event.add("uid", part.uid)
+    event.add("sequence", part.sequence)
+    event.add("dtstamp", stamp)
+    event.add("dtstart", datetime.fromisoformat(part.start).astimezone(tz))
+    event.add("dtend", datetime.fromisoformat(part.end).astimezone(tz))
+    event.add("summary", part.summary)
+    if part.location:
+        event.add("location", part.location)
+    if part.description:
+        event.add("description", part.description)
+    event.add("organizer", _address(organizer_email, organizer_name))
+    event.add("attendee", _address(attendee_email, attendee_name, "REQ-PARTICIPANT"))
+    cancelled = part.method is CalendarMethod.CANCEL
+    event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
+    event.add("transp", "OPAQUE")
+    calendar.add_component(event)
+    calendar.add_missing_timezones()
+    return str(calendar.to_ical().decode())

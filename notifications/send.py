@@ -1,0 +1,388 @@
+"""Delivery of the outbox with aiosmtplib: claim, render, send, mark.
+
+1. Claim (one committed transaction): due PENDING rows, and SENDING rows whose claim lease
+   ran out (a drainer died mid-way), become SENDING with attempts+1 and a lease of
+   `smtp_claim_seconds` stored in next_attempt_at.
+2. Render each claimed row (templates, links, calendar part) into a MIME message whose
+   Message-ID is the row's stable message_id.
+3. Send over at most `smtp_concurrency` connections, each reused for many messages.
+4. Mark each row as soon as the server answered: SENT + audit event "mail.sent"; a 4xx
+   reply or a connection error puts it back to PENDING with exponential backoff; a 5xx
+   reply (or too many attempts) makes it FAILED + audit event "mail.failed" + a mail to the
+   CLSM's coordinator + a warning in the Prefect run's log.
+
+See README.md, "E-mail delivery guarantees", for what a crash can and cannot cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+from typing import Any
+
+import aiosmtplib
+from sqlmodel import Session, col, select
+
+from models import clock
+from models.audit import Actor, record_event
+from models.db import session_scope
+from models.enums import CaseType
+from models.outbox import OutboxMessage, OutboxStatus, Recipient, case_label, enqueue, resolve_clsm
+from models.settings import Settings, SmtpSecurity, get_settings
+from notifications.render import render_message
+
+FAILURE_TEMPLATE = "delivery_failed"
+MAX_BACKOFF = timedelta(hours=6)
+
+
+@dataclass
+class DrainReport:
+    """What one drain did."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    recovered: int = 0  # stale SENDING claims taken over
+    unreachable: bool = False
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def processed(self) -> int:
+        return self.sent + self.retried + self.failed
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    outbox_id: int
+    message: EmailMessage
+    sender: str
+    recipient: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    error: str
+    permanent: bool
+    connection: bool = False
+
+
+def _address(email: str, name: str = "") -> Address:
+    local, _, domain = email.rpartition("@")
+    return Address(display_name=name, username=local, domain=domain)
+
+
+def _backoff(attempts: int, settings: Settings) -> timedelta:
+    seconds = settings.smtp_retry_base_seconds * 2 ** max(attempts - 1, 0)
+    return min(timedelta(seconds=seconds), MAX_BACKOFF)
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The Prefect run's logger inside a run, else a plain logger."""
+    try:
+        from prefect.logging import get_run_logger
+
+        return get_run_logger()
+    except Exception:
+        return logging.getLogger("clsm.mail")
+
+
+# --- claim -------------------------------------------------------------------------------
+
+
+def claim(limit: int) -> tuple[list[int], int]:
+    """Claim due rows in one committed transaction; returns their ids and how many were stale."""
+    settings = get_settings()
+    with session_scope() as session:
+        moment = clock.now(session)
+        rows = session.exec(
+            select(OutboxMessage)
+            .where(
+                # a SENDING row is due when its claim lease has run out
+                col(OutboxMessage.status).in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
+                col(OutboxMessage.next_attempt_at) <= moment,
+            )
+            .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        stale = sum(1 for r in rows if r.status == OutboxStatus.SENDING)
+        for row in rows:
+            row.status = OutboxStatus.SENDING
+            row.attempts += 1
+            row.next_attempt_at = moment + timedelta(seconds=settings.smtp_claim_seconds)
+            session.add(row)
+        return [r.id for r in rows if r.id is not None], stale
+
+
+# --- render ------------------------------------------------------------------------------
+
+
+def build_message(*, session: Session, row: OutboxMessage) -> Outgoing:
+    """The MIME message of one row: text + HTML (+ text/calendar and .ics), stable Message-ID."""
+    assert row.id is not None
+    settings = get_settings()
+    rendered = render_message(session=session, message=row)
+    clsm = resolve_clsm(
+        session=session, case_type=row.case_type, case_id=row.case_id, context=row.context
+    )
+    sender = parseaddr(settings.mail_from)[1]
+    message = EmailMessage()
+    message["Subject"] = rendered.subject
+    message["From"] = _address(sender, clsm.name if clsm else parseaddr(settings.mail_from)[0])
+    message["To"] = _address(row.recipient_email, row.recipient_name)
+    if clsm and clsm.coordinator_email and clsm.coordinator_email != row.recipient_email:
+        message["Reply-To"] = _address(clsm.coordinator_email, clsm.coordinator_name)
+    message["Date"] = format_datetime(clock.now(session))
+    message["Message-ID"] = row.message_id
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
+    if rendered.calendar_ics is not None and row.calendar is not None:
+        method = str(row.calendar["method"])
+        message.add_alternative(
+            rendered.calendar_ics, subtype="calendar", params={"method": method}
+        )
+        message.add_attachment(
+            rendered.calendar_ics.encode(),
+            maintype="application",
+            subtype="ics",
+            filename="invitation.ics",
+        )
+    return Outgoing(row.id, message, sender, row.recipient_email)
+
+
+def render_claimed(ids: list[int]) -> tuple[list[Outgoing], list[tuple[int, str]]]:
+    """Messages ready to send, and the rows that cannot be rendered (with the reason)."""
+    ready: list[Outgoing] = []
+    broken: list[tuple[int, str]] = []
+    with session_scope() as session:
+        for outbox_id in ids:
+            row = session.get(OutboxMessage, outbox_id)
+            assert row is not None
+            try:
+                ready.append(build_message(session=session, row=row))
+            except Exception as error:  # a template or data error: no retry can fix it
+                broken.append((outbox_id, f"rendu impossible : {type(error).__name__}: {error}"))
+    return ready, broken
+
+
+# --- mark --------------------------------------------------------------------------------
+
+
+def mark_sent(outbox_id: int) -> None:
+    """SENT + audit event on the case, in one transaction."""
+    with session_scope() as session:
+        row = session.get(OutboxMessage, outbox_id)
+        assert row is not None
+        if row.status == OutboxStatus.SENT:
+            return
+        row.status = OutboxStatus.SENT
+        row.sent_at = clock.now(session)
+        row.last_error = ""
+        session.add(row)
+        record_event(
+            session=session,
+            case_type=CaseType(row.case_type),
+            case_id=row.case_id,
+            action="mail.sent",
+            actor=Actor.system("outbox"),
+            payload={
+                "template": row.template,
+                "outbox_id": row.id,
+                "contact_id": row.contact_id,
+                "message_id": row.message_id,
+                "attempts": row.attempts,
+            },
+        )
+
+
+def _tell_coordinator(session: Session, row: OutboxMessage, subject: str, error: str) -> bool:
+    if row.template == FAILURE_TEMPLATE:  # never alert about a failed alert: no loop
+        return False
+    clsm = resolve_clsm(
+        session=session, case_type=row.case_type, case_id=row.case_id, context=row.context
+    )
+    if clsm is None or not clsm.coordinator_email:
+        return False
+    enqueue(
+        session=session,
+        case_type=CaseType(row.case_type),
+        case_id=row.case_id,
+        to=Recipient(email=clsm.coordinator_email, name=clsm.coordinator_name),
+        template=FAILURE_TEMPLATE,
+        context={
+            "clsm_id": clsm.id,
+            "case_label": case_label(
+                session=session, case_type=row.case_type, case_id=row.case_id, context=row.context
+            ),
+            "failed_subject": subject,
+            "failed_recipient_name": row.recipient_name or row.recipient_email,
+            "failed_recipient_email": row.recipient_email,
+            "error": error,
+        },
+        dedup_key=f"delivery-failed-{row.id}",
+    )
+    return True
+
+
+def mark_failure(outbox_id: int, failure: Failure, subject: str) -> bool:
+    """Back to PENDING with backoff, or FAILED for good; returns True when FAILED."""
+    settings = get_settings()
+    with session_scope() as session:
+        row = session.get(OutboxMessage, outbox_id)
+        assert row is not None
+        moment = clock.now(session)
+        row.last_error = failure.error[:1000]
+        final = failure.permanent or row.attempts >= settings.smtp_max_attempts
+        if not final:
+            row.status = OutboxStatus.PENDING
+            row.next_attempt_at = moment + _backoff(row.attempts, settings)
+            session.add(row)
+            return False
+        row.status = OutboxStatus.FAILED
+        session.add(row)
+        told = _tell_coordinator(session, row, subject, row.last_error)
+        record_event(
+            session=session,
+            case_type=CaseType(row.case_type),
+            case_id=row.case_id,
+            action="mail.failed",
+            actor=Actor.system("outbox"),
+            payload={
+                "template": row.template,
+                "outbox_id": row.id,
+                "contact_id": row.contact_id,
+                "message_id": row.message_id,
+                "attempts": row.attempts,
+                "error": row.last_error,
+                "coordinator_told": told,
+            },
+        )
+        return True
+
+
+# --- send --------------------------------------------------------------------------------
+
+
+def classify(error: Exception) -> Failure:
+    """5xx replies to this message are permanent; 4xx and connection trouble are retried."""
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused) and error.recipients:
+        first = error.recipients[0]
+        return Failure(f"{first.code} {first.message}", permanent=500 <= first.code < 600)
+    if isinstance(
+        error,
+        aiosmtplib.SMTPSenderRefused | aiosmtplib.SMTPDataError | aiosmtplib.SMTPRecipientRefused,
+    ):
+        return Failure(f"{error.code} {error.message}", permanent=500 <= error.code < 600)
+    # greeting refused, authentication, TLS, timeouts, disconnections: the server, not the mail
+    return Failure(f"{type(error).__name__}: {error}", permanent=False, connection=True)
+
+
+def _client(settings: Settings) -> aiosmtplib.SMTP:
+    return aiosmtplib.SMTP(
+        hostname=settings.smtp_host,
+        port=settings.smtp_port,
+        username=settings.smtp_username or None,
+        password=settings.smtp_password or None,
+        use_tls=settings.smtp_security is SmtpSecurity.TLS,
+        start_tls=settings.smtp_security is SmtpSecurity.STARTTLS,
+        timeout=settings.smtp_timeout_seconds,
+        cert_bundle=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
+    )
+
+
+class _Batch:
+    def __init__(self, items: list[Outgoing], report: DrainReport) -> None:
+        self.queue: asyncio.Queue[Outgoing] = asyncio.Queue()
+        for item in items:
+            self.queue.put_nowait(item)
+        self.report = report
+        self.connection_error: Failure | None = None
+
+    async def record(self, item: Outgoing, failure: Failure) -> None:
+        subject = str(item.message["Subject"])
+        failed = await asyncio.to_thread(mark_failure, item.outbox_id, failure, subject)
+        if failed:
+            self.report.failed += 1
+            line = f"E-mail {item.outbox_id} non remis ({item.recipient}) : {failure.error}"
+            self.report.failures.append(line)
+            _logger().warning("%s ; la coordination est prévenue.", line)
+        else:
+            self.report.retried += 1
+
+    async def worker(self, settings: Settings) -> None:
+        smtp: aiosmtplib.SMTP | None = None
+        try:
+            while not self.queue.empty():
+                item = self.queue.get_nowait()
+                if self.connection_error is not None:  # server unreachable: do not hammer it
+                    await self.record(item, self.connection_error)
+                    continue
+                try:
+                    if smtp is None:
+                        smtp = _client(settings)
+                        await smtp.connect()
+                    await smtp.send_message(
+                        item.message, sender=item.sender, recipients=[item.recipient]
+                    )
+                except (aiosmtplib.SMTPException, OSError) as error:
+                    failure = classify(error)
+                    if failure.connection:
+                        self.connection_error = failure
+                    await _drop(smtp)
+                    smtp = None
+                    await self.record(item, failure)
+                    continue
+                await asyncio.to_thread(mark_sent, item.outbox_id)
+                self.report.sent += 1
+        finally:
+            await _drop(smtp, polite=True)
+
+
+async def _drop(smtp: aiosmtplib.SMTP | None, polite: bool = False) -> None:
+    if smtp is None or not smtp.is_connected:
+        return
+    try:
+        if polite:
+            await smtp.quit()
+        else:
+            smtp.close()
+    except (aiosmtplib.SMTPException, OSError):
+        smtp.close()
+
+
+async def drain(*, limit: int = 200) -> DrainReport:
+    """Send due outbox rows (at most `limit` attempts); see the module docstring."""
+    settings = get_settings()
+    report = DrainReport()
+    chunk = settings.smtp_concurrency * 10
+    while report.processed < limit and not report.unreachable:
+        ids, stale = await asyncio.to_thread(claim, min(chunk, limit - report.processed))
+        if not ids:
+            break
+        report.recovered += stale
+        ready, broken = await asyncio.to_thread(render_claimed, ids)
+        for outbox_id, reason in broken:
+            failure = Failure(reason, permanent=True)
+            if await asyncio.to_thread(mark_failure, outbox_id, failure, reason):
+                report.failed += 1
+                report.failures.append(f"E-mail {outbox_id} : {reason}")
+                _logger().warning("E-mail %s non rendu : %s", outbox_id, reason)
+        batch = _Batch(ready, report)
+        workers = [
+            batch.worker(settings) for _ in range(min(settings.smtp_concurrency, len(ready)))
+        ]
+        results = await asyncio.gather(*workers, return_exceptions=True)
+        report.unreachable = batch.connection_error is not None
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:  # e.g. the database is gone: claimed rows are taken over after their lease
+            raise errors[0]
+    return report

@@ -1,0 +1,190 @@
+"""Answering a step by link: resolve the link, validate, record in one transaction, renew."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import Session, select
+
+from models import clock
+from models.audit import Actor, record_event
+from models.db import session_scope
+from models.enums import CaseType
+from models.links import (
+    LinkAlreadyUsed,
+    LinkState,
+    StepLink,
+    consume,
+    find_link,
+    issue_link,
+    link_state,
+)
+from models.outbox import OutboxMessage, Recipient, enqueue
+from models.people import Contact
+from models.steps import STEP_KINDS, StepKind, StepPage
+from models.waits import WaitStatus, find_wait, request_resume
+from service.forms import FormField, form_fields, parse_form
+
+
+class LinkUnusable(Exception):
+    """Unknown, used or expired link; `state` says which (None: unknown)."""
+
+    def __init__(self, state: LinkState | None, link_id: int | None = None) -> None:
+        super().__init__(state.value if state else "unknown")
+        self.state = state
+        self.link_id = link_id
+
+
+def _usable(session: Session, token: str) -> tuple[StepLink, StepKind]:
+    link = find_link(session, token)
+    if link is None:
+        raise LinkUnusable(None)
+    kind = STEP_KINDS.get(link.step)
+    if kind is None:
+        raise LinkUnusable(None, link.id)
+    state = link_state(session, link)
+    if state is not LinkState.VALID:
+        raise LinkUnusable(state, link.id)
+    return link, kind
+
+
+@dataclass
+class StepView:
+    """Everything the page of a step shows."""
+
+    page: StepPage
+    fields: list[FormField]
+    submit_label: str
+    expires_at: Any
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def view_step(session: Session, token: str) -> StepView:
+    """The page of a valid link (reads only: a mail scanner opening it consumes nothing)."""
+    link, kind = _usable(session, token)
+    return StepView(
+        page=kind.page(session, link),
+        fields=form_fields(kind.form, kind.initial(session, link)),
+        submit_label=kind.submit_label,
+        expires_at=link.expires_at,
+    )
+
+
+@dataclass
+class Submission:
+    """Outcome of a POST: a confirmation, or the page again with the errors."""
+
+    confirmation: str = ""
+    wait_id: int | None = None
+    view: StepView | None = None
+    case_label: str = ""
+
+
+def submit_step(token: str, data: dict[str, list[str]]) -> Submission:
+    """Validate; then in ONE transaction consume the link, record, request the resume."""
+    with session_scope() as session:
+        link, kind = _usable(session, token)
+        answer, typed, errors = parse_form(kind.form, data)
+        if answer is None:
+            return Submission(
+                view=StepView(
+                    page=kind.page(session, link),
+                    fields=form_fields(kind.form, typed, errors, raw=True),
+                    submit_label=kind.submit_label,
+                    expires_at=link.expires_at,
+                    errors=errors,
+                )
+            )
+        page = kind.page(session, link)
+        try:
+            consume(session=session, link=link)
+        except LinkAlreadyUsed:
+            raise LinkUnusable(LinkState.USED, link.id) from None
+        contact = session.get(Contact, link.contact_id)
+        assert contact is not None and contact.id is not None
+        confirmation = kind.record(session, link, answer, Actor.contact(contact.id, contact.name))
+        wait_id = _request_resume(session, link, kind)
+        return Submission(confirmation=confirmation, wait_id=wait_id, case_label=page.case_label)
+
+
+def _request_resume(session: Session, link: StepLink, kind: StepKind) -> int | None:
+    step = kind.wait_step(session, link)
+    if not step:
+        return None
+    wait = find_wait(
+        session=session, case_type=CaseType(link.case_type), case_id=link.case_id, step=step
+    )
+    if wait is None or wait.status is not WaitStatus.OPEN:
+        return None
+    request_resume(session=session, wait=wait, reason="answer")
+    return wait.id
+
+
+RENEWAL_TEMPLATE = "link_renewed"
+
+
+def renew_link(token: str) -> bool:
+    """Mail a fresh link to the contact on file; False if the token is unknown.
+
+    At most one renewal per old link and hour: asking again sends nothing new.
+    """
+    with session_scope() as session:
+        old = find_link(session, token)
+        if old is None or old.step not in STEP_KINDS:
+            return False
+        contact = session.get(Contact, old.contact_id)
+        assert contact is not None and contact.id is not None
+        case_type = CaseType(old.case_type)
+        hour = clock.now(session).strftime("%Y%m%d%H")
+        dedup_key = f"link-renewed-{old.id}-{hour}"
+        if _already_renewed(session, case_type, old.case_id, dedup_key):
+            return True
+        validity = max(old.expires_at - old.created_at, timedelta(days=1))
+        fresh = issue_link(
+            session=session,
+            contact_id=contact.id,
+            case_type=case_type,
+            case_id=old.case_id,
+            step=old.step,
+            subject_id=old.subject_id,
+            multi_use=old.multi_use,
+            valid_for=validity,
+        )
+        page = STEP_KINDS[old.step].page(session, old)
+        enqueue(
+            session=session,
+            case_type=case_type,
+            case_id=old.case_id,
+            to=Recipient(email=contact.email, name=contact.name, contact_id=contact.id),
+            template=RENEWAL_TEMPLATE,
+            context={
+                "link_id": fresh.id,
+                "step_title": page.title,
+                "case_label": page.case_label,
+            },
+            dedup_key=dedup_key,
+        )
+        record_event(
+            session=session,
+            case_type=case_type,
+            case_id=old.case_id,
+            action="link.renewed",
+            actor=Actor.contact(contact.id, contact.name),
+            payload={"old_link_id": old.id, "link_id": fresh.id, "step": old.step},
+        )
+        return True
+
+
+def _already_renewed(session: Session, case_type: CaseType, case_id: int, key: str) -> bool:
+    return (
+        session.exec(
+            select(OutboxMessage.id).where(
+                OutboxMessage.case_type == case_type.value,
+                OutboxMessage.case_id == case_id,
+                OutboxMessage.dedup_key == key,
+            )
+        ).first()
+        is not None
+    )

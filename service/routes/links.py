@@ -1,0 +1,114 @@
+"""Partner steps by link: `/r/{token}` shows (GET) and records (POST) one step."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, Response
+
+from models.links import LinkState
+from models.waits import deliver_resumes
+from service.answers import LinkUnusable, StepView, renew_link, submit_step, view_step
+from service.deps import SessionDep, client_ip, limiter, page_context, templates
+from service.errors import problem_responses
+
+router = APIRouter(tags=["liens"])
+
+UNUSABLE = problem_responses(404, 410, 429)
+
+
+def _unusable_page(request: Request, token: str, error: LinkUnusable) -> Response:
+    if error.state is None:
+        limiter(request, "links").fail(client_ip(request))
+    status = 404 if error.state is None else 410
+    return templates.TemplateResponse(
+        request,
+        "link_unusable.html",
+        page_context(
+            request,
+            title="Lien inconnu"
+            if error.state is None
+            else "Lien déjà utilisé"
+            if error.state is LinkState.USED
+            else "Lien expiré",
+            state=error.state.value if error.state else "unknown",
+            token=token,
+        ),
+        status_code=status,
+    )
+
+
+def _step_page(request: Request, token: str, view: StepView, status: int = 200) -> Response:
+    return templates.TemplateResponse(
+        request,
+        "step.html",
+        page_context(request, title=view.page.title, view=view, token=token),
+        status_code=status,
+    )
+
+
+@router.get(
+    "/r/{token}",
+    response_class=HTMLResponse,
+    summary="Page d'une étape (ne consomme pas le lien)",
+    responses=UNUSABLE,
+)
+def show_step(request: Request, token: str, session: SessionDep) -> Response:
+    """Affiche le formulaire de l'étape ; un robot qui ouvre le lien ne le consomme pas."""
+    limiter(request, "links").check(client_ip(request))
+    try:
+        view = view_step(session, token)
+    except LinkUnusable as error:
+        return _unusable_page(request, token, error)
+    return _step_page(request, token, view)
+
+
+@router.post(
+    "/r/{token}",
+    response_class=HTMLResponse,
+    summary="Enregistrer la réponse d'une étape",
+    responses={**UNUSABLE, **problem_responses(413, 422)},
+)
+async def answer_step(request: Request, token: str) -> Response:
+    """Valide le formulaire ; lien consommé, réponse et audit dans une seule transaction.
+
+    Le processus en attente est ensuite repris ; si Prefect est injoignable, la réponse
+    est gardée et la reprise est retentée par le `tick`.
+    """
+    limiter(request, "links").check(client_ip(request))
+    form = await request.form()
+    data = {key: [str(v) for v in form.getlist(key)] for key in form}
+    try:
+        outcome = await run_in_threadpool(submit_step, token, data)
+    except LinkUnusable as error:
+        return _unusable_page(request, token, error)
+    if outcome.view is not None:
+        return _step_page(request, token, outcome.view, status=422)
+    if outcome.wait_id is not None:
+        await deliver_resumes([outcome.wait_id])
+    return templates.TemplateResponse(
+        request,
+        "step_done.html",
+        page_context(
+            request,
+            title="Réponse enregistrée",
+            message=outcome.confirmation,
+            case_label=outcome.case_label,
+        ),
+    )
+
+
+@router.post(
+    "/r/{token}/renew",
+    response_class=HTMLResponse,
+    summary="Recevoir un nouveau lien par courriel",
+    responses=problem_responses(404, 429),
+)
+async def renew(request: Request, token: str) -> Response:
+    """Envoie un nouveau lien à l'adresse connue du contact (jamais à une adresse saisie)."""
+    limiter(request, "links").check(client_ip(request))
+    if not await run_in_threadpool(renew_link, token):
+        return _unusable_page(request, token, LinkUnusable(None))
+    return templates.TemplateResponse(
+        request, "link_renewed.html", page_context(request, title="Nouveau lien envoyé")
+    )
