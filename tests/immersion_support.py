@@ -69,3 +69,83 @@ def immersion_days(window_start: date, count: int = 3, offset: int = 0) -> list[
 
 def now(session: Session) -> datetime:
     return clock.now(session)
+
+
+# -- driving a session run through Prefect ----------------------------------------------
+async def settle(run_id: Any) -> str:
+    """Let the run reach a suspension (or its end), waking it for due dates and answers."""
+    import asyncio
+
+    from flows.tick import tick
+    from models import db
+    from models.waits import open_waits
+    from tests.support.prefect_stack import wait_for_state
+
+    for _ in range(40):
+        state = await wait_for_state(run_id, "PAUSED", "COMPLETED", timeout=120)
+        if state.type.value == "COMPLETED":
+            await tick()  # the last mails
+            return "COMPLETED"
+        summary = await tick()
+        if not summary["due"] and not summary["resumed"]:
+            return "PAUSED"
+        await asyncio.sleep(1.5)  # the resumed run is scheduled; let the worker pick it up
+    with db.session_scope() as session:
+        waits = [(w.step, w.generation, w.due_at) for w in open_waits(session)]
+        moment = clock.now(session)
+    raise AssertionError(f"the run keeps being woken up: now {moment}, waits {waits}")
+
+
+def advance_clock(to: datetime) -> None:
+    """Move the installation's clock just past `to` (never backwards)."""
+    from models import db
+
+    with db.session_scope() as session:
+        delta = to - clock.now(session)
+        if delta > timedelta(0):
+            clock.advance(session=session, delta=delta + timedelta(minutes=1))
+
+
+async def resume_form(run_id: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """Answer the coordinator's form like the Prefect UI: read its schema, resume the run."""
+    import asyncio
+    import json
+
+    from prefect.client.orchestration import get_client
+    from prefect.flow_runs import aresume_flow_run
+    from prefect.input.run_input import keyset_from_paused_state
+
+    from tests.support.prefect_stack import state_of
+
+    keyset = keyset_from_paused_state(await state_of(run_id))
+    async with get_client() as client:
+        schema = json.loads(await client.read_flow_run_input(run_id, keyset["schema"]))
+    await aresume_flow_run(run_id, run_input=values)
+    await asyncio.sleep(1.5)
+    return dict(schema)
+
+
+def outbox(template: str | None = None) -> list[Any]:
+    from sqlmodel import col, select
+
+    from models import db
+    from models.outbox import OutboxMessage
+
+    with db.session_scope() as session:
+        rows = session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))).all()
+    return [m for m in rows if template is None or m.template == template]
+
+
+def session_status(run_id: Any) -> Any:
+    from models import db
+    from models import immersion as im
+
+    with db.session_scope() as session:
+        row = im.session_by_run(session, str(run_id))
+        assert row is not None
+        return row.status
+
+
+def launch_parameters(slug: str, dates: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    keys = ("call_closes_at", "preparation_at", "window_start", "window_end", "restitution_at")
+    return {"clsm": slug, **{k: dates[k].isoformat() for k in keys}, **extra}

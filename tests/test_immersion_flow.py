@@ -1,169 +1,136 @@
-"""One whole immersion session through the real Prefect stack, with the clock moved forward."""
+"""One whole immersion session through the real stack: Prefect server and worker, the
+service's links (FastAPI TestClient), a real SMTP server, the clock moved forward."""
 
 from __future__ import annotations
 
-import asyncio
-import json
+import re
 from collections import Counter
-from datetime import datetime, timedelta
+from collections.abc import Iterator
 from typing import Any
-from uuid import UUID
 
 import pytest
-from sqlmodel import select
+from fastapi.testclient import TestClient
 
 from models import clock, db
 from models import immersion as im
-from models.audit import Actor, case_events, verify_case
-from models.enums import CaseType, SessionStatus
-from models.links import StepLink, consume
-from models.outbox import OutboxMessage
-from models.people import Contact
-from models.steps import STEP_KINDS
-from models.waits import find_wait, open_waits, request_resume
-from tests.immersion_support import build_clsm, immersion_days, session_dates
-from tests.support.prefect_stack import PrefectStack, run, run_env, state_of, wait_for_state
+from models.audit import case_events, verify_case
+from models.enums import SessionStatus
+from models.outbox import OutboxMessage, OutboxStatus
+from notifications.send import drain
+from tests.immersion_support import (
+    advance_clock,
+    build_clsm,
+    immersion_days,
+    launch_parameters,
+    outbox,
+    resume_form,
+    session_dates,
+    session_status,
+    settle,
+)
+from tests.support.prefect_stack import PrefectStack, run, run_env
+from tests.support.smtp import ReceivedMail, SmtpServer
 
 pytestmark = [pytest.mark.prefect, pytest.mark.asyncio(loop_scope="session")]
 
 NAMES = ["CCAS", "CHL", "Département", "DAC", "UDAF"]
+LINK = re.compile(r"https?://[^\s)\"<>]+/r/([A-Za-z0-9_-]+)")
 
 
-def mails(template: str | None = None) -> list[OutboxMessage]:
-    with db.session_scope() as session:
-        rows = session.exec(select(OutboxMessage).order_by(OutboxMessage.id)).all()  # type: ignore[arg-type]
-    return [m for m in rows if template is None or m.template == template]
+@pytest.fixture
+def client(db_url: str, smtp_server: SmtpServer) -> Iterator[TestClient]:
+    from service.main import create_app
+
+    with TestClient(create_app(), raise_server_exceptions=False) as test_client:
+        yield test_client
 
 
-async def answer(link_id: int, data: dict[str, Any]) -> str:
-    """What the service does on POST /r/{token}: record, consume, request the resume."""
-    with db.session_scope() as session:
-        link = session.get(StepLink, link_id)
-        assert link is not None
-        kind = STEP_KINDS[link.step]
-        form = kind.form.model_validate(data)
-        consume(session=session, link=link)
-        contact = session.get(Contact, link.contact_id)
-        assert contact is not None and contact.id is not None
-        confirmation = kind.record(session, link, form, Actor.contact(contact.id, contact.name))
-        step = kind.wait_step(session, link)
-        if step:
-            wait = find_wait(
-                session=session, case_type=CaseType.SESSION, case_id=link.case_id, step=step
-            )
-            if wait is not None and wait.status == "open":
-                request_resume(session=session, wait=wait, reason="answer")
-    return confirmation
+class Mailbox:
+    """What the SMTP server received, matched to the outbox rows by Message-ID."""
+
+    def __init__(self, server: SmtpServer) -> None:
+        self.server = server
+
+    async def deliver(self) -> None:
+        while (await drain()).processed:
+            pass
+
+    def received(self, message: OutboxMessage) -> ReceivedMail:
+        (mail,) = [m for m in self.server.messages if m.message_id == message.message_id]
+        assert mail.recipients == [message.recipient_email]
+        return mail
+
+    def token(self, message: OutboxMessage) -> str:
+        found = LINK.search(self.received(message).text())
+        assert found, f"no link in {message.template}"
+        return found.group(1)
 
 
-def status(row_id: int) -> SessionStatus:
-    with db.session_scope() as session:
-        return im.get_session(session, row_id).status
+def post(client: TestClient, token: str, data: dict[str, Any]) -> str:
+    page = client.post(f"/r/{token}", data=data)
+    assert page.status_code == 200, page.text[:2000]
+    return page.text
 
 
-async def settle(run_id: UUID) -> str:
-    """Let the run reach a suspension (or its end), waking it for due dates and answers."""
-    from flows.tick import tick
-
-    for _ in range(40):
-        state = await wait_for_state(run_id, "PAUSED", "COMPLETED", timeout=120)
-        if state.type.value == "COMPLETED":
-            return "COMPLETED"
-        summary = await tick()
-        if not summary["due"] and not summary["resumed"]:
-            return "PAUSED"
-        await asyncio.sleep(1.5)  # the resumed run is scheduled; let the worker pick it up
-    with db.session_scope() as session:
-        waits = [(w.step, w.generation, w.status, w.due_at) for w in open_waits(session)]
-        now = clock.now(session)
-    raise AssertionError(f"the run keeps being woken up: now {now}, waits {waits}")
-
-
-async def advance_clock(to: datetime) -> None:
-    with db.session_scope() as session:
-        delta = to - clock.now(session)
-        if delta > timedelta(0):
-            clock.advance(session=session, delta=delta + timedelta(minutes=1))
-
-
-async def resume_form(run_id: UUID, values: dict[str, Any]) -> dict[str, Any]:
-    """Answer the coordinator's form like the Prefect UI: read the schema, resume."""
-    from prefect.client.orchestration import get_client
-    from prefect.flow_runs import aresume_flow_run
-    from prefect.input.run_input import keyset_from_paused_state
-
-    state = await state_of(run_id)
-    keyset = keyset_from_paused_state(state)
-    async with get_client() as client:
-        schema = json.loads(await client.read_flow_run_input(run_id, keyset["schema"]))
-    await aresume_flow_run(run_id, run_input=values)
-    await asyncio.sleep(1.5)
-    return dict(schema)
-
-
-async def test_a_whole_session_from_the_call_to_the_report(
-    prefect_stack: PrefectStack, db_url: str
+async def test_a_whole_session_through_links_forms_and_mail(
+    prefect_stack: PrefectStack, db_url: str, smtp_server: SmtpServer, client: TestClient
 ) -> None:
+    mailbox = Mailbox(smtp_server)
     with db.session_scope() as session:
         clsm, _orgs = build_clsm(session)
         dates = session_dates(clock.now(session))
         slug = clsm.slug
-    parameters = {
-        "clsm": slug,
-        "title": "Immersions 2022 — session 2",
-        "structures": ["CCAS, CHL", "Département", "DAC", "UDAF"],
-        "capacity": 16,
-        "host_capacity": 6,
-        "call_closes_at": dates["call_closes_at"].isoformat(),
-        "preparation_at": dates["preparation_at"].isoformat(),
-        "preparation_place": dates["preparation_place"],
-        "facilitator_name": "CODES 34",
-        "facilitator_email": "animation@codes.example",
-        "window_start": dates["window_start"].isoformat(),
-        "window_end": dates["window_end"].isoformat(),
-        "restitution_at": dates["restitution_at"].isoformat(),
-        "restitution_place": dates["restitution_place"],
-    }
+    parameters = launch_parameters(
+        slug,
+        dates,
+        title="Immersions 2022 — session 2",
+        structures=["CCAS, CHL", "Département", "DAC", "UDAF"],
+        capacity=16,
+        host_capacity=6,
+        preparation_place=dates["preparation_place"],
+        facilitator_name="CODES 34",
+        facilitator_email="animation@codes.example",
+        restitution_place=dates["restitution_place"],
+    )
     run_id = await run("immersion-session/immersion-session", parameters, run_env(db_url))
     assert await settle(run_id) == "PAUSED"
+    assert session_status(run_id) is SessionStatus.CALL_OPEN
+    calls = {m.recipient_email: m for m in outbox("immersion_call")}
+    assert sorted(calls) == sorted(f"referent@{n.lower()}.example" for n in NAMES)
+
+    # 20 applicants, 4 per structure, through the call's multi-use link of their structure
+    for n in range(1, 21):
+        home = NAMES[(n - 1) % 5].lower()
+        token = mailbox.token(calls[f"referent@{home}.example"])
+        assert "Candidater" in client.get(f"/r/{token}").text
+        done = post(
+            client,
+            token,
+            {
+                "name": f"Candidat {n}",
+                "email": f"candidat{n}@{home}.example",
+                "function": "Travailleur social",
+                "manager_name": f"Cheffe {home}",
+                "manager_email": f"cheffe@{home}.example",
+                "motivation": "Mieux connaître les partenaires",
+                "wishes": f"{NAMES[n % 5]}\n{NAMES[(n + 1) % 5]}",
+                "availability": "mardis et jeudis",
+            },
+        )
+        assert f"candidature n°{n}" in done
+    await mailbox.deliver()
+    confirmations = {m.context["number"]: m for m in outbox("immersion_application_received")}
+    assert len(confirmations) == 20
+
+    # the call closes: the coordinator approves the prefilled proposal in the Prefect UI form
+    advance_clock(dates["call_closes_at"])
+    assert await settle(run_id) == "PAUSED"
+    assert session_status(run_id) is SessionStatus.SELECTION
     with db.session_scope() as session:
         row = im.session_by_run(session, str(run_id))
         assert row is not None and row.id is not None
         row_id = row.id
-    assert status(row_id) is SessionStatus.CALL_OPEN
-    calls = mails("immersion_call")
-    assert sorted(m.recipient_email.split("@")[1] for m in calls) == sorted(
-        f"{n.lower()}.example" for n in NAMES
-    )
-
-    # 20 applicants, 4 per structure, wishing the next two structures
-    for n in range(1, 21):
-        home = (n - 1) % 5
-        call = calls[
-            [m.recipient_email for m in calls].index(f"referent@{NAMES[home].lower()}.example")
-        ]
-        await answer(
-            call.context["link_id"],
-            {
-                "name": f"Candidat {n}",
-                "email": f"candidat{n}@{NAMES[home].lower()}.example",
-                "function": "Travailleur social",
-                "manager_name": f"Cheffe {NAMES[home]}",
-                "manager_email": f"cheffe@{NAMES[home].lower()}.example",
-                "motivation": "Mieux connaître les partenaires",
-                "wishes": [NAMES[(home + 1) % 5], NAMES[(home + 2) % 5]],
-                "availability": "mardis et jeudis",
-            },
-        )
-    assert len(mails("immersion_application_received")) == 20
-
-    # the call closes: the coordinator gets the proposal as a prefilled form
-    await advance_clock(dates["call_closes_at"])
-    assert await settle(run_id) == "PAUSED"
-    assert status(row_id) is SessionStatus.SELECTION
-    assert len(mails("immersion_call_reminder")) == 0  # the clock jumped past the reminder
-    with db.session_scope() as session:
-        proposal = im.selection_proposal(session, im.get_session(session, row_id))
+        proposal = im.selection_proposal(session, row)
     kept = [d.number for d in proposal if d.outcome.value == "selected"]
     waiting = sorted(
         (d for d in proposal if d.outcome.value == "waitlisted"), key=lambda d: d.waitlist_rank or 0
@@ -176,103 +143,122 @@ async def test_a_whole_session_from_the_call_to_the_report(
     assert schema["properties"]["kept"]["title"] == "Candidatures retenues (numéros)"
     assert schema["properties"]["kept"]["default"] == ", ".join(map(str, kept))  # prefilled
     assert await settle(run_id) == "PAUSED"
-    assert status(row_id) is SessionStatus.PLACEMENT
-    assert len(mails("immersion_selected")) == 16
-    assert len(mails("immersion_waitlisted")) == 4
-    assert len(mails("immersion_host_request")) == 16
+    assert session_status(run_id) is SessionStatus.PLACEMENT
+    assert len(outbox("immersion_selected")) == 16
+    assert len(outbox("immersion_waitlisted")) == 4
 
-    # a participant withdraws (sick leave): the first of the waiting list is offered the place
-    first_kept = kept[0]
-    received = next(
-        m for m in mails("immersion_application_received") if m.context["number"] == first_kept
+    # a participant withdraws by their personal link: the 1st of the waiting list is offered
+    first = kept[0]
+    post(
+        client,
+        mailbox.token(confirmations[first]),
+        {"action": "retirer", "reason": "arrêt maladie"},
     )
-    await answer(received.context["link_id"], {"action": "retirer", "reason": "arrêt maladie"})
-    offer = mails("immersion_offer")
-    assert [m.context["number"] for m in offer] == [waiting[0].number]
-    await answer(offer[0].context["link_id"], {"answer": "j'accepte la place"})
+    await mailbox.deliver()
+    (offer,) = outbox("immersion_offer")
+    assert offer.context["number"] == waiting[0].number
+    assert "place est confirmée" in post(
+        client, mailbox.token(offer), {"answer": "j'accepte la place"}
+    )
+    await mailbox.deliver()
 
-    # every host confirms, every party signs
-    with db.session_scope() as session:
-        window_start = im.get_session(session, row_id).window_start
-    for i, request in enumerate(m for m in mails("immersion_host_request")):
+    # every host confirms by link: tutor, days inside the window, observation frame
+    window_start = dates["window_start"]
+    requests = [m for m in outbox("immersion_host_request")]
+    assert len(requests) == 17  # 16 kept + the promoted one (the withdrawn's was cancelled)
+    for i, request in enumerate(requests):
+        placement_id = int(request.dedup_key.split("-")[1])
         with db.session_scope() as session:
-            link = session.get(StepLink, request.context["link_id"])
-            placement = session.get(im.Placement, link.subject_id if link else None)
+            placement = session.get(im.Placement, placement_id)
             assert placement is not None
-            if placement.status.value != "proposed":
-                continue
-        await answer(
-            request.context["link_id"],
+            if placement.status.value == "cancelled":
+                continue  # the accueil of the participant who withdrew
+        post(
+            client,
+            mailbox.token(request),
             {
                 "tutor_name": f"Tuteur {i}",
                 "tutor_email": f"tuteur{i}@accueil.example",
-                "capacity": 6,
-                "days": [d.isoformat() for d in immersion_days(window_start, 3, i % 10)],
+                "capacity": "6",
+                "days": "\n".join(d.isoformat() for d in immersion_days(window_start, 3, i % 10)),
                 "may_observe": "réunions d'équipe, entretiens d'accueil",
                 "may_not_observe": "consultations médicales",
             },
         )
+    await mailbox.deliver()
     assert await settle(run_id) == "PAUSED"
-    assert status(row_id) is SessionStatus.AGREEMENTS
-    agreements = mails("immersion_agreement")
-    assert len(agreements) == 48
+    assert session_status(run_id) is SessionStatus.AGREEMENTS
+    agreements = outbox("immersion_agreement")
+    assert len(agreements) == 48  # participant, home manager, host tutor × 16
     for message in agreements:
-        await answer(message.context["link_id"], {"agree": True, "confidentiality": True})
+        post(client, mailbox.token(message), {"agree": "on", "confidentiality": "on"})
     assert await settle(run_id) == "PAUSED"
-    assert status(row_id) is SessionStatus.PREPARATION
-    invited = {m.recipient_email for m in mails("immersion_preparation")}
-    assert len(invited) == 18  # 17 participants (one withdrew since) + the facilitator
-    withdrawn = f"candidat{first_kept}@" + NAMES[(first_kept - 1) % 5].lower() + ".example"
-    (goodbye,) = [m for m in mails("immersion_withdrawal") if m.recipient_email == withdrawn]
-    assert goodbye.calendar is not None and goodbye.calendar["method"] == "CANCEL"
+    assert session_status(run_id) is SessionStatus.PREPARATION
+    invitations = outbox("immersion_preparation")
+    assert "animation@codes.example" in {m.recipient_email for m in invitations}
+    withdrawn = f"candidat{first}@{NAMES[(first - 1) % 5].lower()}.example"
+    (goodbye,) = [m for m in outbox("immersion_withdrawal") if m.recipient_email == withdrawn]
+    assert withdrawn in {m.recipient_email for m in invitations}  # invited before withdrawing
+    assert "METHOD:CANCEL" in mailbox.received(goodbye).calendar()
+    assert len(invitations) == 18  # 17 participants over time + the facilitator
 
-    # preparation day, then the coordinator records who came
-    await advance_clock(dates["preparation_end"])
+    # the preparation day passes; the coordinator records who came
+    advance_clock(dates["preparation_end"])
     assert await settle(run_id) == "PAUSED"
     with db.session_scope() as session:
         numbers, _names = im.participant_numbers(session, im.get_session(session, row_id))
+    assert len(numbers) == 16
     await resume_form(run_id, {"present": ", ".join(map(str, numbers[:-1]))})
     assert await settle(run_id) == "PAUSED"
-    assert status(row_id) is SessionStatus.IMMERSION
-    assert len(mails("immersion_days")) == 32
+    assert session_status(run_id) is SessionStatus.IMMERSION
+    days = outbox("immersion_days")
+    assert len(days) == 32  # participant and tutor of each signed agreement
+    assert all("METHOD:REQUEST" in mailbox.received(m).calendar() for m in days)
 
-    # the immersions happen; evaluations are asked
+    # the immersions happen; reminders went out before; evaluations are asked by link
     with db.session_scope() as session:
         end = im.immersion_end(session, im.get_session(session, row_id))
-    await advance_clock(end)
+    advance_clock(end)
     assert await settle(run_id) == "PAUSED"
-    assert status(row_id) is SessionStatus.EVALUATION
-    assert len(mails("immersion_day_reminder")) == 32
-    for message in mails("immersion_evaluation"):
-        await answer(
-            message.context["link_id"],
-            {"missions": "accueil", "practices": "entretiens", "limits": "secret", "rating": 5},
+    assert session_status(run_id) is SessionStatus.EVALUATION
+    assert len(outbox("immersion_day_reminder")) == 32
+    for message in outbox("immersion_evaluation"):
+        post(
+            client,
+            mailbox.token(message),
+            {"missions": "accueil", "practices": "entretiens", "limits": "secret", "rating": "5"},
         )
-    for message in mails("immersion_host_evaluation"):
-        await answer(message.context["link_id"], {"rating": 4, "useful": "regards croisés"})
+    for message in outbox("immersion_host_evaluation"):
+        post(client, mailbox.token(message), {"rating": "4", "useful": "regards croisés"})
     assert await settle(run_id) == "PAUSED"
-    assert status(row_id) is SessionStatus.RESTITUTION
+    assert session_status(run_id) is SessionStatus.RESTITUTION
 
-    await advance_clock(dates["restitution_end"])
+    advance_clock(dates["restitution_end"])
     assert await settle(run_id) == "PAUSED"
     await resume_form(run_id, {"present": ", ".join(map(str, numbers))})
     assert await settle(run_id) == "COMPLETED"
-    assert status(row_id) is SessionStatus.CLOSED
+    assert session_status(run_id) is SessionStatus.CLOSED
 
     with db.session_scope() as session:
         report = im.session_report(session, row_id)
         assert verify_case(session, "session", row_id) is None
         events = Counter(e.action for e in case_events(session, "session", row_id))
-        promoted = session.exec(
-            select(im.Application).where(im.Application.promoted == True)  # noqa: E712
-        ).all()
+        csv_text = im.report_csv(report)
     f = report.figures
     assert (f.applications, f.kept, f.promoted, f.waitlisted) == (20, 17, 1, 3)
-    assert f.withdrawals == [(f"Candidat {first_kept}", "arrêt maladie")]
+    assert f.withdrawals == [(f"Candidat {first}", "arrêt maladie")]
     assert (f.immersions_done, f.days_total) == (16, 48)
     assert (f.preparation_present, f.restitution_present) == (15, 16)
-    assert [a.number for a in promoted] == [waiting[0].number]
+    assert (f.participant_rating, f.host_rating) == (5.0, 4.0)
     assert events["report.created"] == 1
-    # each mail went once to its person
-    keys = Counter((m.recipient_email, m.dedup_key) for m in mails())
-    assert max(keys.values()) == 1
+    assert sum(s.hosted for s in f.structures) == 16
+    assert "arrêt maladie" in csv_text
+
+    # every queued mail was sent once, to its recipient (and only to them)
+    await mailbox.deliver()
+    rows = outbox()
+    assert {m.status for m in rows} == {OutboxStatus.SENT}
+    for message in rows:
+        mailbox.received(message)
+    assert len(smtp_server.messages) == len(rows)
+    assert Counter(m.message_id for m in smtp_server.messages).most_common(1)[0][1] == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 from sqlmodel import select
@@ -11,14 +12,46 @@ from sqlmodel import select
 from models import clock, db
 from models import immersion as im
 from models.audit import Actor, AuditEvent
-from models.enums import SessionStatus
+from models.enums import CaseType, SessionStatus
 from models.outbox import OutboxMessage
 from models.waits import resume_run
-from tests.immersion_support import build_clsm, session_dates
+from tests.immersion_support import (
+    advance_clock,
+    build_clsm,
+    resume_form,
+    session_dates,
+    settle,
+)
+from tests.immersion_support import outbox as mails
 from tests.support.prefect_stack import PrefectStack, run, run_env, state_of, wait_for_state
-from tests.test_immersion_flow import advance_clock, answer, mails, resume_form, settle
 
 pytestmark = [pytest.mark.prefect, pytest.mark.asyncio(loop_scope="session")]
+
+
+async def answer(link_id: int, data: dict[str, Any]) -> str:
+    """Record a partner's answer as the service does (record, consume, mark the resume)."""
+    from models.links import StepLink, consume
+    from models.people import Contact
+    from models.steps import STEP_KINDS
+    from models.waits import find_wait, request_resume
+
+    with db.session_scope() as session:
+        link = session.get(StepLink, link_id)
+        assert link is not None
+        kind = STEP_KINDS[link.step]
+        consume(session=session, link=link)
+        contact = session.get(Contact, link.contact_id)
+        assert contact is not None and contact.id is not None
+        confirmation = kind.record(
+            session, link, kind.form.model_validate(data), Actor.contact(contact.id, contact.name)
+        )
+        step = kind.wait_step(session, link)
+        wait = find_wait(
+            session=session, case_type=CaseType.SESSION, case_id=link.case_id, step=step or ""
+        )
+        if wait is not None and wait.status == "open":
+            request_resume(session=session, wait=wait, reason="answer")
+    return confirmation
 
 
 def _counts() -> tuple[int, int]:
@@ -69,7 +102,7 @@ async def test_waking_a_suspended_session_again_sends_no_second_mail(
                 "wishes": [wish],
             },
         )
-    await advance_clock(dates["call_closes_at"])
+    advance_clock(dates["call_closes_at"])
     assert await settle(run_id) == "PAUSED"
     # a refused edit is audited and asked again, with the error shown above the form
     await resume_form(run_id, {"kept": "1, 2, 9", "waitlist": ""})
