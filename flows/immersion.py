@@ -171,16 +171,6 @@ def sync_partners(row_id: int) -> datetime | None:
     return _with_row(row_id, run)
 
 
-@task(name="Relancer hôtes et signataires", cache_policy=NO_CACHE, retries=2)
-def remind_partners(row_id: int) -> int:
-    def run(session: Session, row: im.ImmersionSession) -> int:
-        return im.remind_hosts(session=session, row=row) + im.remind_unsigned(
-            session=session, row=row
-        )
-
-    return _with_row(row_id, run)
-
-
 @task(name="Passer à l'étape suivante", cache_policy=NO_CACHE, retries=2)
 def advance(row_id: int, to: SessionStatus, reason: str = "") -> None:
     _with_row(
@@ -214,11 +204,6 @@ def request_evaluations(row_id: int) -> int:
         return sent + im.ensure_restitution_invitations(session=session, row=row)
 
     return _with_row(row_id, run)
-
-
-@task(name="Relancer les évaluations", cache_policy=NO_CACHE, retries=2)
-def remind_evaluations(row_id: int) -> int:
-    return _with_row(row_id, lambda s, row: im.remind_evaluations(session=s, row=row))
 
 
 @task(name="Établir le bilan", cache_policy=NO_CACHE, retries=2)
@@ -348,23 +333,16 @@ def _partners_phase(row_id: int) -> None:
             return im.placements_confirmed(session, row)
         return im.agreements_signed(session, row)
 
-    def state(session: Session) -> tuple[SessionStatus, bool, datetime, datetime]:
+    def state(session: Session) -> tuple[SessionStatus, bool, datetime]:
         row = im.get_session(session, row_id)
-        return row.status, done(session), im.partner_reminder_at(row), row.preparation_at
+        return row.status, done(session), row.preparation_at
 
-    status, finished, reminder_at, preparation_at = _with_row(row_id, lambda s, _r: state(s))
-    now = _now()
-    if finished or now >= preparation_at:
+    status, finished, preparation_at = _with_row(row_id, lambda s, _r: state(s))
+    if finished or _now() >= preparation_at:
         reason = "" if finished else "journée de préparation : réponses manquantes"
         advance(row_id, S.AGREEMENTS if status is S.PLACEMENT else S.PREPARATION, reason)
         return
-    if now >= reminder_at:
-        remind_partners(row_id)
-    due = min(
-        d
-        for d in (deadline, reminder_at if now < reminder_at else None, preparation_at)
-        if d is not None
-    )
+    due = min(deadline, preparation_at) if deadline else preparation_at
 
     def changed(session: Session) -> bool:
         row = im.get_session(session, row_id)
@@ -467,14 +445,9 @@ def _evaluation_phase(row_id: int) -> None:
     def complete(session: Session) -> bool:
         return not im.missing_evaluations(session, im.get_session(session, row_id))
 
-    reminder_at, restitution_at = _with_row(
-        row_id, lambda _s, row: (im.evaluation_reminder_at(row), row.restitution_at)
-    )
-    now = _now()
-    if now >= reminder_at:
-        remind_evaluations(row_id)
+    restitution_at = _with_row(row_id, lambda _s, row: row.restitution_at)
     finished = _with_row(row_id, lambda s, _r: complete(s))
-    if finished or now >= restitution_at:
+    if finished or _now() >= restitution_at:
         advance(row_id, S.RESTITUTION, "" if finished else "restitution : évaluations manquantes")
         return
     wait_until(
@@ -482,7 +455,7 @@ def _evaluation_phase(row_id: int) -> None:
         case_id=row_id,
         step="evaluations",
         ready=_until(row_id, complete),
-        due_at=reminder_at if now < reminder_at else restitution_at,
+        due_at=restitution_at,
         waiting_on="grilles d'observation et évaluations",
     )
 

@@ -53,6 +53,7 @@ from models.immersion_rules import (
 from models.links import StepLink, issue_link
 from models.outbox import CalendarMethod, CalendarPart, OutboxMessage, Recipient, enqueue
 from models.people import Clsm, Contact, Organisation
+from models.reminders import plan_reminders, stop_case_reminders, stop_reminders
 from models.settings import get_settings
 from models.status import change_status
 from models.steps import StepKind, StepPage, register
@@ -458,6 +459,52 @@ def _link(
         multi_use=multi_use,
         valid_for=valid_for,
     )
+
+
+def _awaited_link(
+    session: Session,
+    row: ImmersionSession,
+    contact: Contact,
+    step: str,
+    subject_id: int | None,
+    *,
+    deadline: datetime,
+    step_label: str,
+) -> StepLink:
+    """A link whose answer is awaited: reminded before `deadline`, escalated after it
+    (`models.reminders`, sent by tick; the plan stops once the link is used)."""
+    link = _link(session, row, contact, step, subject_id)
+    plan_reminders(
+        session=session,
+        link=link,
+        deadline=deadline,
+        template_context={"case_label": row.reference, "step_label": step_label},
+    )
+    return link
+
+
+def host_deadline(row: ImmersionSession) -> datetime:
+    """Hosts confirm five business days before the preparation day (18:00)."""
+    day = add_business_days(_local(row.preparation_at).date(), -5)
+    return at_local(day, 18, get_settings().tz)
+
+
+def signature_deadline(row: ImmersionSession) -> datetime:
+    """Agreements are signed two business days before the preparation day (18:00)."""
+    day = add_business_days(_local(row.preparation_at).date(), -2)
+    return at_local(day, 18, get_settings().tz)
+
+
+def _stop_reminders_of(session: Session, row_id: int, step: str, subject_id: int | None) -> None:
+    for link in session.exec(
+        select(StepLink).where(
+            StepLink.case_type == CASE.value,
+            StepLink.case_id == row_id,
+            StepLink.step == step,
+            StepLink.subject_id == subject_id,
+        )
+    ):
+        stop_reminders(session, link.id or 0, "annulé")
 
 
 def coordinator(session: Session, row: ImmersionSession) -> Recipient:
@@ -933,6 +980,9 @@ def cancel_placement(
     *, session: Session, row: ImmersionSession, placement: Placement, actor: Actor, reason: str
 ) -> None:
     agreement = agreement_of(session, placement.id or 0)
+    _stop_reminders_of(session, row.id or 0, STEP_HOST, placement.id)
+    if agreement is not None:
+        _stop_reminders_of(session, row.id or 0, STEP_SIGN, agreement.id)
     if agreement is not None and agreement.status is not AgreementStatus.CANCELLED:
         change_status(
             session=session,
@@ -1315,8 +1365,16 @@ def _create_placement(
             "reason": assignment.reason,
         },
     )
-    link = _link(session, row, referent, STEP_HOST, placement.id)
     participant = _contact(session, application.contact_id)
+    link = _awaited_link(
+        session,
+        row,
+        referent,
+        STEP_HOST,
+        placement.id,
+        deadline=host_deadline(row),
+        step_label=f"confirmer l'accueil de {participant.name}",
+    )
     _mail(
         session,
         row,
@@ -1430,7 +1488,15 @@ def ensure_agreements(*, session: Session, row: ImmersionSession, actor: Actor) 
             {"agreement_id": agreement.id, "placement_id": placement.id},
         )
         for party, contact in _parties(session, placement).items():
-            link = _link(session, row, contact, STEP_SIGN, agreement.id)
+            link = _awaited_link(
+                session,
+                row,
+                contact,
+                STEP_SIGN,
+                agreement.id,
+                deadline=signature_deadline(row),
+                step_label="signer la convention de stage",
+            )
             _mail(
                 session,
                 row,
@@ -1509,44 +1575,6 @@ def sign_agreement(
     return "Merci : votre signature est enregistrée. La convention attend les autres signatures."
 
 
-def remind_unsigned(*, session: Session, row: ImmersionSession) -> int:
-    """Remind the parties who have not signed, alert the coordinator (once each)."""
-    assert row.id is not None
-    late: list[str] = []
-    count = 0
-    for placement in placements(session, row.id, PlacementStatus.CONFIRMED):
-        agreement = agreement_of(session, placement.id or 0)
-        if agreement is None or agreement.status is not AgreementStatus.PENDING:
-            continue
-        for party, contact in _parties(session, placement).items():
-            if getattr(agreement, f"{party}_signed_at") is not None:
-                continue
-            late.append(f"{contact.name} ({PARTY_LABELS[party]})")
-            key = f"agreement-{agreement.id}-{party}-reminder"
-            if _sent(session, row.id, key):
-                continue
-            link = _link(session, row, contact, STEP_SIGN, agreement.id)
-            _mail(
-                session,
-                row,
-                to=contact,
-                template="immersion_agreement_reminder",
-                dedup_key=key,
-                context={"link_id": link.id, **_agreement_context(session, placement, party)},
-            )
-            count += 1
-    if late:
-        _mail(
-            session,
-            row,
-            to=coordinator(session, row),
-            template="immersion_alert",
-            dedup_key=f"signatures-late-{row.status.value}",
-            context={"alert": "Signatures de convention en retard : " + ", ".join(late) + "."},
-        )
-    return count
-
-
 def placements_confirmed(session: Session, row: ImmersionSession) -> bool:
     assert row.id is not None
     return not placements(session, row.id, PlacementStatus.PROPOSED) and not applications(
@@ -1571,18 +1599,6 @@ def advance_to(
     _bump(session, row)
 
 
-def partner_reminder_at(row: ImmersionSession) -> datetime:
-    """Hosts and signatories are reminded five business days before the preparation day."""
-    tz = get_settings().tz
-    return at_local(add_business_days(_local(row.preparation_at).date(), -5), 9, tz)
-
-
-def evaluation_reminder_at(row: ImmersionSession) -> datetime:
-    """Missing evaluations are reminded three business days before the restitution."""
-    tz = get_settings().tz
-    return at_local(add_business_days(_local(row.restitution_at).date(), -3), 9, tz)
-
-
 def next_offer_deadline(session: Session, row: ImmersionSession) -> datetime | None:
     assert row.id is not None
     deadlines = [
@@ -1591,28 +1607,6 @@ def next_offer_deadline(session: Session, row: ImmersionSession) -> datetime | N
         if a.offer_deadline is not None
     ]
     return min(deadlines) if deadlines else None
-
-
-def remind_hosts(*, session: Session, row: ImmersionSession) -> int:
-    """Remind the structures that have not confirmed an accueil yet (once each)."""
-    assert row.id is not None
-    count = 0
-    for placement in placements(session, row.id, PlacementStatus.PROPOSED):
-        key = f"placement-{placement.id}-host-reminder"
-        if _sent(session, row.id, key):
-            continue
-        referent = _contact(session, placement.host_contact_id)
-        link = _link(session, row, referent, STEP_HOST, placement.id)
-        _mail(
-            session,
-            row,
-            to=referent,
-            template="immersion_host_reminder",
-            dedup_key=key,
-            context={"link_id": link.id, "participant": _participant(session, placement).name},
-        )
-        count += 1
-    return count
 
 
 def awaited(session: Session, row: ImmersionSession) -> list[str]:
@@ -1896,7 +1890,15 @@ def request_evaluations(*, session: Session, row: ImmersionSession) -> int:
             key = f"placement-{placement.id}-evaluation-{who}"
             if _sent(session, row.id, key):
                 continue
-            link = _link(session, row, parties[who], step, placement.id)
+            link = _awaited_link(
+                session,
+                row,
+                parties[who],
+                step,
+                placement.id,
+                deadline=row.restitution_at,
+                step_label="remplir l'évaluation de fin de stage",
+            )
             _mail(
                 session,
                 row,
@@ -1926,37 +1928,6 @@ def missing_evaluations(session: Session, row: ImmersionSession) -> list[tuple[P
             if author not in authors:
                 missing.append((placement, author))
     return missing
-
-
-def remind_evaluations(*, session: Session, row: ImmersionSession) -> int:
-    assert row.id is not None
-    count = 0
-    for placement, author in missing_evaluations(session, row):
-        who = "participant" if author == "participant" else "tutor"
-        key = f"placement-{placement.id}-evaluation-{who}-reminder"
-        if _sent(session, row.id, key):
-            continue
-        contact = _parties(session, placement)[who]
-        link = _link(
-            session,
-            row,
-            contact,
-            STEP_GRID if who == "participant" else STEP_HOST_EVAL,
-            placement.id,
-        )
-        _mail(
-            session,
-            row,
-            to=contact,
-            template="immersion_evaluation_reminder",
-            dedup_key=key,
-            context={
-                "link_id": link.id,
-                "host": _org(session, placement.host_organisation_id).label,
-            },
-        )
-        count += 1
-    return count
 
 
 def record_evaluation(
@@ -2121,6 +2092,7 @@ def cancel_session(*, session: Session, row: ImmersionSession, actor: Actor, rea
     change_status(
         session=session, entity=row, to=SessionStatus.CANCELLED, actor=actor, reason=reason
     )
+    stop_case_reminders(session, CASE, row.id)
     _bump(session, row)
     count = 0
     for message in _invited_to(session, row.id, ""):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,11 +17,11 @@ from models.enums import (
     SessionStatus,
 )
 from models.errors import DomainError
-from models.links import StepLink
+from models.links import StepLink, consume
 from models.outbox import OutboxMessage
 from models.people import Contact
 from models.steps import STEP_KINDS
-from tests.immersion_support import build_clsm, immersion_days, session_dates
+from tests.immersion_support import PARIS, build_clsm, immersion_days, session_dates
 
 SYSTEM = Actor.system("test")
 
@@ -31,6 +31,8 @@ def answer(session: Session, link: StepLink, data: dict[str, Any]) -> str:
     kind = STEP_KINDS[link.step]
     form = kind.form.model_validate(data)
     kind.page(session, link)  # the page renders for this link
+    if link.used_at is None:
+        consume(session=session, link=link)  # as the service does (a multi-use link stays)
     contact = session.get(Contact, link.contact_id)
     assert contact is not None and contact.id is not None
     return kind.record(session, link, form, Actor.contact(contact.id, contact.name))
@@ -40,6 +42,12 @@ def link_of(session: Session, message: OutboxMessage) -> StepLink:
     link = session.get(StepLink, message.context["link_id"])
     assert link is not None
     return link
+
+
+def advance_to_moment(session: Session, moment: datetime) -> None:
+    delta = moment - clock.now(session)
+    assert delta > timedelta(0), "the clock never goes back"
+    clock.advance(session=session, delta=delta)
 
 
 def mails(session: Session, template: str, email: str | None = None) -> list[OutboxMessage]:
@@ -196,9 +204,27 @@ def test_whole_session_through_the_steps(session: Session, launched: im.Immersio
     agreements = mails(session, "immersion_agreement")
     assert len(agreements) == 12  # three parties × four placements
     assert not im.agreements_signed(session, row)
-    assert im.remind_unsigned(session=session, row=row) == 12
-    assert len(mails(session, "immersion_alert")) == 1
-    for message in agreements:
+    # reminders are planned for every awaited signature (deadline: two business days before
+    # the preparation day); at the last reminder time each unsigned party gets one
+    from models.reminders import SCHEDULES, send_due_reminders
+
+    times = SCHEDULES["standard"].reminder_times(im.signature_deadline(row), PARIS)
+    advance_to_moment(session, times[-1] + timedelta(minutes=1))
+    assert send_due_reminders(session) == 12
+    assert {m.recipient_email for m in mails(session, "reminder")} == {
+        m.recipient_email for m in agreements
+    }
+    for message in agreements[:-1]:
+        answer(session, link_of(session, message), {"agree": True, "confidentiality": True})
+    # after the deadline only the late signatory is reminded, and the coordinator alerted
+    before = {m.id for m in mails(session, "reminder")}
+    advance_to_moment(session, im.signature_deadline(row) + timedelta(days=3))
+    send_due_reminders(session)
+    late = [m for m in mails(session, "reminder") if m.id not in before]
+    assert {m.recipient_email for m in late} <= {agreements[-1].recipient_email}
+    (alert,) = mails(session, "escalation")
+    assert alert.recipient_email.startswith("coordination")
+    for message in agreements[-1:]:
         answer(session, link_of(session, message), {"agree": True, "confidentiality": True})
     assert im.agreements_signed(session, row)
     assert all(
@@ -263,7 +289,8 @@ def test_whole_session_through_the_steps(session: Session, launched: im.Immersio
     from notifications.render import render_message
 
     for message in session.exec(select(OutboxMessage)):  # every context fits its template
-        assert row.title in render_message(session=session, message=message).subject
+        mail = render_message(session=session, message=message)
+        assert row.title in mail.subject + mail.text
 
 
 def test_offer_declined_goes_to_the_next_and_after_cutoff_the_place_stays_empty(
