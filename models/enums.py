@@ -152,7 +152,7 @@ TRANSITIONS: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
         V.LEVEL1: frozenset({V.ORIENTED, V.LEVEL2, V.CLOSED}),
         V.ORIENTED: frozenset({V.FOLLOW_UP, V.CLOSED}),
         V.FOLLOW_UP: frozenset({V.CLOSED, V.LEVEL1, V.LEVEL2}),
-        V.LEVEL2: frozenset({V.DECIDED, V.CLOSED}),
+        V.LEVEL2: frozenset({V.DECIDED, V.LEVEL1, V.CLOSED}),
         V.DECIDED: frozenset({V.CLOSED}),
         V.CLOSED: frozenset(),
     },

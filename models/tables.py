@@ -1,8 +1,22 @@
-"""Imports every table so that SQLModel.metadata is complete (migrations, tests)."""
+"""Imports every table so that SQLModel.metadata is complete (migrations, tests).
+
+Importing the domain modules also registers their link steps and case kinds.
+"""
 
 from sqlmodel import SQLModel
 
-from models import audit, clock, immersion, links, outbox, people, reminders, waits
+from models import (
+    audit,
+    clock,
+    immersion,
+    links,
+    outbox,
+    people,
+    reminders,
+    saisine,
+    saisine_steps,
+    waits,
+)
 
 metadata = SQLModel.metadata
 
@@ -15,5 +29,7 @@ __all__ = [
     "outbox",
     "people",
     "reminders",
+    "saisine",
+    "saisine_steps",
     "waits",
 ]

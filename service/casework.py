@@ -35,6 +35,7 @@ ACTION_LABELS: dict[str, str] = {
     "form.refused": "formulaire refusé",
     "step.escalated": "étape relancée auprès de la coordination",
     "outcome.acknowledged": "suite donnée prise en compte",
+    "follow-up.answered": "réponse au suivi de l'orientation",
     "session.created": "session créée",
     "session.run-attached": "processus Prefect rattaché",
     "application.submitted": "candidature déposée",

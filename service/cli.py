@@ -20,6 +20,8 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(clock_app, name="clock")
 mail_app = typer.Typer(help="Boîte de réception locale (développement).", no_args_is_help=True)
 app.add_typer(mail_app, name="mail")
+report_app = typer.Typer(help="Bilans annuels.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
 users_app = typer.Typer(
     help="Comptes du service (coordination, audit, admin).", no_args_is_help=True
 )
@@ -149,6 +151,34 @@ def mail_show(mail_id: str) -> None:
         typer.echo("[invitation agenda jointe]")
 
 
+@report_app.command("saisines")
+def report_saisines(
+    year: int = typer.Option(..., help="Année du bilan"),
+    clsm: str = typer.Option("poitiers", help="Identifiant du CLSM"),
+    csv: bool = typer.Option(False, "--csv", help="Sortie CSV (séparateur ;)"),
+) -> None:
+    """Tableau des saisines de la cellule pour une année, puis les totaux par niveau."""
+    from models.db import session_scope
+    from models.people import get_clsm
+    from models.saisine import yearly_report, yearly_report_csv
+
+    with session_scope() as session:
+        found = get_clsm(session=session, slug=clsm)
+        if found is None or found.id is None:
+            typer.echo(f"CLSM « {clsm} » inconnu.", err=True)
+            raise typer.Exit(1)
+        if csv:
+            typer.echo(yearly_report_csv(session, found.id, year), nl=False)
+            return
+        report = yearly_report(session, found.id, year)
+    typer.echo(f"Saisines de la cellule du {found.name} en {year}\n")
+    for row in report.rows:
+        typer.echo(f"{row.month:<10} {row.referrer}\n           {row.decisions}")
+        if row.note:
+            typer.echo(f"           Note : {row.note}")
+    typer.echo("\n" + " ; ".join(f"{lvl.value} : {n}" for lvl, n in report.counts.items()))
+
+
 @users_app.command("add")
 def users_add(
     email: str = typer.Option(..., help="Adresse électronique (identifiant)"),
@@ -263,9 +293,10 @@ def setup(block: bool = typer.Option(True, help="Rester actif après la mise en 
         raise typer.Exit(1)
     ensure_work_pool()
     deploy_all(PROJECT_DIR)
-    from service.demo import load_demo
+    from service.demo import load_demo, load_saisine_demo
 
     typer.echo(load_demo())
+    typer.echo(load_saisine_demo())
     typer.echo(
         "\n================ CLSM prêt ================\n"
         f"  Interface Prefect : {settings.ui_url}\n"

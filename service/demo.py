@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlmodel import Session, select
@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 from models.db import session_scope
 from models.enums import Role
 from models.people import Clsm, Contact, Organisation, Partnership, User
+from models.saisine import SaisineIntake
 from models.settings import get_settings
 
 DEMO_PASSWORD = "demo-clsm-2026"
@@ -328,4 +329,298 @@ _FLOW_PARAMETERS = {
     "host_capacity",
     "min_days",
     "max_days",
+}
+
+
+# -- saisines of the cell: the Poitiers 2022 table, then one open saisine --------------------
+SAISINES_2022: list[dict[str, object]] = [
+    {
+        "day": date(2022, 1, 20),
+        "referrer": "ICF Habitat",
+        "consulted": ["CCAS", "DAC-PTA"],
+        "cancelled_meeting": True,
+        "kind": "concertation_meeting",
+        "who": "ICF Habitat et le DAC-PTA",
+        "detail": "Organisation d'une réunion de concertation par ICF Habitat et le DAC-PTA",
+    },
+    {
+        "day": date(2022, 3, 14),
+        "referrer": "MQ La Gibauderie",
+        "consulted": ["CHL", "CCAS"],
+        "kind": "care_path_coordinator",
+        "who": "CHL",
+        "detail": "Mise en lien avec la coordinatrice de parcours",
+    },
+    {
+        "day": date(2022, 7, 7),
+        "referrer": "D2SP - Pôle Salubrité publique",
+        "consulted": ["CHL", "DAC-PTA", "CCAS"],
+        "kind": "home_intervention",
+        "who": "CHL et DAC-PTA",
+        "detail": "Mise en lien avec CHL et DAC-PTA",
+    },
+    {
+        "day": date(2022, 10, 11),
+        "referrer": "Un chez Soi d'Abord",
+        "consulted": ["CHL"],
+        "kind": "synthesis_meeting",
+        "who": "Secteur de psychiatrie",
+        "detail": "Organisation d'une réunion de synthèse avec le secteur de psychiatrie",
+    },
+    {
+        "day": date(2022, 11, 15),
+        "referrer": "CHL - Service majeurs protégés",
+        "consulted": ["CCAS", "Département", "DAC-PTA"],
+        "decision": (
+            "Organisation d'une réunion de concertation par le DAC une fois par an pour : "
+            "- se prémunir de l'épuisement professionnel engendré par la complexité de la "
+            "situation et qui pourrait fermer des portes à la personne accompagnée - Partager "
+            "la responsabilité de cette situation et sortir des injonctions ressenties pour "
+            "« faire quelque chose » - Anticiper autant que faire se peut une dégradation de la "
+            "situation qui nécessiterait d'autres accompagnements"
+        ),
+        "invited": [
+            "MDPH",
+            "Un chez Soi d'Abord",
+            "Service social du CHU",
+            "Cadre des urgences du CHU",
+        ],
+    },
+    {
+        "day": date(2022, 12, 8),
+        "referrer": "Mission Relations aux habitants et aux usagers",
+        "consulted": ["CHL"],
+        "kind": "relay",
+        "who": "CHL",
+        "detail": "Relai vers la coordinatrice de parcours du CHL",
+    },
+]
+
+# Structures invited to the cell in 2022, with their conventions (seed 003).
+INVITED_2022 = [
+    ("Un chez Soi d'Abord", "logement accompagné", "Camille Durand", "camille.durand@ucsd.example"),
+    ("Service social du CHU", "hôpital", "Élodie Faure", "elodie.faure@chu.example"),
+    ("Cadre des urgences du CHU", "hôpital", "Thomas Blanc", "thomas.blanc@chu.example"),
+]
+
+
+def _org_by_label(session: Session, clsm_id: int, label: str) -> Organisation:
+    from sqlmodel import col
+
+    org = session.exec(
+        select(Organisation).where(
+            Organisation.clsm_id == clsm_id,
+            (col(Organisation.short_name) == label) | (col(Organisation.name) == label),
+        )
+    ).first()
+    assert org is not None, label
+    return org
+
+
+def _ensure_invited(session: Session, clsm: Clsm) -> None:
+    assert clsm.id is not None
+    for name, kind, person, email in INVITED_2022:
+        if session.exec(
+            select(Organisation).where(Organisation.clsm_id == clsm.id, Organisation.name == name)
+        ).first():
+            continue
+        org = Organisation(clsm_id=clsm.id, name=name, short_name=name, kind=kind)
+        session.add(org)
+        session.flush()
+        assert org.id is not None
+        for start, end in [
+            (date(2018, 6, 1), date(2022, 12, 31)),
+            (date(2023, 1, 1), date(2027, 12, 31)),
+        ]:
+            session.add(
+                Partnership(clsm_id=clsm.id, organisation_id=org.id, starts_on=start, ends_on=end)
+            )
+        session.add(Contact(organisation_id=org.id, name=person, email=email, function="Référent"))
+    session.flush()
+
+
+def _demo_intake(referrer: str, day: date) -> SaisineIntake:
+    slug = "".join(ch for ch in referrer.lower() if ch.isalnum())[:20]
+    return SaisineIntake(
+        clsm_slug="poitiers",
+        received_on=day,
+        channel="téléphone",
+        referring_structure=referrer,
+        referrer_name=f"Référent {referrer}",
+        referrer_email=f"contact@{slug}.example",
+        initials="X.",
+        age_range="41-60 ans",
+        commune="Poitiers",
+        difficulty="Situation d'exemple de la démonstration (bilan 2022 du CLSM de Poitiers).",
+        consent_given=True,
+        consent_note="",
+        urgent=False,
+    )
+
+
+def _closed_2022_case(session: Session, clsm: Clsm, spec: dict[str, Any]) -> None:
+    from models import clock
+    from models import saisine as sa
+    from models.audit import Actor
+    from models.saisine_rules import OrientationKind
+    from models.settings import get_settings
+
+    tz = get_settings().tz
+    actor = Actor.system("démo")
+    assert clsm.id is not None
+
+    def at(day: date, hour: int) -> None:
+        moment = datetime.combine(day, time(hour), tzinfo=tz)
+        clock.set_offset(session=session, delta=moment - datetime.now(UTC))
+
+    day: date = spec["day"]
+    at(day - timedelta(days=10), 9)
+    saisine = sa.open_saisine(
+        session=session, intake=_demo_intake(spec["referrer"], day), actor=actor
+    )
+    orgs = [_org_by_label(session, clsm.id, label).id for label in spec["consulted"]]
+    sa.consult_partners(
+        session=session, saisine=saisine, organisation_ids=[o for o in orgs if o], actor=actor
+    )
+    at(day - timedelta(days=8), 11)
+    for consultation in sa.consultations(session, saisine):
+        sa.record_consultation_answer(
+            session=session,
+            consultation=consultation,
+            knows_situation=True,
+            proposal="Échange avec la coordination",
+            actor=actor,
+        )
+    if spec.get("cancelled_meeting") or spec.get("decision"):
+        sa.escalate_to_level2(session=session, saisine=saisine, actor=actor, reason="démo")
+        at(day - timedelta(days=7), 10)
+        invited = [_org_by_label(session, clsm.id, label).id for label in spec.get("invited", [])]
+        host = sa.proposed_host(session, clsm.id)
+        meeting = sa.plan_meeting(
+            session=session,
+            saisine=saisine,
+            starts_at=datetime.combine(day, time(14), tzinfo=tz),
+            host_organisation_id=host.id,
+            invited_ids=[i for i in invited if i],
+            actor=actor,
+        )
+        if spec.get("cancelled_meeting"):
+            sa.cancel_meeting(
+                session=session, meeting=meeting, reason="Réunion de cellule annulée", actor=actor
+            )
+            sa.back_to_level1(
+                session=session, saisine=saisine, reason="réunion annulée", actor=actor
+            )
+        else:
+            at(day, 17)
+            sa.mark_meeting_held(session=session, meeting=meeting, actor=actor)
+            dac = sa.first_contact(session, _org_by_label(session, clsm.id, "DAC-PTA").id or 0)
+            sa.record_decision(
+                session=session,
+                saisine=saisine,
+                meeting=meeting,
+                text=str(spec["decision"]),
+                actions=[
+                    sa.ActionPlan(
+                        "Organiser la réunion de concertation annuelle",
+                        dac.id or 0,
+                        day + timedelta(days=60),
+                    )
+                ],
+                actor=actor,
+            )
+            at(day + timedelta(days=50), 10)
+            for action in sa.actions_of(session, saisine):
+                sa.close_action(
+                    session=session,
+                    action=action,
+                    note="réunion organisée",
+                    actor=actor,
+                    link_id=None,
+                )
+            sa.close_saisine(session=session, saisine=saisine, reason="", actor=actor)
+            return
+    at(day, 16)
+    sa.record_orientation(
+        session=session,
+        saisine=saisine,
+        kind=OrientationKind(spec["kind"]),
+        who_acts=str(spec["who"]),
+        detail=str(spec["detail"]),
+        follow_up_on=None,
+        actor=actor,
+    )
+    sa.close_saisine(session=session, saisine=saisine, reason="orientation proposée", actor=actor)
+
+
+def load_saisine_demo(start_open_run: bool = True) -> str:
+    """The Poitiers 2022 saisines as closed cases, and one open saisine waiting at level 1.
+
+    The 2022 cases are history: their mails are not queued. The open saisine is a real run
+    of the `saisine` deployment (its partners form waits in the Prefect UI).
+    """
+    from sqlmodel import col, delete
+
+    from models import clock
+    from models.outbox import OutboxMessage
+    from models.saisine import Saisine
+
+    with session_scope() as session:
+        clsm = session.exec(select(Clsm).where(Clsm.slug == "poitiers")).one()
+        assert clsm.id is not None
+        done_2022 = session.exec(
+            select(Saisine).where(
+                Saisine.clsm_id == clsm.id, col(Saisine.reference).startswith("2022-")
+            )
+        ).first()
+        if done_2022 is None:
+            _ensure_invited(session, clsm)
+            before = clock.offset(session)
+            first_mail = (
+                session.exec(
+                    select(OutboxMessage.id).order_by(col(OutboxMessage.id).desc())
+                ).first()
+                or 0
+            )
+            for spec in SAISINES_2022:
+                _closed_2022_case(session, clsm, spec)
+            clock.set_offset(session=session, delta=before)
+            session.execute(delete(OutboxMessage).where(col(OutboxMessage.id) > first_mail))
+        has_run = session.exec(
+            select(Saisine).where(Saisine.clsm_id == clsm.id, col(Saisine.flow_run_id).is_not(None))
+        ).first()
+    if start_open_run and has_run is None:
+        import asyncio
+
+        from service.orchestration import start_run
+
+        asyncio.run(
+            start_run(
+                "saisine/saisine",
+                {"intake": OPEN_SAISINE},
+                tags=["saisine", "poitiers"],
+            )
+        )
+    return (
+        "Saisines de démonstration prêtes : bilan 2022 (6 saisines) "
+        "et une saisine ouverte au niveau 1."
+    )
+
+
+OPEN_SAISINE: dict[str, object] = {
+    "clsm": "poitiers",
+    "channel": "téléphone",
+    "referring_structure": "Ekidom",
+    "referrer_name": "Léa Lambert",
+    "referrer_email": "lea.lambert@ekidom.example",
+    "initials": "M.D.",
+    "age_range": "61-75 ans",
+    "commune": "Poitiers",
+    "difficulty": (
+        "Locataire isolé, impayés depuis six mois, refuse les visites ; troubles du "
+        "comportement signalés par le voisinage."
+    ),
+    "consent_given": False,
+    "consent_note": "La personne ne répond ni au téléphone ni aux courriers.",
+    "urgent": False,
 }

@@ -90,7 +90,7 @@ class BodyTooLarge(Exception):
 
 
 def create_app() -> FastAPI:
-    from service.routes import api, auth, cases, dev, history, links
+    from service.routes import api, auth, cases, dev, history, links, reports
 
     settings = get_settings()
     app = FastAPI(
@@ -106,6 +106,7 @@ def create_app() -> FastAPI:
             {"name": "comptes", "description": "Connexion des coordinations, audits, admins"},
             {"name": "dossiers", "description": "Liste et pages des dossiers"},
             {"name": "historique", "description": "Historique audité de chaque dossier"},
+            {"name": "rapports", "description": "Bilans annuels et de session"},
             {"name": "api", "description": "API JSON (jeton porteur)"},
             {"name": "développement", "description": "Outils hors production"},
             {"name": "système", "description": "État du service"},
@@ -120,7 +121,7 @@ def create_app() -> FastAPI:
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"
     )
-    for module in (links, auth, cases, history, api):
+    for module in (links, auth, cases, history, reports, api):
         app.include_router(module.router)
     if settings.env is not Environment.PRODUCTION:
         app.include_router(dev.router)

@@ -200,6 +200,30 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_organisation_clsm_id"), ["clsm_id"], unique=False)
 
     op.create_table(
+        "cell_meeting",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("clsm_id", sa.Integer(), nullable=False),
+        sa.Column("starts_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("host_organisation_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "status", sa.Enum("PLANNED", "HELD", "CANCELLED", name="meetingstatus"), nullable=False
+        ),
+        sa.Column("sequence", sa.Integer(), nullable=False),
+        sa.Column("cancel_reason", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["clsm_id"],
+            ["clsm.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["host_organisation_id"],
+            ["organisation.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("cell_meeting", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_cell_meeting_clsm_id"), ["clsm_id"], unique=False)
+
+    op.create_table(
         "contact",
         sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("email", sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
@@ -377,6 +401,65 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_outbox_status"), ["status"], unique=False)
 
     op.create_table(
+        "saisine",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("clsm_id", sa.Integer(), nullable=False),
+        sa.Column("reference", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("received_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
+        sa.Column("referrer_organisation_id", sa.Integer(), nullable=False),
+        sa.Column("referrer_contact_id", sa.Integer(), nullable=False),
+        sa.Column("initials", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=True),
+        sa.Column("age_range", sqlmodel.sql.sqltypes.AutoString(length=30), nullable=True),
+        sa.Column("commune", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+        sa.Column("difficulty", sa.Text(), nullable=True),
+        sa.Column("consent_given", sa.Boolean(), nullable=False),
+        sa.Column("consent_note", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+        sa.Column("urgent", sa.Boolean(), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "RECEIVED",
+                "URGENT_CLOSED",
+                "LEVEL1",
+                "ORIENTED",
+                "FOLLOW_UP",
+                "LEVEL2",
+                "DECIDED",
+                "CLOSED",
+                name="saisinestatus",
+            ),
+            nullable=False,
+        ),
+        sa.Column("round", sa.Integer(), nullable=False),
+        sa.Column("form_seq", sa.Integer(), nullable=False),
+        sa.Column("last_form_error", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("flow_run_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=True),
+        sa.Column("closed_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("close_reason", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column("purged_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["clsm_id"],
+            ["clsm.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["referrer_contact_id"],
+            ["contact.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["referrer_organisation_id"],
+            ["organisation.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("clsm_id", "reference", name="uq_saisine_reference"),
+        sa.UniqueConstraint("flow_run_id"),
+    )
+    with op.batch_alter_table("saisine", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_saisine_clsm_id"), ["clsm_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_saisine_status"), ["status"], unique=False)
+
+    op.create_table(
         "step_link",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("token_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -400,6 +483,86 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_step_link_case_id"), ["case_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_step_link_contact_id"), ["contact_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_step_link_token_hash"), ["token_hash"], unique=True)
+
+    op.create_table(
+        "consultation",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("saisine_id", sa.Integer(), nullable=False),
+        sa.Column("round", sa.Integer(), nullable=False),
+        sa.Column("organisation_id", sa.Integer(), nullable=False),
+        sa.Column("contact_id", sa.Integer(), nullable=False),
+        sa.Column("asked_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("remind_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("deadline", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("reminded_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("answered_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("knows_situation", sa.Boolean(), nullable=True),
+        sa.Column("proposal", sa.Text(), nullable=True),
+        sa.Column(
+            "status",
+            sa.Enum("ASKED", "ANSWERED", "ESCALATED", "CLOSED", name="consultationstatus"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["contact_id"],
+            ["contact.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"],
+            ["organisation.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["saisine_id"],
+            ["saisine.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("saisine_id", "round", "organisation_id", name="uq_consultation"),
+    )
+    with op.batch_alter_table("consultation", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_consultation_saisine_id"), ["saisine_id"], unique=False
+        )
+
+    op.create_table(
+        "decision",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("saisine_id", sa.Integer(), nullable=False),
+        sa.Column("meeting_id", sa.Integer(), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("decided_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["meeting_id"],
+            ["cell_meeting.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["saisine_id"],
+            ["saisine.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("decision", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_decision_saisine_id"), ["saisine_id"], unique=True)
+
+    op.create_table(
+        "followup",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("saisine_id", sa.Integer(), nullable=False),
+        sa.Column("round", sa.Integer(), nullable=False),
+        sa.Column("due_on", sa.Date(), nullable=False),
+        sa.Column("asked_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("answered_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("worked", sa.Boolean(), nullable=True),
+        sa.Column("next_step", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("comment", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["saisine_id"],
+            ["saisine.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("saisine_id", "round", name="uq_follow_up_round"),
+    )
+    with op.batch_alter_table("followup", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_followup_saisine_id"), ["saisine_id"], unique=False)
 
     op.create_table(
         "immersion_attendance",
@@ -475,6 +638,96 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "meeting_item",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("meeting_id", sa.Integer(), nullable=False),
+        sa.Column("saisine_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["meeting_id"],
+            ["cell_meeting.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["saisine_id"],
+            ["saisine.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("meeting_id", "saisine_id", name="uq_meeting_item"),
+    )
+    with op.batch_alter_table("meeting_item", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_meeting_item_meeting_id"), ["meeting_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_meeting_item_saisine_id"), ["saisine_id"], unique=False
+        )
+
+    op.create_table(
+        "meeting_member",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("meeting_id", sa.Integer(), nullable=False),
+        sa.Column("organisation_id", sa.Integer(), nullable=False),
+        sa.Column("contact_id", sa.Integer(), nullable=False),
+        sa.Column("invited", sa.Boolean(), nullable=False),
+        sa.Column("invited_for_saisine_id", sa.Integer(), nullable=True),
+        sa.Column("attending", sa.Boolean(), nullable=True),
+        sa.Column("answered_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["contact_id"],
+            ["contact.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["invited_for_saisine_id"],
+            ["saisine.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["meeting_id"],
+            ["cell_meeting.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"],
+            ["organisation.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("meeting_id", "organisation_id", name="uq_meeting_member"),
+    )
+    with op.batch_alter_table("meeting_member", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_meeting_member_meeting_id"), ["meeting_id"], unique=False
+        )
+
+    op.create_table(
+        "orientation",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("saisine_id", sa.Integer(), nullable=False),
+        sa.Column("round", sa.Integer(), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum(
+                "CARE_PATH_COORDINATOR",
+                "DAC_PTA",
+                "SYNTHESIS_MEETING",
+                "CONCERTATION_MEETING",
+                "HOME_INTERVENTION",
+                "RELAY",
+                "OTHER",
+                name="orientationkind",
+            ),
+            nullable=False,
+        ),
+        sa.Column("who_acts", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+        sa.Column("detail", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+        sa.Column("decided_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("follow_up_on", sa.Date(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["saisine_id"],
+            ["saisine.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("orientation", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_orientation_saisine_id"), ["saisine_id"], unique=False)
+
+    op.create_table(
         "reminder_plan",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("link_id", sa.Integer(), nullable=False),
@@ -509,6 +762,48 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_reminder_plan_link_id"), ["link_id"], unique=True)
         batch_op.create_index(
             batch_op.f("ix_reminder_plan_stopped_at"), ["stopped_at"], unique=False
+        )
+
+    op.create_table(
+        "decision_action",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("decision_id", sa.Integer(), nullable=False),
+        sa.Column("saisine_id", sa.Integer(), nullable=False),
+        sa.Column("text", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column("owner_contact_id", sa.Integer(), nullable=False),
+        sa.Column("due_on", sa.Date(), nullable=False),
+        sa.Column(
+            "status", sa.Enum("OPEN", "DONE", "DROPPED", name="actionstatus"), nullable=False
+        ),
+        sa.Column("reminded_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("escalated_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("done_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("closing_note", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+        sa.Column("closed_by_link_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["closed_by_link_id"],
+            ["step_link.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["decision_id"],
+            ["decision.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["owner_contact_id"],
+            ["contact.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["saisine_id"],
+            ["saisine.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("decision_action", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_decision_action_decision_id"), ["decision_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_decision_action_saisine_id"), ["saisine_id"], unique=False
         )
 
     op.create_table(
@@ -611,12 +906,30 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_immersion_agreement_session_id"))
 
     op.drop_table("immersion_agreement")
+    with op.batch_alter_table("decision_action", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_decision_action_saisine_id"))
+        batch_op.drop_index(batch_op.f("ix_decision_action_decision_id"))
+
+    op.drop_table("decision_action")
     with op.batch_alter_table("reminder_plan", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_reminder_plan_stopped_at"))
         batch_op.drop_index(batch_op.f("ix_reminder_plan_link_id"))
         batch_op.drop_index(batch_op.f("ix_reminder_plan_case_id"))
 
     op.drop_table("reminder_plan")
+    with op.batch_alter_table("orientation", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_orientation_saisine_id"))
+
+    op.drop_table("orientation")
+    with op.batch_alter_table("meeting_member", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_meeting_member_meeting_id"))
+
+    op.drop_table("meeting_member")
+    with op.batch_alter_table("meeting_item", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_meeting_item_saisine_id"))
+        batch_op.drop_index(batch_op.f("ix_meeting_item_meeting_id"))
+
+    op.drop_table("meeting_item")
     with op.batch_alter_table("immersion_placement", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_immersion_placement_session_id"))
         batch_op.drop_index(batch_op.f("ix_immersion_placement_application_id"))
@@ -626,12 +939,29 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_immersion_attendance_session_id"))
 
     op.drop_table("immersion_attendance")
+    with op.batch_alter_table("followup", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_followup_saisine_id"))
+
+    op.drop_table("followup")
+    with op.batch_alter_table("decision", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_decision_saisine_id"))
+
+    op.drop_table("decision")
+    with op.batch_alter_table("consultation", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_consultation_saisine_id"))
+
+    op.drop_table("consultation")
     with op.batch_alter_table("step_link", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_step_link_token_hash"))
         batch_op.drop_index(batch_op.f("ix_step_link_contact_id"))
         batch_op.drop_index(batch_op.f("ix_step_link_case_id"))
 
     op.drop_table("step_link")
+    with op.batch_alter_table("saisine", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_saisine_status"))
+        batch_op.drop_index(batch_op.f("ix_saisine_clsm_id"))
+
+    op.drop_table("saisine")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_outbox_status"))
         batch_op.drop_index(batch_op.f("ix_outbox_next_attempt_at"))
@@ -658,6 +988,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_contact_email"))
 
     op.drop_table("contact")
+    with op.batch_alter_table("cell_meeting", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_cell_meeting_clsm_id"))
+
+    op.drop_table("cell_meeting")
     with op.batch_alter_table("organisation", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_organisation_clsm_id"))
 

@@ -1,0 +1,107 @@
+"""A small cell for saisine tests: four permanent members, partners, conventions 2023–2027."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlmodel import Session, select
+
+from models.audit import Actor
+from models.links import StepLink, links_for
+from models.outbox import OutboxMessage
+from models.people import Clsm, Contact, Organisation
+from models.saisine import SaisineIntake
+from models.steps import step_kind
+from tests import factories
+
+VALID = (date(2023, 1, 1), date(2027, 12, 31))
+EXPIRED = (date(2018, 6, 1), date(2022, 12, 31))
+
+DIFFICULTY = "Refus de soins, logement très dégradé, voisinage inquiet depuis trois mois"
+INITIALS = "QZ"
+
+
+@dataclass
+class Cell:
+    clsm: Clsm
+    orgs: dict[str, Organisation] = field(default_factory=dict)
+    contacts: dict[str, Contact] = field(default_factory=dict)
+
+    def org_id(self, name: str) -> int:
+        org_id = self.orgs[name].id
+        assert org_id is not None
+        return org_id
+
+
+def build_cell(session: Session, slug: str = "poitiers") -> Cell:
+    clsm = factories.clsm(session, slug=slug)
+    cell = Cell(clsm=clsm)
+    for name, permanent, convention in [
+        ("CCAS", True, VALID),
+        ("CHL", True, VALID),
+        ("Département", True, VALID),
+        ("DAC-PTA", True, VALID),
+        ("MDPH", False, VALID),
+        ("UDAF", False, VALID),
+        ("Un chez Soi d'Abord", False, VALID),
+        ("Ancien partenaire", False, EXPIRED),
+    ]:
+        org = factories.organisation(
+            session, clsm, name=name, permanent=permanent, convention=convention
+        )
+        cell.orgs[name] = org
+        slug_name = name.lower().replace(" ", "").replace("'", "").replace("é", "e")
+        cell.contacts[name] = factories.contact(
+            session, org, name=f"Référent {name}", email=f"referent@{slug_name}.example"
+        )
+    session.flush()
+    return cell
+
+
+def intake(
+    slug: str = "poitiers", *, urgent: bool = False, on: date | None = None
+) -> SaisineIntake:
+    return SaisineIntake(
+        clsm_slug=slug,
+        received_on=on or date.today(),
+        channel="téléphone",
+        referring_structure="ICF Habitat",
+        referrer_name="Nadia Fontaine",
+        referrer_email="nadia.fontaine@icf.example",
+        initials=INITIALS,
+        age_range="41-60 ans",
+        commune="Poitiers",
+        difficulty=DIFFICULTY,
+        consent_given=False,
+        consent_note="personne injoignable",
+        urgent=urgent,
+    )
+
+
+def answer_link(session: Session, link: StepLink, values: dict[str, Any]) -> str:
+    """What the service does on POST: validate with the step's form, record, consume."""
+    from models.links import consume
+
+    kind = step_kind(link.step)
+    form = kind.form.model_validate(values)
+    contact = session.get(Contact, link.contact_id)
+    assert contact is not None and contact.id is not None
+    message = kind.record(session, link, form, Actor.contact(contact.id, contact.name))
+    consume(session=session, link=link)
+    return message
+
+
+def link_of(session: Session, case_type: Any, case_id: int, step: str, contact_id: int) -> StepLink:
+    links = [
+        lk
+        for lk in links_for(session, case_type, case_id, step)
+        if lk.contact_id == contact_id and lk.used_at is None
+    ]
+    assert links, f"no open link {step} for contact {contact_id}"
+    return links[-1]
+
+
+def outbox(session: Session) -> list[OutboxMessage]:
+    return list(session.exec(select(OutboxMessage).order_by(OutboxMessage.id)))  # type: ignore[arg-type]
