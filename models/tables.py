@@ -5,13 +5,25 @@ Importing the domain modules also registers their link steps and case kinds.
 
 from sqlmodel import SQLModel
 
-from models import audit, clock, links, outbox, people, reminders, saisine, saisine_steps, waits
+from models import (
+    audit,
+    clock,
+    immersion,
+    links,
+    outbox,
+    people,
+    reminders,
+    saisine,
+    saisine_steps,
+    waits,
+)
 
 metadata = SQLModel.metadata
 
 __all__ = [
     "audit",
     "clock",
+    "immersion",
     "links",
     "metadata",
     "outbox",

@@ -115,6 +115,72 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_app_user_email"), ["email"], unique=True)
 
     op.create_table(
+        "immersion_session",
+        sa.Column("title", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("capacity", sa.Integer(), nullable=False),
+        sa.Column("max_per_structure", sa.Integer(), nullable=True),
+        sa.Column("call_opens_on", sa.Date(), nullable=False),
+        sa.Column("call_closes_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("preparation_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("preparation_end", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "preparation_place", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False
+        ),
+        sa.Column("facilitator_name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column(
+            "facilitator_email", sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False
+        ),
+        sa.Column("window_start", sa.Date(), nullable=False),
+        sa.Column("window_end", sa.Date(), nullable=False),
+        sa.Column("min_days", sa.Integer(), nullable=False),
+        sa.Column("max_days", sa.Integer(), nullable=False),
+        sa.Column("restitution_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("restitution_end", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "restitution_place", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False
+        ),
+        sa.Column("withdrawal_cutoff", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("offer_days", sa.Integer(), nullable=False),
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("clsm_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "DRAFT",
+                "CALL_OPEN",
+                "SELECTION",
+                "PLACEMENT",
+                "AGREEMENTS",
+                "PREPARATION",
+                "IMMERSION",
+                "EVALUATION",
+                "RESTITUTION",
+                "REPORT",
+                "CLOSED",
+                "CANCELLED",
+                name="sessionstatus",
+            ),
+            nullable=False,
+        ),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("flow_run_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=True),
+        sa.Column("created_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("places", sa.Integer(), nullable=False),
+        sa.Column("empty_places", sa.Integer(), nullable=False),
+        sa.Column("preparation_sequence", sa.Integer(), nullable=False),
+        sa.Column("restitution_sequence", sa.Integer(), nullable=False),
+        sa.Column("cancel_reason", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["clsm_id"],
+            ["clsm.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("flow_run_id"),
+    )
+    with op.batch_alter_table("immersion_session", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_immersion_session_clsm_id"), ["clsm_id"], unique=False)
+
+    op.create_table(
         "organisation",
         sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("short_name", sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
@@ -177,6 +243,42 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "immersion_invited",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("session_id", sa.Integer(), nullable=False),
+        sa.Column("organisation_id", sa.Integer(), nullable=False),
+        sa.Column("host_capacity", sa.Integer(), nullable=False),
+        sa.Column("declared_capacity", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"],
+            ["organisation.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["immersion_session.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("session_id", "organisation_id", name="uq_invited"),
+    )
+    with op.batch_alter_table("immersion_invited", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_immersion_invited_session_id"), ["session_id"], unique=False
+        )
+
+    op.create_table(
+        "immersion_report",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("session_id", sa.Integer(), nullable=False),
+        sa.Column("figures", sa.JSON(), nullable=False),
+        sa.Column("created_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["immersion_session.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("session_id"),
+    )
+    op.create_table(
         "partnership",
         sa.Column("starts_on", sa.Date(), nullable=False),
         sa.Column("ends_on", sa.Date(), nullable=False),
@@ -198,6 +300,66 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_partnership_clsm_id"), ["clsm_id"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_partnership_organisation_id"), ["organisation_id"], unique=False
+        )
+
+    op.create_table(
+        "immersion_application",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("session_id", sa.Integer(), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.Column("contact_id", sa.Integer(), nullable=False),
+        sa.Column("organisation_id", sa.Integer(), nullable=False),
+        sa.Column("function", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("manager_contact_id", sa.Integer(), nullable=False),
+        sa.Column("motivation", sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=False),
+        sa.Column("wishes", sa.JSON(), nullable=False),
+        sa.Column("availability", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "SUBMITTED",
+                "SELECTED",
+                "WAITLISTED",
+                "OFFERED",
+                "NOT_SELECTED",
+                "WITHDRAWN",
+                "COMPLETED",
+                name="applicationstatus",
+            ),
+            nullable=False,
+        ),
+        sa.Column("decision_rule", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
+        sa.Column("decision_reason", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+        sa.Column("waitlist_rank", sa.Integer(), nullable=True),
+        sa.Column("ever_selected", sa.Boolean(), nullable=False),
+        sa.Column("promoted", sa.Boolean(), nullable=False),
+        sa.Column("offer_deadline", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "withdrawal_reason", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False
+        ),
+        sa.Column("submitted_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["contact_id"],
+            ["contact.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["manager_contact_id"],
+            ["contact.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"],
+            ["organisation.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["immersion_session.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("session_id", "number", name="uq_application_number"),
+    )
+    with op.batch_alter_table("immersion_application", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_immersion_application_session_id"), ["session_id"], unique=False
         )
 
     op.create_table(
@@ -403,6 +565,79 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_followup_saisine_id"), ["saisine_id"], unique=False)
 
     op.create_table(
+        "immersion_attendance",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("session_id", sa.Integer(), nullable=False),
+        sa.Column("meeting", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("application_id", sa.Integer(), nullable=False),
+        sa.Column("present", sa.Boolean(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["application_id"],
+            ["immersion_application.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["immersion_session.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("session_id", "meeting", "application_id", name="uq_attendance"),
+    )
+    with op.batch_alter_table("immersion_attendance", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_immersion_attendance_session_id"), ["session_id"], unique=False
+        )
+
+    op.create_table(
+        "immersion_placement",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("session_id", sa.Integer(), nullable=False),
+        sa.Column("application_id", sa.Integer(), nullable=False),
+        sa.Column("host_organisation_id", sa.Integer(), nullable=False),
+        sa.Column("host_contact_id", sa.Integer(), nullable=False),
+        sa.Column("tutor_contact_id", sa.Integer(), nullable=True),
+        sa.Column("wish_rank", sa.Integer(), nullable=True),
+        sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("pair_application_id", sa.Integer(), nullable=True),
+        sa.Column("days", sa.JSON(), nullable=False),
+        sa.Column("may_observe", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+        sa.Column("may_not_observe", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum("PROPOSED", "CONFIRMED", "SIGNED", "DONE", "CANCELLED", name="placementstatus"),
+            nullable=False,
+        ),
+        sa.Column("calendar_sequence", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["application_id"],
+            ["immersion_application.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["host_contact_id"],
+            ["contact.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["host_organisation_id"],
+            ["organisation.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["immersion_session.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["tutor_contact_id"],
+            ["contact.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("immersion_placement", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_immersion_placement_application_id"), ["application_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_immersion_placement_session_id"), ["session_id"], unique=False
+        )
+
+    op.create_table(
         "meeting_item",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("meeting_id", sa.Integer(), nullable=False),
@@ -571,6 +806,87 @@ def upgrade() -> None:
             batch_op.f("ix_decision_action_saisine_id"), ["saisine_id"], unique=False
         )
 
+    op.create_table(
+        "immersion_agreement",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("session_id", sa.Integer(), nullable=False),
+        sa.Column("placement_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum("PENDING", "SIGNED", "CANCELLED", name="agreementstatus"),
+            nullable=False,
+        ),
+        sa.Column("participant_signed_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("manager_signed_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("tutor_signed_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["placement_id"],
+            ["immersion_placement.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["immersion_session.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("placement_id"),
+    )
+    with op.batch_alter_table("immersion_agreement", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_immersion_agreement_session_id"), ["session_id"], unique=False
+        )
+
+    op.create_table(
+        "immersion_evaluation",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("session_id", sa.Integer(), nullable=False),
+        sa.Column("placement_id", sa.Integer(), nullable=False),
+        sa.Column("author", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("rating", sa.Integer(), nullable=False),
+        sa.Column("useful", sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=False),
+        sa.Column("improve", sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=False),
+        sa.Column("submitted_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["placement_id"],
+            ["immersion_placement.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["immersion_session.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("placement_id", "author", name="uq_evaluation"),
+    )
+    with op.batch_alter_table("immersion_evaluation", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_immersion_evaluation_session_id"), ["session_id"], unique=False
+        )
+
+    op.create_table(
+        "immersion_observation_grid",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("session_id", sa.Integer(), nullable=False),
+        sa.Column("placement_id", sa.Integer(), nullable=False),
+        sa.Column("missions", sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=False),
+        sa.Column("practices", sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=False),
+        sa.Column("limits", sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=False),
+        sa.Column("submitted_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["placement_id"],
+            ["immersion_placement.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["immersion_session.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("placement_id"),
+    )
+    with op.batch_alter_table("immersion_observation_grid", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_immersion_observation_grid_session_id"), ["session_id"], unique=False
+        )
+
     # ### end Alembic commands ###
     for statement in audit_trigger_statements(op.get_bind().dialect.name):
         op.execute(statement)
@@ -578,6 +894,18 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("immersion_observation_grid", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_immersion_observation_grid_session_id"))
+
+    op.drop_table("immersion_observation_grid")
+    with op.batch_alter_table("immersion_evaluation", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_immersion_evaluation_session_id"))
+
+    op.drop_table("immersion_evaluation")
+    with op.batch_alter_table("immersion_agreement", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_immersion_agreement_session_id"))
+
+    op.drop_table("immersion_agreement")
     with op.batch_alter_table("decision_action", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_decision_action_saisine_id"))
         batch_op.drop_index(batch_op.f("ix_decision_action_decision_id"))
@@ -602,6 +930,15 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_meeting_item_meeting_id"))
 
     op.drop_table("meeting_item")
+    with op.batch_alter_table("immersion_placement", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_immersion_placement_session_id"))
+        batch_op.drop_index(batch_op.f("ix_immersion_placement_application_id"))
+
+    op.drop_table("immersion_placement")
+    with op.batch_alter_table("immersion_attendance", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_immersion_attendance_session_id"))
+
+    op.drop_table("immersion_attendance")
     with op.batch_alter_table("followup", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_followup_saisine_id"))
 
@@ -632,11 +969,20 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_outbox_case_id"))
 
     op.drop_table("outbox")
+    with op.batch_alter_table("immersion_application", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_immersion_application_session_id"))
+
+    op.drop_table("immersion_application")
     with op.batch_alter_table("partnership", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_partnership_organisation_id"))
         batch_op.drop_index(batch_op.f("ix_partnership_clsm_id"))
 
     op.drop_table("partnership")
+    op.drop_table("immersion_report")
+    with op.batch_alter_table("immersion_invited", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_immersion_invited_session_id"))
+
+    op.drop_table("immersion_invited")
     with op.batch_alter_table("contact", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_contact_organisation_id"))
         batch_op.drop_index(batch_op.f("ix_contact_email"))
@@ -650,6 +996,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_organisation_clsm_id"))
 
     op.drop_table("organisation")
+    with op.batch_alter_table("immersion_session", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_immersion_session_clsm_id"))
+
+    op.drop_table("immersion_session")
     with op.batch_alter_table("app_user", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_app_user_email"))
         batch_op.drop_index(batch_op.f("ix_app_user_api_token_hash"))
