@@ -9,7 +9,8 @@ from prefect import flow, get_run_logger, task
 
 from flows.mail import drain_outbox, queue_reminders
 from models.db import session_scope
-from models.waits import deliver_resumes, mark_due_waits
+from models.settings import get_settings
+from models.waits import deliver_resumes, mark_due_waits, reschedule_stuck_runs
 
 
 @task(name="Marquer les attentes échues")
@@ -23,15 +24,31 @@ async def wake_runs() -> dict[str, int]:
     return await deliver_resumes()
 
 
+@task(name="Relancer les runs abandonnés par un worker")
+async def rescue_runs() -> int:
+    return await reschedule_stuck_runs(get_settings().stuck_run_seconds)
+
+
 @flow(name="tick", flow_run_name="tick", log_prints=True)
 async def tick() -> dict[str, Any]:
     """Resume runs whose due date passed; retry resumes that Prefect refused earlier;
     queue due reminders; send the outbox."""
+    rescued = await rescue_runs()
     due = mark_due()
     woken = await wake_runs()
     reminders = queue_reminders()
     mail = drain_outbox()
-    summary: dict[str, Any] = {"due": due, **woken, "reminders": reminders, "mail": mail}
+    summary: dict[str, Any] = {
+        "rescued": rescued,
+        "due": due,
+        **woken,
+        "reminders": reminders,
+        "mail": mail,
+    }
+    if rescued:
+        get_run_logger().warning(
+            "%s run(s) laissé(s) en attente par un worker arrêté : reprogrammé(s).", rescued
+        )
     if woken["unreachable"]:
         get_run_logger().warning("Reprises en échec, nouvel essai au prochain tick : %s", woken)
     if mail["unreachable"]:

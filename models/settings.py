@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     mail_from: str = "CLSM <no-reply@clsm.localhost>"
     sink_dir: Path | None = None
     link_validity_days: int = Field(default=30, ge=1, le=365)
+    stuck_run_seconds: float = Field(default=120.0, gt=0)
     retention_years: int = Field(default=5, ge=1, le=100)
 
     @field_validator("timezone")

@@ -213,3 +213,37 @@ def mark_due_waits(session: Session) -> int:
     for wait in waits:
         request_resume(session=session, wait=wait, reason="due")
     return len(waits)
+
+
+async def reschedule_stuck_runs(older_than_seconds: float) -> int:
+    """Give back to the work pool the runs a dead worker left in PENDING.
+
+    A worker that dies after claiming a run (state PENDING) and before starting its process
+    leaves the run where no other worker looks. Past `older_than_seconds` (real time: a run
+    process starts in seconds) such a run is set back to SCHEDULED, and any worker takes it.
+    """
+    from datetime import UTC
+    from datetime import datetime as real_datetime
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Scheduled
+
+    cutoff = real_datetime.now(UTC).timestamp() - older_than_seconds
+    pending = FlowRunFilter(
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING]))
+    )
+    rescheduled = 0
+    async with get_client() as client:
+        for flow_run in await client.read_flow_runs(flow_run_filter=pending, limit=200):
+            state = flow_run.state
+            if state is None or state.timestamp.timestamp() > cutoff:
+                continue
+            await client.set_flow_run_state(flow_run.id, Scheduled(name="Reprogrammé"), force=True)
+            rescheduled += 1
+    return rescheduled
