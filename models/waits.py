@@ -86,6 +86,12 @@ def open_wait(
     wait_key(wait.case_type, case_id, step, wait.generation)
     session.add(wait)
     session.flush()
+    # A run is suspended on one wait at a time: any other wait it left open belongs to a
+    # step it has moved past (a replay went further), and must not wake it again.
+    for stale in session.exec(select(Wait).where(
+            Wait.flow_run_id == str(flow_run_id), Wait.status == WaitStatus.OPEN,
+            col(Wait.id) != wait.id)):
+        close_wait(session=session, wait=stale)
     return wait
 
 
