@@ -1,4 +1,4 @@
-"""Reports: the yearly table of the cell's saisines (page and CSV)."""
+"""Reports: the yearly table of the cell's saisines, the report of an immersion session."""
 
 from __future__ import annotations
 
@@ -12,9 +12,13 @@ from models import clock
 from models.enums import Role
 from models.errors import NotFound
 from models.people import Clsm, User
+from models.audit import record_event
+from models.enums import CaseType
+from models.immersion import SessionReportData, report_csv, session_report
 from models.saisine import yearly_report, yearly_report_csv
 from models.settings import get_settings
-from service.deps import CurrentUser, SessionDep, page_context, templates
+from service.casework import visible_case
+from service.deps import CurrentUser, SessionDep, actor_of, page_context, templates
 from service.errors import problem_responses
 
 router = APIRouter(tags=["rapports"])
@@ -89,4 +93,60 @@ def saisines_page(
             report=report,
             clsm=owner,
         ),
+    )
+
+
+SessionId = Annotated[int, Path(ge=1, description="Numéro de la session")]
+
+
+def _read_session_report(
+    request: Request, session: SessionDep, user: User, session_id: int, form: str
+) -> SessionReportData:
+    """Check access and record the read (the report names participants)."""
+    case = visible_case(session, user, CaseType.SESSION.value, session_id)
+    record_event(
+        session=session,
+        case_type=case.case_type,
+        case_id=case.case_id,
+        action="report.read",
+        actor=actor_of(request, user),
+        payload={"format": form},
+    )
+    session.commit()
+    return session_report(session, session_id)
+
+
+@router.get(
+    "/cases/session/{session_id}/report.csv",
+    response_class=Response,
+    summary="Bilan d'une session d'immersion (CSV)",
+    responses={200: {"content": {"text/csv": {}}}, **problem_responses(401, 403, 404, 422)},
+)
+def session_report_csv(
+    request: Request, session_id: SessionId, user: CurrentUser, session: SessionDep
+) -> Response:
+    """Tableaux par structure et par participant ; la lecture est enregistrée."""
+    data = _read_session_report(request, session, user, session_id, "csv")
+    return Response(
+        report_csv(data),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="bilan-session-{session_id}.csv"'},
+    )
+
+
+@router.get(
+    "/cases/session/{session_id}/report",
+    response_class=HTMLResponse,
+    summary="Bilan d'une session d'immersion (page)",
+    responses=problem_responses(401, 403, 404, 422),
+)
+def session_report_page(
+    request: Request, session_id: SessionId, user: CurrentUser, session: SessionDep
+) -> Response:
+    """Candidatures, retenues, liste d'attente, retraits, immersions, jours, évaluations."""
+    data = _read_session_report(request, session, user, session_id, "html")
+    return templates.TemplateResponse(
+        request,
+        "report_session.html",
+        page_context(request, user, title=f"Bilan — {data.title}", report=data),
     )

@@ -1,0 +1,70 @@
+"""The report of an immersion session in the service: page, CSV, access and audit."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from models import db
+from models import immersion as im
+from models.audit import case_events
+from models.enums import Role
+from service.main import create_app
+from tests import factories
+from tests.support.service_kit import PASSWORD
+from tests.test_immersion_steps import apply, launched  # noqa: F401  (fixture)
+
+
+def _login(client: TestClient, session: Session, clsm_id: int | None, role: Role) -> None:
+    owner = factories.clsm(session) if clsm_id is None else None
+    user = factories.user(session, owner, role, PASSWORD)
+    user.clsm_id = clsm_id if clsm_id is not None else user.clsm_id
+    session.commit()
+    response = client.post(
+        "/login", data={"email": user.email, "password": PASSWORD}, follow_redirects=False
+    )
+    assert response.status_code == 303
+
+
+def test_session_report_page_and_csv_are_audited(
+    session: Session, launched: im.ImmersionSession
+) -> None:  # noqa: F811
+    apply(session, launched, "ccas.example", 1, ["CHL"])
+    apply(session, launched, "chl.example", 2, ["CCAS"])
+    session.commit()
+    assert launched.id is not None
+    with TestClient(create_app()) as client:
+        _login(client, session, launched.clsm_id, Role.AUDITOR)
+        page = client.get(f"/cases/session/{launched.id}/report")
+        assert page.status_code == 200
+        assert "Candidatures : <strong>2</strong>" in page.text
+        csv = client.get(f"/cases/session/{launched.id}/report.csv")
+        assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+        assert csv.text.splitlines()[0].startswith("structure;candidatures;retenues")
+    with Session(db.get_engine()) as fresh:
+        reads = [
+            e.payload
+            for e in case_events(fresh, "session", launched.id)
+            if e.action == "report.read"
+        ]
+    assert reads == [{"format": "html"}, {"format": "csv"}]
+
+
+def test_another_clsm_cannot_read_the_report(
+    session: Session, launched: im.ImmersionSession
+) -> None:  # noqa: F811
+    with TestClient(create_app()) as client:
+        _login(client, session, None, Role.COORDINATOR)
+        assert client.get(f"/cases/session/{launched.id}/report").status_code == 403
+        assert client.get("/cases/session/0/report").status_code == 422
+
+
+def test_waits_are_named_in_french() -> None:
+    from service.casework import step_label
+
+    assert step_label("selection") == "sélection des candidatures (formulaire Prefect)"
+    assert step_label("ask-0-partners").startswith("choix des partenaires")
+    assert step_label("partners").startswith("réponses des partenaires")
+    assert step_label("meeting-12-day") == "réunion de cellule"
+    assert step_label("ask-3-decision-m12").startswith("décision de la réunion")
+    assert step_label("ask-2-nouvelle-etape") == "nouvelle etape"
