@@ -88,9 +88,13 @@ def open_wait(
     session.flush()
     # A run is suspended on one wait at a time: any other wait it left open belongs to a
     # step it has moved past (a replay went further), and must not wake it again.
-    for stale in session.exec(select(Wait).where(
-            Wait.flow_run_id == str(flow_run_id), Wait.status == WaitStatus.OPEN,
-            col(Wait.id) != wait.id)):
+    for stale in session.exec(
+        select(Wait).where(
+            Wait.flow_run_id == str(flow_run_id),
+            Wait.status == WaitStatus.OPEN,
+            col(Wait.id) != wait.id,
+        )
+    ):
         close_wait(session=session, wait=stale)
     return wait
 

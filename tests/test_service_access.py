@@ -133,7 +133,7 @@ def test_coordinator_sees_only_the_cases_of_their_clsm(client: TestClient, world
     login(client, world.coordinator)
     listing = client.get("/cases").text
     assert "Dossier de test n°101" in listing and "n°202" not in listing
-    assert "Camille Partenaire depuis le" in listing and "probe-until" in listing
+    assert "Camille Partenaire depuis le" in listing and "probe until" in listing
     assert "/runs/flow-run/3f2b8f0e-0000-4000-8000-000000000001" in listing
     assert "case.read" not in [a for a, _, _ in events(101)]  # a list is not a case read
 

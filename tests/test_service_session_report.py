@@ -27,8 +27,9 @@ def _login(client: TestClient, session: Session, clsm_id: int | None, role: Role
 
 
 def test_session_report_page_and_csv_are_audited(
-    session: Session, launched: im.ImmersionSession
-) -> None:  # noqa: F811
+    session: Session,
+    launched: im.ImmersionSession,  # noqa: F811  (the fixture imported above)
+) -> None:
     apply(session, launched, "ccas.example", 1, ["CHL"])
     apply(session, launched, "chl.example", 2, ["CCAS"])
     session.commit()
@@ -51,8 +52,9 @@ def test_session_report_page_and_csv_are_audited(
 
 
 def test_another_clsm_cannot_read_the_report(
-    session: Session, launched: im.ImmersionSession
-) -> None:  # noqa: F811
+    session: Session,
+    launched: im.ImmersionSession,  # noqa: F811  (the fixture imported above)
+) -> None:
     with TestClient(create_app()) as client:
         _login(client, session, None, Role.COORDINATOR)
         assert client.get(f"/cases/session/{launched.id}/report").status_code == 403

@@ -9,12 +9,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import select
 
 from models import clock
-from models.enums import Role
-from models.errors import NotFound
-from models.people import Clsm, User
 from models.audit import record_event
-from models.enums import CaseType
+from models.enums import CaseType, Role
+from models.errors import NotFound
 from models.immersion import SessionReportData, report_csv, session_report
+from models.people import Clsm, User
 from models.saisine import yearly_report, yearly_report_csv
 from models.settings import get_settings
 from service.casework import visible_case
