@@ -44,11 +44,22 @@ def register_case_kind(kind: CaseKind) -> CaseKind:
     return kind
 
 
+def registered_kinds() -> dict[CaseType, CaseKind]:
+    """Every case kind, whichever modules this process imported so far.
+
+    Domain modules register themselves when imported; a process that imported only part
+    of them (a flow run of `tick`, say) must still see them all.
+    """
+    import models.tables  # noqa: F401  (imports every domain module)
+
+    return CASE_KINDS
+
+
 def case_summary(session: Session, case_type: CaseType, case_id: int) -> CaseSummary | None:
-    kind = CASE_KINDS.get(case_type)
+    kind = registered_kinds().get(case_type)
     return kind.summary(session, case_id) if kind else None
 
 
 def clsm_cases(session: Session, clsm_id: int) -> list[CaseSummary]:
-    cases = [c for kind in CASE_KINDS.values() for c in kind.summaries(session, clsm_id)]
+    cases = [c for kind in registered_kinds().values() for c in kind.summaries(session, clsm_id)]
     return sorted(cases, key=lambda c: c.opened_at, reverse=True)

@@ -53,4 +53,6 @@ def register(kind: StepKind) -> StepKind:
 
 
 def step_kind(name: str) -> StepKind:
+    import models.tables  # noqa: F401  (domain modules register their steps on import)
+
     return STEP_KINDS[name]
