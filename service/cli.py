@@ -311,6 +311,22 @@ def setup(block: bool = typer.Option(True, help="Rester actif après la mise en 
         signals.pause()
 
 
+@app.command("purge")
+def purge_command() -> None:
+    """Efface les données personnelles des saisines closes depuis CLSM_RETENTION_YEARS ans."""
+    from models.db import session_scope
+    from models.saisine import purge_closed_saisines
+    from models.settings import get_settings
+
+    years = get_settings().retention_years
+    with session_scope() as session:
+        purged = purge_closed_saisines(session=session, older_than_years=years)
+    typer.echo(
+        f"{len(purged)} saisine(s) anonymisée(s) (closes depuis plus de {years} ans)"
+        + (f" : {', '.join(purged)}" if purged else ".")
+    )
+
+
 @app.command("backup")
 def backup_command(destination: Path = typer.Argument(..., help="Fichier de sauvegarde")) -> None:
     """Sauvegarde cohérente de la base de l'application, même en fonctionnement."""
