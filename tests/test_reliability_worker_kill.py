@@ -8,6 +8,7 @@ import os
 import random
 import signal
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
@@ -21,7 +22,7 @@ from models.links import StepLink
 from models.saisine import consultations
 from models.saisine_steps import STEP_CONSULTATION
 from tests.support.figures import record, scale
-from tests.support.prefect_stack import PrefectStack, run, run_env, state_of
+from tests.support.prefect_stack import PrefectStack, run, run_env, state_of, stop_process
 from tests.support.smtp import SmtpServer
 from tests.test_saisine_flow import (
     answer_as_the_service,
@@ -160,9 +161,23 @@ async def _wait_for_orientation_form(run_id: UUID) -> None:
     raise AssertionError(f"no orientation form (open waits: {open_steps})")
 
 
+@pytest.fixture(params=["sqlite-one-worker", "postgresql-two-workers"])
+def setup_kind(request: pytest.FixtureRequest, prefect_stack: PrefectStack) -> Iterator[str]:
+    """SQLite with one worker; PostgreSQL with a second worker on the same pool."""
+    if request.param.startswith("sqlite"):
+        yield str(request.getfixturevalue("db_url"))
+        return
+    url = str(request.getfixturevalue("pg_url"))
+    second = prefect_stack.spawn_worker("second-worker")
+    try:
+        yield url
+    finally:
+        stop_process(second)
+
+
 async def test_worker_killed_at_random_points(
     prefect_stack: PrefectStack,
-    db_url: str,
+    setup_kind: str,
     smtp_server: SmtpServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -179,7 +194,7 @@ async def test_worker_killed_at_random_points(
     setup_cell()
     runs: list[UUID] = []
     while killer.kills < kills:
-        runs.append(await _one_saisine(db_url, killer))
+        runs.append(await _one_saisine(setup_kind, killer))
     await drain()
     with Session(db.get_engine()) as session:
         answered = 0
@@ -197,6 +212,8 @@ async def test_worker_killed_at_random_points(
     )
     record(
         "worker_killed",
+        dialect=setup_kind.split(":")[0],
+        workers=2 if setup_kind.startswith("postgresql") else 1,
         seed=seed,
         kills=killer.kills,
         runs=len(runs),

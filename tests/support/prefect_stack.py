@@ -119,8 +119,12 @@ class PrefectStack:
             raise RuntimeError(f"probe deploy failed:\n{result.stdout}\n{result.stderr}")
 
     def start_worker(self) -> None:
-        log = (self.logs / "prefect-worker.log").open("ab")
-        self.worker = subprocess.Popen(
+        self.worker = self.spawn_worker("test-worker")
+
+    def spawn_worker(self, name: str) -> subprocess.Popen[bytes]:
+        """Start one more process worker on the pool (the caller stops it with `stop_process`)."""
+        log = (self.logs / f"prefect-{name}.log").open("ab")
+        return subprocess.Popen(
             [
                 _bin("prefect"),
                 "worker",
@@ -130,7 +134,7 @@ class PrefectStack:
                 "--type",
                 "process",
                 "--name",
-                "test-worker",
+                name,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -145,6 +149,10 @@ class PrefectStack:
     def stop(self) -> None:
         self.stop_worker()
         self.stop_server()
+
+
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    _stop(process)
 
 
 def _stop(process: subprocess.Popen[bytes] | None) -> None:
