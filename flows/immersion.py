@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from sqlmodel import Session
 
-from flows.inputs import AttendanceForm, SelectionForm, prefilled
+from flows.inputs import AttendanceForm, SelectionForm
 from flows.waits import ask, wait_until
 from models import clock
 from models import immersion as im
@@ -316,7 +316,8 @@ def _selection_phase(row_id: int) -> None:
         case_type=CASE,
         case_id=row_id,
         step="selection",
-        form=prefilled(SelectionForm, initial),
+        form=SelectionForm,
+        initial=initial,
         description=(f"**Saisie refusée : {error}**\n\n" if error else "") + description,
         on_answer=record,
         waiting_on="la coordination (validation de la sélection)",
@@ -400,7 +401,8 @@ def _attendance(row_id: int, meeting: str, step: str, then: SessionStatus) -> No
         case_type=CASE,
         case_id=row_id,
         step=step,
-        form=prefilled(AttendanceForm, {"present": ", ".join(map(str, numbers))}),
+        form=AttendanceForm,
+        initial={"present": ", ".join(map(str, numbers))},
         description=(f"**Saisie refusée : {error}**\n\n" if error else "")
         + f"## Présences — {title}\n\nCochez les présents en gardant leurs numéros.\n\n"
         "| n° | participant |\n|---|---|\n" + table,

@@ -1,34 +1,13 @@
 """Forms the coordinator fills in the Prefect UI (Resume dialog of a suspended run).
 
-Every field has a default and a French title; the flow prefills them with
-`with_initial_data` (through `flows.waits.ask`) and describes the decision in markdown.
+Every field has a default and a French title; `flows.waits.ask` prefills them (keeping the
+titles) and shows the decision's markdown description above the form.
 """
 
 from __future__ import annotations
 
-from copy import copy
-from typing import Any, TypeVar
-
-import pydantic
 from prefect.input import RunInput
 from pydantic import Field
-
-F = TypeVar("F", bound=RunInput)
-
-
-def prefilled(form: type[F], values: dict[str, Any]) -> type[F]:
-    """The form with these values as defaults, keeping each field's French title.
-
-    (`RunInput.with_initial_data` of Prefect 3.8.8 rebuilds prefilled fields from their
-    annotation only, so the Resume dialog would show the English field names.)
-    """
-    fields: dict[str, Any] = {}
-    for key, value in values.items():
-        info = copy(form.model_fields[key])
-        info.default = value
-        fields[key] = (info.annotation, info)
-    model: type[F] = pydantic.create_model(form.__name__, __base__=form, **fields)
-    return model
 
 
 class SelectionForm(RunInput):
