@@ -90,7 +90,7 @@ class BodyTooLarge(Exception):
 
 
 def create_app() -> FastAPI:
-    from service.routes import api, auth, cases, dev, history, links, reports
+    from service.routes import api, auth, cases, dev, history, links, reports, sessions
 
     settings = get_settings()
     app = FastAPI(
@@ -121,7 +121,7 @@ def create_app() -> FastAPI:
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"
     )
-    for module in (links, auth, cases, history, reports, api):
+    for module in (links, auth, cases, sessions, history, reports, api):
         app.include_router(module.router)
     if settings.env is not Environment.PRODUCTION:
         app.include_router(dev.router)

@@ -70,3 +70,69 @@ def test_waits_are_named_in_french() -> None:
     assert step_label("meeting-12-day") == "réunion de cellule"
     assert step_label("ask-3-decision-m12").startswith("décision de la réunion")
     assert step_label("ask-2-nouvelle-etape") == "nouvelle etape"
+
+
+def _csrf(client: TestClient, session_id: int) -> str:
+    from tests.support.service_kit import csrf_of
+
+    return csrf_of(client.get(f"/cases/session/{session_id}").text)
+
+
+def test_coordinator_moves_a_meeting_and_cancels_the_session(
+    session: Session,
+    launched: im.ImmersionSession,  # noqa: F811  (the fixture imported above)
+) -> None:
+    from models.enums import SessionStatus
+
+    assert launched.id is not None
+    with TestClient(create_app()) as client:
+        _login(client, session, launched.clsm_id, Role.COORDINATOR)
+        token = _csrf(client, launched.id)
+        url = f"/cases/session/{launched.id}/meetings/preparation"
+        bad = client.post(
+            url, data={"csrf_token": token, "start": "demain", "end": "x", "place": "CCAS"}
+        )
+        assert bad.status_code == 409 and "Date et heure invalides" in bad.text
+        moved = client.post(
+            url,
+            data={
+                "csrf_token": token,
+                "start": "2026-12-15T09:00",
+                "end": "2026-12-15T17:00",
+                "place": "Salle du CHL",
+            },
+            follow_redirects=False,
+        )
+        assert moved.status_code == 303
+        assert (
+            client.post(
+                f"/cases/session/{launched.id}/cancel", data={"reason": "sans jeton"}
+            ).status_code
+            == 403
+        )
+        cancelled = client.post(
+            f"/cases/session/{launched.id}/cancel",
+            data={"csrf_token": token, "reason": "budget non reconduit"},
+            follow_redirects=False,
+        )
+        assert cancelled.status_code == 303
+    with Session(db.get_engine()) as fresh:
+        row = im.get_session(fresh, launched.id)
+        assert row.status is SessionStatus.CANCELLED
+        assert row.preparation_place == "Salle du CHL"
+        actions = [e.action for e in case_events(fresh, "session", launched.id)]
+    assert "status.changed" in actions
+
+
+def test_an_auditor_cannot_cancel_a_session(
+    session: Session,
+    launched: im.ImmersionSession,  # noqa: F811  (the fixture imported above)
+) -> None:
+    assert launched.id is not None
+    with TestClient(create_app()) as client:
+        _login(client, session, launched.clsm_id, Role.AUDITOR)
+        token = _csrf(client, launched.id)
+        response = client.post(
+            f"/cases/session/{launched.id}/cancel", data={"csrf_token": token, "reason": "essai"}
+        )
+        assert response.status_code == 403

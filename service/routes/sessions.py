@@ -1,0 +1,97 @@
+"""Coordinator actions on an immersion session: cancel it, move a meeting.
+
+Both send calendar updates (CANCEL, or REQUEST with a higher SEQUENCE) to everyone
+concerned, are audited, and wake the session's run so that it takes the change into account.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form, Path, Request
+from fastapi.responses import RedirectResponse, Response
+
+from models import immersion as im
+from models.enums import CaseType
+from models.errors import DomainError
+from models.settings import get_settings
+from models.waits import deliver_resumes, open_waits, request_resume
+from service.casework import visible_case
+from service.deps import SessionDep, Writer, actor_of
+from service.errors import problem_responses
+
+router = APIRouter(tags=["dossiers"])
+
+SessionId = Annotated[int, Path(ge=1, description="Numéro de la session")]
+
+
+def _wake(session: SessionDep, session_id: int) -> list[int]:
+    ids = []
+    for wait in open_waits(session, CaseType.SESSION):
+        if wait.case_id == session_id and wait.id is not None:
+            request_resume(session=session, wait=wait, reason="answer")
+            ids.append(wait.id)
+    return ids
+
+
+def _local(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise DomainError("Date et heure invalides (format attendu : AAAA-MM-JJTHH:MM).") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=get_settings().tz)
+
+
+@router.post(
+    "/cases/session/{session_id}/cancel",
+    summary="Annuler une session d'immersion (coordination)",
+    responses={303: {"description": "Session annulée"}, **problem_responses(401, 403, 404, 409)},
+)
+async def cancel_session(
+    request: Request,
+    session_id: SessionId,
+    user: Writer,
+    session: SessionDep,
+    reason: Annotated[str, Form(min_length=3, max_length=500)],
+) -> Response:
+    """Annule la session : tous les invités reçoivent l'annulation de leurs rendez-vous."""
+    visible_case(session, user, CaseType.SESSION.value, session_id)
+    row = im.get_session(session, session_id)
+    im.cancel_and_wake(session=session, row=row, actor=actor_of(request, user), reason=reason)
+    session.commit()
+    await deliver_resumes()
+    return RedirectResponse(f"/cases/session/{session_id}", status_code=303)
+
+
+@router.post(
+    "/cases/session/{session_id}/meetings/{meeting}",
+    summary="Déplacer la journée de préparation ou la restitution (coordination)",
+    responses={303: {"description": "Réunion déplacée"}, **problem_responses(401, 403, 404, 409)},
+)
+async def move_meeting(
+    request: Request,
+    session_id: SessionId,
+    meeting: Literal["preparation", "restitution"],
+    user: Writer,
+    session: SessionDep,
+    start: Annotated[str, Form(max_length=40)],
+    end: Annotated[str, Form(max_length=40)],
+    place: Annotated[str, Form(min_length=2, max_length=300)],
+) -> Response:
+    """Nouvelle date et nouveau lieu : mise à jour d'agenda envoyée à tous les invités."""
+    visible_case(session, user, CaseType.SESSION.value, session_id)
+    row = im.get_session(session, session_id)
+    im.move_meeting(
+        session=session,
+        row=row,
+        meeting=meeting,
+        start=_local(start),
+        end=_local(end),
+        place=place,
+        actor=actor_of(request, user),
+    )
+    ids = _wake(session, session_id)
+    session.commit()
+    await deliver_resumes(ids)
+    return RedirectResponse(f"/cases/session/{session_id}", status_code=303)
