@@ -46,8 +46,8 @@ HOSTILE = {
 
 
 @pytest.fixture
-def world(db_url: str) -> World:
-    register_kinds()
+def world(db_url: str, monkeypatch: pytest.MonkeyPatch) -> World:
+    register_kinds(monkeypatch)
     with db.session_scope() as session:
         return build_world(session)
 

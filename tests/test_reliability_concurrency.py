@@ -23,8 +23,10 @@ from tests.support.service_kit import (
 pytestmark = pytest.mark.reliability
 
 
-def test_parallel_double_submissions_record_one_answer_each(any_db_url: str) -> None:
-    register_kinds()
+def test_parallel_double_submissions_record_one_answer_each(
+    any_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register_kinds(monkeypatch)
     count = scale(100, 10)
     with db.session_scope() as session:
         world = build_world(session)

@@ -22,8 +22,10 @@ from tests.support.service_kit import build_world, new_link, register_kinds
 pytestmark = pytest.mark.reliability
 
 
-def test_every_api_operation_survives_generated_requests(db_url: str) -> None:
-    register_kinds()
+def test_every_api_operation_survives_generated_requests(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register_kinds(monkeypatch)
     token = new_api_token()
     with db.session_scope() as session:
         world = build_world(session)

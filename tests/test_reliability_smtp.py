@@ -57,7 +57,7 @@ def _queue(world: World, count: int) -> None:
 
 
 def test_smtp_down_then_back(any_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    register_kinds()
+    register_kinds(monkeypatch)
     count = scale(200, 12)
     with db.session_scope() as session:
         world = build_world(session)

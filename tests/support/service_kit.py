@@ -19,6 +19,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 import httpx
+import pytest
 from pydantic import BaseModel, EmailStr, Field
 from sqlmodel import Session, col, select
 
@@ -119,9 +120,15 @@ TEST_CASES = CaseKind(
 )
 
 
-def register_kinds() -> None:
-    STEP_KINDS[STEP] = PROBE_STEP
-    CASE_KINDS[CaseType.SESSION] = TEST_CASES
+def register_kinds(monkeypatch: pytest.MonkeyPatch | None = None) -> None:
+    """Register the test kinds: undone after the test when given its monkeypatch (the
+    real SESSION kind must come back), for good in a process of its own."""
+    if monkeypatch is None:
+        STEP_KINDS[STEP] = PROBE_STEP
+        CASE_KINDS[CaseType.SESSION] = TEST_CASES
+        return
+    monkeypatch.setitem(STEP_KINDS, STEP, PROBE_STEP)
+    monkeypatch.setitem(CASE_KINDS, CaseType.SESSION, TEST_CASES)
 
 
 def open_case(session: Session, case_id: int, owner: Clsm, flow_run_id: str = "") -> None:
