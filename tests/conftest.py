@@ -102,6 +102,21 @@ def prefect_stack() -> Iterator[PrefectStack]:
         stack.stop()
 
 
+@pytest.fixture(autouse=True)
+def no_saisine_details_in_any_mail() -> Iterator[None]:
+    """Privacy, across the whole suite: no mail a test server received may carry the
+    description of a test saisine or the person's initials."""
+    from tests.support.saisine import DIFFICULTY, INITIALS
+    from tests.support.smtp import EVERY_MAIL
+
+    first = len(EVERY_MAIL)
+    yield
+    for mail in EVERY_MAIL[first:]:
+        content = str(mail.message["Subject"]) + mail.text() + mail.html() + mail.calendar()
+        assert DIFFICULTY not in content, "a saisine's description left in a mail"
+        assert f" {INITIALS} " not in f" {content} ".replace("\n", " "), "initials in a mail"
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from tests.support import figures
 

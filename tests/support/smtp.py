@@ -32,6 +32,9 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from models.settings import get_settings
 from tests.support.env import free_port
 
+EVERY_MAIL: list[ReceivedMail] = []
+"""Every mail any test server accepted during the session (privacy check, conftest)."""
+
 
 @dataclass(frozen=True)
 class ReceivedMail:
@@ -88,15 +91,15 @@ class _Handler:
             raw = content if isinstance(content, bytes) else content.encode()
             message = email.message_from_bytes(raw, policy=email.policy.default)
             assert isinstance(message, EmailMessage)
-            self.server.messages.append(
-                ReceivedMail(
-                    sender=envelope.mail_from,
-                    recipients=list(envelope.rcpt_tos),
-                    peer=tuple(session.peer[:2]),
-                    raw=raw,
-                    message=message,
-                )
+            received = ReceivedMail(
+                sender=envelope.mail_from,
+                recipients=list(envelope.rcpt_tos),
+                peer=tuple(session.peer[:2]),
+                raw=raw,
+                message=message,
             )
+            self.server.messages.append(received)
+            EVERY_MAIL.append(received)
             return reply
 
 
