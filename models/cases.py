@@ -24,6 +24,7 @@ class CaseSummary:
     clsm_id: int
     opened_at: datetime
     flow_run_id: str | None = None
+    version: int | None = None  # optimistic locking of coordinator edits, where the case has it
 
 
 @dataclass(frozen=True)

@@ -2648,6 +2648,7 @@ def _summary(row: ImmersionSession) -> CaseSummary:
         clsm_id=row.clsm_id,
         opened_at=row.created_at,
         flow_run_id=row.flow_run_id,
+        version=row.version,
     )
 
 

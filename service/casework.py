@@ -134,6 +134,7 @@ class CasePublic(BaseModel):
     flow_run_id: str | None
     flow_run_url: str | None
     current_step: str | None = Field(description="Étape en attente la plus ancienne")
+    version: int | None = Field(default=None, description="Version (modifications concurrentes)")
     waits: list[WaitPublic]
     undelivered_mails: list[PendingMailPublic] = Field(
         default_factory=list, description="E-mails du dossier pas encore remis (retard, échec)"
@@ -216,6 +217,7 @@ def case_public(session: Session, case: CaseSummary) -> CasePublic:
         flow_run_id=case.flow_run_id,
         flow_run_url=flow_run_url(case.flow_run_id or (waits[0].flow_run_id if waits else None)),
         current_step=step_label(waits[0].step) if waits else None,
+        version=case.version,
         waits=[
             WaitPublic(
                 step=step_label(w.step),

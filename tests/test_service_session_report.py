@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
@@ -89,31 +91,57 @@ def test_coordinator_moves_a_meeting_and_cancels_the_session(
         _login(client, session, launched.clsm_id, Role.COORDINATOR)
         token = _csrf(client, launched.id)
         url = f"/cases/session/{launched.id}/meetings/preparation"
+        version = str(launched.version)
         bad = client.post(
-            url, data={"csrf_token": token, "start": "demain", "end": "x", "place": "CCAS"}
+            url,
+            data={
+                "csrf_token": token,
+                "start": "demain",
+                "end": "x",
+                "place": "CCAS",
+                "version": version,
+            },
         )
         assert bad.status_code == 409 and "Date et heure invalides" in bad.text
         moved = client.post(
             url,
+            follow_redirects=False,
             data={
                 "csrf_token": token,
                 "start": "2026-12-15T09:00",
                 "end": "2026-12-15T17:00",
                 "place": "Salle du CHL",
+                "version": version,
             },
-            follow_redirects=False,
         )
         assert moved.status_code == 303
-        assert (
-            client.post(
-                f"/cases/session/{launched.id}/cancel", data={"reason": "sans jeton"}
-            ).status_code
-            == 403
+        # a second coordinator, on the page read before that change, is refused clearly
+        late = client.post(
+            url,
+            data={
+                "csrf_token": token,
+                "start": "2026-12-16T09:00",
+                "end": "2026-12-16T17:00",
+                "place": "Mairie",
+                "version": version,
+            },
         )
+        assert late.status_code == 409
+        assert "modifié entre-temps par quelqu" in late.text
+        found = re.search(
+            r'name="version" value="(\d+)"', client.get(f"/cases/session/{launched.id}").text
+        )
+        assert found is not None and found.group(1) != version  # the page shows the new one
+        fresh_version = found.group(1)
+        no_token = client.post(
+            f"/cases/session/{launched.id}/cancel",
+            data={"reason": "sans jeton", "version": fresh_version},
+        )
+        assert no_token.status_code == 403
         cancelled = client.post(
             f"/cases/session/{launched.id}/cancel",
-            data={"csrf_token": token, "reason": "budget non reconduit"},
             follow_redirects=False,
+            data={"csrf_token": token, "reason": "budget non reconduit", "version": fresh_version},
         )
         assert cancelled.status_code == 303
     with Session(db.get_engine()) as fresh:
@@ -133,6 +161,7 @@ def test_an_auditor_cannot_cancel_a_session(
         _login(client, session, launched.clsm_id, Role.AUDITOR)
         token = _csrf(client, launched.id)
         response = client.post(
-            f"/cases/session/{launched.id}/cancel", data={"csrf_token": token, "reason": "essai"}
+            f"/cases/session/{launched.id}/cancel",
+            data={"csrf_token": token, "reason": "essai", "version": "1"},
         )
         assert response.status_code == 403

@@ -14,7 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from models import immersion as im
 from models.enums import CaseType
-from models.errors import DomainError
+from models.errors import DomainError, StaleUpdate
 from models.settings import get_settings
 from models.waits import deliver_resumes, open_waits, request_resume
 from service.casework import visible_case
@@ -33,6 +33,16 @@ def _wake(session: SessionDep, session_id: int) -> list[int]:
             request_resume(session=session, wait=wait, reason="answer")
             ids.append(wait.id)
     return ids
+
+
+Version = Annotated[int, Form(ge=1, description="Version lue avec la page")]
+
+
+def _unchanged(row: im.ImmersionSession, version: int) -> im.ImmersionSession:
+    """Refuse an edit made on a page older than the last change (another coordinator)."""
+    if row.version != version:
+        raise StaleUpdate(f"La session « {row.title} »")
+    return row
 
 
 def _local(value: str) -> datetime:
@@ -54,10 +64,11 @@ async def cancel_session(
     user: Writer,
     session: SessionDep,
     reason: Annotated[str, Form(min_length=3, max_length=500)],
+    version: Version,
 ) -> Response:
     """Annule la session : tous les invités reçoivent l'annulation de leurs rendez-vous."""
     visible_case(session, user, CaseType.SESSION.value, session_id)
-    row = im.get_session(session, session_id)
+    row = _unchanged(im.get_session(session, session_id), version)
     im.cancel_and_wake(session=session, row=row, actor=actor_of(request, user), reason=reason)
     session.commit()
     await deliver_resumes()
@@ -78,10 +89,11 @@ async def move_meeting(
     start: Annotated[str, Form(max_length=40)],
     end: Annotated[str, Form(max_length=40)],
     place: Annotated[str, Form(min_length=2, max_length=300)],
+    version: Version,
 ) -> Response:
     """Nouvelle date et nouveau lieu : mise à jour d'agenda envoyée à tous les invités."""
     visible_case(session, user, CaseType.SESSION.value, session_id)
-    row = im.get_session(session, session_id)
+    row = _unchanged(im.get_session(session, session_id), version)
     im.move_meeting(
         session=session,
         row=row,
