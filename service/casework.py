@@ -95,10 +95,14 @@ def parse_case_type(value: str) -> CaseType:
         raise NotFound(f"Type de dossier inconnu : « {value} ».") from None
 
 
+MAX_ID = 2**63 - 1
+
+
 def visible_case(session: Session, user: User, case_type: str, case_id: int) -> CaseSummary:
     """The case if it exists and the user may see it; NotFound or Forbidden otherwise."""
     kind = parse_case_type(case_type)
-    case = case_summary(session, kind, case_id) if kind in CASE_KINDS else None
+    in_range = 1 <= case_id <= MAX_ID  # larger ids cannot exist (and overflow SQLite)
+    case = case_summary(session, kind, case_id) if kind in CASE_KINDS and in_range else None
     if case is None:
         raise NotFound("Ce dossier n'existe pas.")
     if not user_sees(user, case):

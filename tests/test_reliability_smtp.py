@@ -79,8 +79,9 @@ def test_smtp_down_then_back(any_db_url: str, monkeypatch: pytest.MonkeyPatch) -
         assert "E-mails en attente d'envoi" in page.text
     with Session(db.get_engine()) as session:
         waiting = session.exec(select(OutboxMessage)).all()
-        assert all(m.status is OutboxStatus.PENDING and m.attempts >= 1 for m in waiting)
-        assert all(m.last_error for m in waiting[:1])
+        # nothing lost, nothing given up; the drain stops at the first refused connection
+        assert all(m.status is OutboxStatus.PENDING for m in waiting)
+        assert waiting[0].attempts >= 1 and waiting[0].last_error
 
     with server:  # the SMTP server comes back on the same port
         with db.session_scope() as session:

@@ -398,3 +398,9 @@ def test_the_session_cookie_is_secure_behind_https(
         get_settings.cache_clear()
     assert response.status_code == 303
     assert "Secure" in response.headers["set-cookie"]
+
+
+def test_an_impossible_case_number_is_a_404_not_a_crash(client: TestClient, world: World) -> None:
+    login(client, world.coordinator)
+    response = client.get("/cases/saisine/9223372036854775808")
+    assert response.status_code == 404 and "Ce dossier n&#39;existe pas" in response.text
