@@ -225,12 +225,18 @@ def mark_due_waits(session: Session) -> int:
     return len(waits)
 
 
+MAX_RESCUES = 5
+
+
 async def reschedule_stuck_runs(older_than_seconds: float) -> int:
-    """Give back to the work pool the runs a dead worker left in PENDING.
+    """Give back to the work pool the runs a dead worker left behind.
 
     A worker that dies after claiming a run (state PENDING) and before starting its process
-    leaves the run where no other worker looks. Past `older_than_seconds` (real time: a run
-    process starts in seconds) such a run is set back to SCHEDULED, and any worker takes it.
+    leaves the run where no other worker looks; a run whose process died with its worker
+    ends CRASHED. Past `older_than_seconds` (real time: a run process starts in seconds)
+    such a run is set back to SCHEDULED and any worker takes it: flows are replay-safe, so
+    it goes on from the step the database says. A run that keeps crashing is left alone
+    after MAX_RESCUES runs (a coordinator looks at it in the Prefect UI).
     """
     from datetime import UTC
     from datetime import datetime as real_datetime
@@ -246,13 +252,17 @@ async def reschedule_stuck_runs(older_than_seconds: float) -> int:
 
     cutoff = real_datetime.now(UTC).timestamp() - older_than_seconds
     pending = FlowRunFilter(
-        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING]))
+        state=FlowRunFilterState(
+            type=FlowRunFilterStateType(any_=[StateType.PENDING, StateType.CRASHED])
+        )
     )
     rescheduled = 0
     async with get_client() as client:
         for flow_run in await client.read_flow_runs(flow_run_filter=pending, limit=200):
             state = flow_run.state
             if state is None or state.timestamp.timestamp() > cutoff:
+                continue
+            if flow_run.deployment_id is None or flow_run.run_count > MAX_RESCUES:
                 continue
             await client.set_flow_run_state(flow_run.id, Scheduled(name="Reprogrammé"), force=True)
             rescheduled += 1

@@ -116,3 +116,31 @@ async def test_answer_recorded_elsewhere_wakes_the_run(
     assert counts["resumed"] == 1
     await wait_for_state(run_id, "COMPLETED")
     assert _actions(3)[-1] == ("probe.woken", {"outcome": "ready"})
+
+
+async def test_a_crashed_run_is_handed_back_and_goes_on(
+    prefect_stack: PrefectStack, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    from flows.tick import tick
+    from models.settings import get_settings
+
+    with db.session_scope() as session:
+        due_at = clock.now(session) + timedelta(days=1)
+    run_id = await run(
+        "probe-until/probe-until", {"case_id": 5, "due_at": due_at.isoformat()}, run_env(db_url)
+    )
+    await wait_for_state(run_id, "PAUSED")
+    async with get_client() as client:  # as if its process had died with its worker
+        await client.set_flow_run_state(run_id, Crashed(message="worker tué"), force=True)
+    await wait_for_state(run_id, "CRASHED")
+    monkeypatch.setenv("CLSM_STUCK_RUN_SECONDS", "0.1")
+    get_settings.cache_clear()
+    with db.session_scope() as session:
+        clock.advance(session=session, delta=timedelta(days=2))
+    summary = await tick()
+    assert summary["rescued"] == 1
+    await wait_for_state(run_id, "COMPLETED")
+    assert _actions(5)[-1] == ("probe.woken", {"outcome": "due"})
