@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, func, select
 
-from models.audit import AuditEvent, record_event, verify_case
+from models.audit import Actor, AuditEvent, record_event, verify_case
 from models.cases import CASE_KINDS, CaseSummary, case_summary, clsm_cases
 from models.enums import CaseType, Role
 from models.errors import DomainError, NotFound
@@ -86,6 +86,22 @@ def visible_cases(session: Session, user: User) -> list[CaseSummary]:
         cases = [case for clsm_id in ids for case in clsm_cases(session, clsm_id)]
         return sorted(cases, key=lambda c: c.opened_at, reverse=True)
     return clsm_cases(session, user.clsm_id) if user.clsm_id is not None else []
+
+
+def read_case(
+    session: Session, user: User, actor: Actor, case_type: str, case_id: int
+) -> CaseSummary:
+    """Open a case: check access and record the read in its history (committed)."""
+    case = visible_case(session, user, case_type, case_id)
+    record_event(
+        session=session,
+        case_type=case.case_type,
+        case_id=case.case_id,
+        action="case.read",
+        actor=actor,
+    )
+    session.commit()
+    return case
 
 
 def parse_case_type(value: str) -> CaseType:

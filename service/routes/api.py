@@ -14,6 +14,7 @@ from service.casework import (
     HistoryFilters,
     HistoryPublic,
     case_public,
+    read_case,
     visible_case,
     visible_cases,
 )
@@ -54,17 +55,7 @@ def case(
     request: Request, case_type: str, case_id: int, user: CurrentUser, session: SessionDep
 ) -> CasePublic:
     """Statut, étape en cours, attentes ; la consultation est enregistrée."""
-    from models.audit import record_event
-
-    found = visible_case(session, user, case_type, case_id)
-    record_event(
-        session=session,
-        case_type=found.case_type,
-        case_id=found.case_id,
-        action="case.read",
-        actor=actor_of(request, user),
-    )
-    session.commit()
+    found = read_case(session, user, actor_of(request, user), case_type, case_id)
     return case_public(session, found)
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from models.audit import record_event
-from service.casework import case_public, visible_case, visible_cases
+from service.casework import case_public, read_case, visible_case, visible_cases
 from service.deps import CurrentUser, SessionDep, Writer, actor_of, page_context, templates
 from service.errors import problem_responses
 from service.resumes import retry_resumes
@@ -38,15 +37,7 @@ def case_page(
     request: Request, case_type: str, case_id: int, user: CurrentUser, session: SessionDep
 ) -> Response:
     """Ouvrir un dossier est une consultation enregistrée dans son historique."""
-    case = visible_case(session, user, case_type, case_id)
-    record_event(
-        session=session,
-        case_type=case.case_type,
-        case_id=case.case_id,
-        action="case.read",
-        actor=actor_of(request, user),
-    )
-    session.commit()
+    case = read_case(session, user, actor_of(request, user), case_type, case_id)
     return templates.TemplateResponse(
         request,
         "case.html",
