@@ -1,29 +1,201 @@
-"""Benchmarks: `make bench`. Each scenario runs its variants side by side in one process and
-writes the figures, with a description of the machine, to bench/results/<name>.json.
+"""Benchmarks: `make bench` runs them all; `python -m bench.run NAME...` runs some.
 
-Figures are medians of several repetitions; they are measurements, never test assertions.
+Each benchmark compares, in the same run, our way and the alternative a user would otherwise
+pick; it writes bench/results/<name>.json (figures, targets met or not, machine, date,
+versions) and the summary table is printed at the end and kept in bench/README.md.
+
+`--smoke` runs every benchmark with tiny counts into a temporary directory (the test suite
+does this so that none rots); figures of a smoke run mean nothing and are never kept.
+Benchmarks are measurements, never test assertions.
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import json
 import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tests.support.postgres import PostgresServer
+    from tests.support.prefect_stack import PrefectStack
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
+README = ROOT / "bench" / "README.md"
+
+# name -> "module:function"; each function takes a Context and returns a Result.
+BENCHMARKS: dict[str, str] = {
+    "waiting_cost": "bench.waiting:waiting_cost",
+    "answer_latency": "bench.waiting:answer_latency",
+    "mail_fanout": "bench.mail_fanout:mail_fanout",
+    "history_volume": "bench.history:history_volume",
+    "chain_verification": "bench.history:chain_verification",
+    "whole_session": "bench.whole:whole_session",
+    "scale_out": "bench.whole:scale_out",
+    "link_resolution": "bench.scenarios:link_resolution",
+}
+
+PACKAGES = [
+    "prefect",
+    "fastapi",
+    "uvicorn",
+    "sqlalchemy",
+    "sqlmodel",
+    "aiosmtplib",
+    "aiosmtpd",
+    "psycopg",
+    "httpx",
+]
 
 
+# -- what a benchmark returns ---------------------------------------------------------
+@dataclass
+class Target:
+    """One target of the issue: `figure` measured against `goal`, met or not."""
+
+    name: str
+    goal: str
+    figure: float | None
+    unit: str
+    met: bool
+    note: str = ""
+
+
+@dataclass
+class Result:
+    figures: dict[str, Any]
+    targets: list[Target] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+# -- the context a benchmark runs in ----------------------------------------------------
+class Context:
+    """Scale, a temporary directory, fresh databases and Prefect stacks for benchmarks."""
+
+    def __init__(
+        self,
+        tmp: Path,
+        *,
+        smoke: bool = False,
+        stack: PrefectStack | None = None,
+        postgres: PostgresServer | None = None,
+    ) -> None:
+        self.tmp = tmp
+        self.smoke = smoke
+        self._shared_stack = stack
+        self._postgres = postgres
+        self._own_postgres: PostgresServer | None = None
+        self._databases = 0
+
+    def scale(self, full: int, smoke: int) -> int:
+        return smoke if self.smoke else full
+
+    def postgres(self) -> PostgresServer:
+        if self._postgres is None:
+            from tests.support.postgres import PostgresServer
+
+            self._own_postgres = self._postgres = PostgresServer(self.tmp / "postgres")
+            self._postgres.start()
+        return self._postgres
+
+    def database(self, kind: str = "sqlite") -> str:
+        """A fresh migrated app database ("sqlite" or "postgresql"), made this process's own."""
+        from models import db
+        from models.settings import get_settings
+        from service.cli import migrate
+
+        self._databases += 1
+        if kind == "sqlite":
+            url = f"sqlite:///{self.tmp / f'bench-{self._databases}.db'}"
+        else:
+            url = self.postgres().create_database()
+        migrate(url)
+        os.environ["CLSM_DATABASE_URL"] = url
+        get_settings.cache_clear()
+        db._engine_for.cache_clear()
+        return url
+
+    @contextmanager
+    def prefect(self) -> Iterator[PrefectStack]:
+        """A Prefect server (SQLite) with the deployments and one process worker.
+
+        In the test suite the session's shared stack is reused; otherwise a fresh one is
+        started for this benchmark and stopped after it.
+        """
+        if self._shared_stack is not None:
+            yield self._shared_stack
+            return
+        from tests.support.prefect_stack import PrefectStack
+
+        stack = PrefectStack()
+        stack.start_server()
+        try:
+            stack.deploy()
+            stack.start_worker()
+            yield stack
+        finally:
+            stack.stop()
+
+    def close(self) -> None:
+        if self._own_postgres is not None:
+            import gc
+
+            from sqlalchemy.engine import Engine
+
+            for engine in [o for o in gc.get_objects() if isinstance(o, Engine)]:
+                engine.dispose()
+            self._own_postgres.stop()
+
+
+# -- helpers shared by benchmarks -------------------------------------------------------
+def percentile(values: list[float], p: float) -> float:
+    """The p-th percentile (0-100) by linear interpolation; values need not be sorted."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * p / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def distribution(values: list[float], unit: str = "ms", digits: int = 1) -> dict[str, Any]:
+    """p50, p95, max and mean of a list of durations or sizes, with their count and unit."""
+    return {
+        "count": len(values),
+        "unit": unit,
+        "p50": round(percentile(values, 50), digits),
+        "p95": round(percentile(values, 95), digits),
+        "max": round(max(values), digits) if values else None,
+        "mean": round(statistics.fmean(values), digits) if values else None,
+    }
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    """fn's result and its wall time in seconds."""
+    start = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - start
+
+
+# -- the machine and the versions -------------------------------------------------------
 def machine() -> dict[str, Any]:
     cpu = ""
     try:
@@ -46,64 +218,151 @@ def machine() -> dict[str, Any]:
         "cpu": cpu,
         "cores": os.cpu_count(),
         "memory_gib": round(mem_kb / 1024 / 1024, 1),
-        "load_average": os.getloadavg(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
 
 
-def measure(fn: Callable[[], int], repeat: int = 5) -> dict[str, Any]:
-    """Run fn `repeat` times; fn returns the number of operations it did."""
-    durations: list[float] = []
-    operations = 0
-    peak = 0
-    for _ in range(repeat):
-        tracemalloc.start()
-        start = time.perf_counter()
-        operations = fn()
-        durations.append(time.perf_counter() - start)
-        peak = max(peak, tracemalloc.get_traced_memory()[1])
-        tracemalloc.stop()
-    median = statistics.median(durations)
-    return {
-        "operations": operations,
-        "median_seconds": round(median, 4),
-        "min_seconds": round(min(durations), 4),
-        "max_seconds": round(max(durations), 4),
-        "ops_per_second": round(operations / median, 1) if median else None,
-        "peak_python_memory_kib": round(peak / 1024, 1),
-        "repeat": repeat,
-    }
+def versions() -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        if commit:
+            found["clsm_commit"] = commit
+    except OSError:
+        pass
+    return found
 
 
-def write(name: str, figures: dict[str, Any]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
-    document = {
+# -- running and reporting --------------------------------------------------------------
+def load(name: str) -> Callable[[Context], Result]:
+    module_name, function = BENCHMARKS[name].split(":")
+    scenario: Callable[[Context], Result] = getattr(importlib.import_module(module_name), function)
+    return scenario
+
+
+def run_one(name: str, ctx: Context, out: Path) -> dict[str, Any]:
+    """Run one benchmark and write its JSON document; a crash is recorded, not hidden."""
+    print(f"== {name}", flush=True)
+    started = time.perf_counter()
+    document: dict[str, Any] = {
         "benchmark": name,
         "at": datetime.now(UTC).isoformat(),
+        "smoke": ctx.smoke,
         "machine": machine(),
-        "results": figures,
+        "versions": versions(),
     }
-    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    print(json.dumps(document["results"], indent=2, ensure_ascii=False))
-    return path
-
-
-def main() -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="clsm-bench-"))
-    os.environ["CLSM_VAR_DIR"] = str(tmp / "var")
-    os.environ["CLSM_ENV"] = "test"
-    from bench import scenarios
-
     try:
-        for name, scenario in scenarios.ALL.items():
-            if len(sys.argv) > 1 and name not in sys.argv[1:]:
-                continue
-            print(f"== {name}")
-            write(name, scenario(tmp, measure))
+        result = load(name)(ctx)
+        document.update(
+            figures=result.figures,
+            targets=[asdict(t) for t in result.targets],
+            settings=result.settings,
+            notes=result.notes,
+        )
+    except Exception:  # a failing benchmark must not stop the others; its error is kept
+        document["error"] = traceback.format_exc()
+        print(document["error"], file=sys.stderr, flush=True)
+    document["wall_seconds"] = round(time.perf_counter() - started, 1)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    print(json.dumps(document.get("targets", document.get("error")), ensure_ascii=False))
+    return document
+
+
+def _figure(target: dict[str, Any]) -> str:
+    value = target["figure"]
+    if value is None:
+        return "—"
+    text = f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return f"{text} {target['unit']}".strip()
+
+
+def summary(documents: list[dict[str, Any]]) -> str:
+    """The Markdown table of every target of these documents."""
+    lines = [
+        "| benchmark | target | goal | figure | met |",
+        "|---|---|---|---|---|",
+    ]
+    for document in documents:
+        if "error" in document:
+            lines.append(f"| {document['benchmark']} | — | — | error (see JSON) | no |")
+            continue
+        for target in document.get("targets", []):
+            met = "yes" if target["met"] else "**no**"
+            lines.append(
+                f"| {document['benchmark']} | {target['name']} | {target['goal']} "
+                f"| {_figure(target)} | {met} |"
+            )
+    return "\n".join(lines)
+
+
+BEGIN = "<!-- summary:begin -->"
+END = "<!-- summary:end -->"
+
+
+def keep_summary(documents: list[dict[str, Any]]) -> None:
+    """Write the table of the latest results between the markers of bench/README.md."""
+    if not README.exists():
+        return
+    everything = []
+    for name in BENCHMARKS:
+        path = RESULTS / f"{name}.json"
+        if path.exists():
+            everything.append(json.loads(path.read_text()))
+    run_at = max((d["at"] for d in documents), default="")
+    block = (
+        f"{BEGIN}\nLatest figures (`make bench`, {run_at[:16].replace('T', ' ')} UTC, "
+        f"{machine()['cores']} cores):\n\n{summary(everything)}\n{END}"
+    )
+    text = README.read_text()
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+        README.write_text(head + block + tail)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmarks du moteur CLSM")
+    parser.add_argument("names", nargs="*", help="benchmarks à lancer (tous par défaut)")
+    parser.add_argument("--smoke", action="store_true", help="petits effectifs, résultats jetés")
+    parser.add_argument("--out", type=Path, help="dossier des résultats JSON")
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in BENCHMARKS]
+    if unknown:
+        parser.error(f"benchmark inconnu : {', '.join(unknown)} (connus : {', '.join(BENCHMARKS)})")
+
+    tmp = Path(tempfile.mkdtemp(prefix="clsm-bench-"))
+    from tests.support import env as test_env
+
+    test_env.apply()  # free ports, own Prefect home: never the developer's installation
+    os.environ["CLSM_VAR_DIR"] = str(tmp / "var")
+    out = args.out or (tmp / "results" if args.smoke else RESULTS)
+    ctx = Context(tmp, smoke=args.smoke)
+    documents = []
+    started = time.perf_counter()
+    try:
+        for name in args.names or list(BENCHMARKS):
+            documents.append(run_one(name, ctx, out))
     finally:
-        scenarios.shutdown()
+        ctx.close()
         shutil.rmtree(tmp, ignore_errors=True)
+    table = summary(documents)
+    print(f"\n{table}\n\n{len(documents)} benchmarks in {time.perf_counter() - started:.0f} s")
+    if out == RESULTS:
+        keep_summary(documents)
+    return 1 if any("error" in d for d in documents) else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
