@@ -995,25 +995,35 @@ def cancel_placement(
         session=session, entity=placement, to=PlacementStatus.CANCELLED, actor=actor, reason=reason
     )
     host = _contact(session, placement.tutor_contact_id or placement.host_contact_id)
+    host_label = _org(session, placement.host_organisation_id).label
     calendar = None
     if placement.days:
-        calendar = _cancelled(
-            _immersion_part(row, placement, _org(session, placement.host_organisation_id).label)
-        )
+        calendar = _cancelled(_immersion_part(row, placement, host_label))
     application = session.get(Application, placement.application_id)
     assert application is not None
+    participant = _contact(session, application.contact_id)
     _mail(
         session,
         row,
         to=host,
         template="immersion_placement_cancelled",
         dedup_key=f"placement-{placement.id}-cancelled",
-        context={
-            "participant": _contact(session, application.contact_id).name,
-            "reason": reason,
-        },
+        context={"participant": participant.name, "reason": reason},
         calendar=calendar,
     )
+    if calendar is not None and _sent(
+        session, row.id or 0, f"placement-{placement.id}-days-participant"
+    ):
+        # the participant was invited to the days too: they leave their agenda as well
+        _mail(
+            session,
+            row,
+            to=participant,
+            template="immersion_days_cancelled",
+            dedup_key=f"placement-{placement.id}-days-cancelled",
+            context={"host": host_label, "days": _days_label(placement.day_list)},
+            calendar=calendar,
+        )
 
 
 def _cancelled(part: CalendarPart) -> CalendarPart:

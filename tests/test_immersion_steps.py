@@ -14,6 +14,7 @@ from models.audit import Actor, case_events, verify_case
 from models.enums import (
     AgreementStatus,
     ApplicationStatus,
+    PlacementStatus,
     SessionStatus,
 )
 from models.errors import DomainError
@@ -376,3 +377,49 @@ def test_the_mails_of_a_session_render_with_their_links(
         mail = render_message(session=session, message=message)
         assert launched.title in mail.subject
         assert "/r/" in mail.text  # the call and the confirmations carry a link
+
+
+def test_a_withdrawal_after_the_day_invitations_cancels_them_for_both(
+    session: Session, launched: im.ImmersionSession
+) -> None:
+    row = launched
+    assert row.id is not None
+    apply(session, row, "ccas.example", 1, ["CHL"])
+    clock.advance(session=session, delta=timedelta(days=11))
+    im.start_selection(session=session, row=row, actor=SYSTEM)
+    im.record_selection(
+        session=session, row=row, decisions=im.selection_proposal(session, row), actor=SYSTEM
+    )
+    (placement,) = im.ensure_placements(session=session, row=row, actor=SYSTEM)
+    (request,) = mails(session, "immersion_host_request")
+    host = {
+        "tutor_name": "Tuteur",
+        "tutor_email": "tuteur@accueil.example",
+        "capacity": 1,
+        "days": [d.isoformat() for d in immersion_days(row.window_start, 2, 0)],
+        "may_observe": "réunions d'équipe",
+        "may_not_observe": "consultations",
+    }
+    answer(session, link_of(session, request), host)
+    for message in mails(session, "immersion_agreement"):
+        answer(session, link_of(session, message), {"agree": True, "confidentiality": True})
+    for status in (SessionStatus.AGREEMENTS, SessionStatus.PREPARATION, SessionStatus.IMMERSION):
+        im.advance_to(session=session, row=row, to=status, actor=SYSTEM)
+    im.immersion_notices(session=session, row=row)
+    invited = {m.recipient_email: m.calendar for m in mails(session, "immersion_days")}
+    assert set(invited) == {"candidat1@ccas.example", "tuteur@accueil.example"}
+
+    (application,) = im.applications(session, row.id)
+    im.withdraw_application(session=session, application=application, actor=SYSTEM, reason="congé")
+
+    cancels = mails(session, "immersion_placement_cancelled") + mails(
+        session, "immersion_days_cancelled"
+    )
+    assert {m.recipient_email for m in cancels} == set(invited)
+    for message in cancels:  # the same event (uid), withdrawn from both agendas
+        calendar = message.calendar
+        assert calendar is not None and calendar["method"] == "CANCEL"
+        assert calendar["uid"] == invited[message.recipient_email]["uid"]  # type: ignore[index]
+    assert placement.status is PlacementStatus.CANCELLED
+    im.withdraw_application(session=session, application=application, actor=SYSTEM, reason="congé")
+    assert len(mails(session, "immersion_days_cancelled")) == 1  # a replay sends nothing more
