@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint, text, update
+from sqlalchemy import JSON, Column, String, UniqueConstraint, text, type_coerce, update
+from sqlalchemy import select as sa_select
+from sqlalchemy.engine import Dialect
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from models import clock
@@ -86,26 +92,62 @@ class AuditEvent(SQLModel, table=True):
     hash: str = Field(max_length=64)
 
 
+# One encoder for every call: json.dumps would build a new one each time (verification
+# encodes two documents per event).
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+)
+
+
 def canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _CANONICAL.encode(value)
 
 
 def digest(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(payload).encode()).hexdigest()
 
 
-def _chain_hash(prev_hash: str, event: AuditEvent) -> str:
-    body = canonical(
-        {
-            "case": [event.case_type, event.case_id],
-            "seq": event.seq,
-            "action": event.action,
-            "actor": [event.actor_kind, event.actor_label, event.actor_ref, event.channel],
-            "at": event.at.astimezone(UTC).isoformat(timespec="microseconds"),
-            "payload_digest": event.payload_digest,
-        }
+# The canonical body of an event (module docstring): what canonical() gives for
+# {"case": [type, id], "seq", "action", "actor": [kind, label, ref, channel], "at",
+# "payload_digest"}, keys sorted, strings escaped by the same function as _CANONICAL's;
+# written out because verification computes it for every event (no dict to build and sort).
+_BODY = '{"action":%s,"actor":[%s,%s,%s,%s],"at":%s,"case":[%s,%d],"payload_digest":%s,"seq":%d}'
+_string = json.encoder.encode_basestring
+
+
+def _link_hash(
+    prev_hash: str,
+    case_type: str,
+    case_id: int,
+    seq: int,
+    at: datetime,
+    actor: tuple[str, str, str, str],
+    action: str,
+    payload_digest: str,
+) -> str:
+    body = _BODY % (
+        _string(action),
+        *map(_string, actor),
+        _string(at.astimezone(UTC).isoformat(timespec="microseconds")),
+        _string(case_type),
+        case_id,
+        _string(payload_digest),
+        seq,
     )
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+
+
+def _chain_hash(prev_hash: str, event: AuditEvent) -> str:
+    return _link_hash(
+        prev_hash,
+        event.case_type,
+        event.case_id,
+        event.seq,
+        event.at,
+        (event.actor_kind, event.actor_label, event.actor_ref, event.channel),
+        event.action,
+        event.payload_digest,
+    )
 
 
 def _lock_chain(session: Session, case_type: CaseType, case_id: int) -> None:
@@ -174,23 +216,53 @@ class ChainBreak:
         return f"{self.case_type} n°{self.case_id}, événement {self.seq} : {self.reason}"
 
 
+# What verification reads: plain rows, not ORM objects (much cheaper to load).
+_CHAIN_FIELDS = (
+    "case_type",
+    "case_id",
+    "seq",
+    "at",
+    "actor_kind",
+    "actor_label",
+    "actor_ref",
+    "channel",
+    "action",
+    "payload",
+    "payload_digest",
+    "prev_hash",
+    "hash",
+)
+_CHAIN_COLUMNS = [getattr(AuditEvent, name) for name in _CHAIN_FIELDS]
+
+
+def _verify(
+    rows: Iterable[Sequence[Any]], prev: str = GENESIS, expected_seq: int = 1
+) -> ChainBreak | None:
+    """Check rows of `_CHAIN_FIELDS` of one case, ordered by seq, continuing from `prev`."""
+    for row in rows:
+        case_type, case_id, seq, at, kind, label, ref, channel, action = row[:9]
+        payload, payload_digest, prev_hash, event_hash = row[9:]
+        if seq != expected_seq:
+            reason = f"numéro attendu {expected_seq} (événement manquant ?)"
+        elif prev_hash != prev:
+            reason = "le lien vers l'événement précédent est rompu"
+        elif payload is not None and digest(payload) != payload_digest:
+            reason = "le contenu ne correspond plus à son empreinte"
+        elif event_hash != _link_hash(
+            prev, case_type, case_id, seq, at, (kind, label, ref, channel), action, payload_digest
+        ):
+            reason = "l'empreinte de l'événement est fausse"
+        else:
+            prev = event_hash
+            expected_seq += 1
+            continue
+        return ChainBreak(case_type, case_id, seq, reason)
+    return None
+
+
 def verify_events(events: Iterable[AuditEvent]) -> ChainBreak | None:
     """Check one case's events (ordered by seq); the first broken link, or None."""
-    prev = GENESIS
-    expected_seq = 1
-    for event in events:
-        where = (event.case_type, event.case_id, event.seq)
-        if event.seq != expected_seq:
-            return ChainBreak(*where, f"numéro attendu {expected_seq} (événement manquant ?)")
-        if event.prev_hash != prev:
-            return ChainBreak(*where, "le lien vers l'événement précédent est rompu")
-        if event.payload is not None and digest(event.payload) != event.payload_digest:
-            return ChainBreak(*where, "le contenu ne correspond plus à son empreinte")
-        if _chain_hash(prev, event) != event.hash:
-            return ChainBreak(*where, "l'empreinte de l'événement est fausse")
-        prev = event.hash
-        expected_seq += 1
-    return None
+    return _verify(tuple(getattr(e, name) for name in _CHAIN_FIELDS) for e in events)
 
 
 def case_events(session: Session, case_type: str, case_id: int) -> list[AuditEvent]:
@@ -203,27 +275,81 @@ def case_events(session: Session, case_type: str, case_id: int) -> list[AuditEve
     )
 
 
+class _IntactChains:
+    """Chains this process found intact, row for row as the database returned them.
+
+    A row equal to the one verified at the same place verifies the same way, so a chain is
+    verified again only from its first row that differs: appended events, or a row altered
+    since (then the check fails as it would from scratch). The history page verifies its
+    case's chain on every read; a long chain thus costs a read and a comparison, not a
+    SHA-256 per event. At most `limit` rows are kept, least recently verified dropped first.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._chains: OrderedDict[tuple[str, str, int], list[tuple[Any, ...]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, int]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._chains.get(key, [])
+
+    def keep(self, key: tuple[str, str, int], rows: list[tuple[Any, ...]]) -> None:
+        with self._lock:
+            self._chains.pop(key, None)
+            if len(rows) > self.limit:
+                return
+            self._chains[key] = rows
+            kept = sum(len(chain) for chain in self._chains.values())
+            while kept > self.limit:
+                kept -= len(self._chains.popitem(last=False)[1])
+
+
+_INTACT = _IntactChains(limit=50_000)
+_HASH, _SEQ = _CHAIN_FIELDS.index("hash"), _CHAIN_FIELDS.index("seq")
+
+# The same columns as the database returns them (no JSON or datetime decoding): rows
+# compared with the kept ones, decoded only where verification must run.
+_RAW_COLUMNS = [type_coerce(column, String()) for column in _CHAIN_COLUMNS]
+
+
+def _decoded(rows: list[tuple[Any, ...]], dialect: Dialect) -> list[tuple[Any, ...]]:
+    """Rows of `_RAW_COLUMNS` as `_CHAIN_COLUMNS` would have given them."""
+    processors = [
+        column.type.dialect_impl(dialect).result_processor(dialect, None)
+        for column in _CHAIN_COLUMNS
+    ]
+    return [
+        tuple(value if p is None else p(value) for p, value in zip(processors, row, strict=True))
+        for row in rows
+    ]
+
+
 def verify_case(session: Session, case_type: str, case_id: int) -> ChainBreak | None:
-    return verify_events(case_events(session, case_type, case_id))
-
-
-def _chains(session: Session) -> Iterator[list[AuditEvent]]:
-    current: list[AuditEvent] = []
-    rows = session.exec(
-        select(AuditEvent).order_by(
-            col(AuditEvent.case_type), col(AuditEvent.case_id), col(AuditEvent.seq)
+    """Check one case's chain; the first broken link, or None."""
+    connection = session.connection()
+    rows = [
+        tuple(row)
+        for row in connection.execute(
+            sa_select(*_RAW_COLUMNS)
+            .where(col(AuditEvent.case_type) == case_type, col(AuditEvent.case_id) == case_id)
+            .order_by(col(AuditEvent.seq))
         )
-    )
-    for event in rows:
-        if current and (current[0].case_type, current[0].case_id) != (
-            event.case_type,
-            event.case_id,
-        ):
-            yield current
-            current = []
-        current.append(event)
-    if current:
-        yield current
+    ]
+    key = (connection.engine.url.render_as_string(), case_type, case_id)
+    intact = _INTACT.get(key)
+    same = 0
+    for row, kept in zip(rows, intact, strict=False):
+        if row != kept:
+            break
+        same += 1
+    if same < len(rows):
+        prev, seq = (rows[same - 1][_HASH], rows[same - 1][_SEQ] + 1) if same else (GENESIS, 1)
+        broken = _verify(_decoded(rows[same:], connection.dialect), prev, seq)
+        if broken is not None:
+            return broken
+    _INTACT.keep(key, rows)
+    return None
 
 
 @dataclass(frozen=True)
@@ -241,10 +367,16 @@ def verify_all(session: Session) -> VerifyReport:
     """Verify every chain; each broken chain reports its first broken link."""
     chains = events = 0
     breaks: list[ChainBreak] = []
-    for chain in _chains(session):
+    rows = session.connection().execute(
+        sa_select(*_CHAIN_COLUMNS)
+        .order_by(col(AuditEvent.case_type), col(AuditEvent.case_id), col(AuditEvent.seq))
+        .execution_options(yield_per=5000)
+    )
+    for _case, group in groupby(rows, key=itemgetter(0, 1)):
+        chain = list(group)
         chains += 1
         events += len(chain)
-        broken = verify_events(chain)
+        broken = _verify(chain)
         if broken:
             breaks.append(broken)
     return VerifyReport(chains=chains, events=events, breaks=breaks)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
+from datetime import UTC
 
 import pytest
 from sqlalchemy import text
@@ -14,13 +16,15 @@ from models import db
 from models.audit import (
     Actor,
     AuditEvent,
+    canonical,
     case_events,
+    digest,
     record_event,
     redact_case,
     verify_all,
     verify_case,
 )
-from models.enums import CaseType
+from models.enums import ActorKind, CaseType, Channel
 from service.cli import app
 
 runner = CliRunner()
@@ -189,3 +193,51 @@ def test_rolled_back_change_leaves_no_event(s: Session) -> None:
         )
         raise RuntimeError("la suite de l'étape a échoué")
     assert case_events(s, "session", 8) == []
+
+
+def test_event_hash_is_the_documented_canonical_form(s: Session) -> None:
+    """hash = sha256(prev_hash + canonical(...)): chains written before still verify."""
+    label = 'Zoé "la coordinatrice" \\ d\'Aix\n\t\x01 — 🗓'
+    actor = Actor(ActorKind.USER, label, Channel.SERVICE, "user:7")
+    first, second = (
+        record_event(
+            session=s,
+            case_type=CaseType.SAISINE,
+            case_id=9,
+            action=action,
+            actor=actor,
+            payload={"note": label},
+        )
+        for action in ("réponse.enregistrée", 'a"b')
+    )
+    s.commit()
+    for event, prev in ((first, "0" * 64), (second, first.hash)):
+        body = canonical(
+            {
+                "case": ["saisine", 9],
+                "seq": event.seq,
+                "action": event.action,
+                "actor": ["user", label, "user:7", "service"],
+                "at": event.at.astimezone(UTC).isoformat(timespec="microseconds"),
+                "payload_digest": digest({"note": label}),
+            }
+        )
+        assert event.hash == hashlib.sha256((prev + body).encode()).hexdigest()
+    assert verify_case(s, "saisine", 9) is None
+
+
+def test_a_chain_verified_before_is_checked_again_where_it_changed(s: Session) -> None:
+    _chain(s, 10)
+    assert verify_case(s, "saisine", 10) is None
+    record_event(
+        session=s, case_type=CaseType.SAISINE, case_id=10, action="after", actor=Actor.system()
+    )
+    s.commit()
+    assert verify_case(s, "saisine", 10) is None
+    _set_guard(s, enabled=False)
+    s.execute(text("UPDATE audit_event SET action = 'autre' WHERE case_id = 10 AND seq = 2"))
+    s.commit()
+    _set_guard(s, enabled=True)
+    broken = verify_case(s, "saisine", 10)
+    assert broken is not None and broken.seq == 2
+    assert "empreinte" in broken.reason
