@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import models.tables  # noqa: F401  (every table, and the step and case kinds they register)
 from models.settings import Environment, get_settings
-from service.deps import FailureLimiter
+from service.deps import FailureLimiter, templates
 from service.errors import install_error_handlers, problem_response
 
 MAX_BODY_BYTES = 256 * 1024
@@ -19,14 +21,13 @@ CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
-# Swagger UI and ReDoc load their assets from a CDN and run inline scripts.
+# Swagger UI is served by the service itself (no CDN); it sets inline styles on its nodes.
 DOCS_CSP = (
-    "default-src 'self'; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; worker-src 'self' blob:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
-DOCS_PATHS = ("/docs", "/redoc")
+DOCS_PATHS = ("/docs",)
 
 
 class SecurityHeaders:
@@ -101,6 +102,8 @@ def create_app() -> FastAPI:
             "de l'API sont des « problem details » (RFC 9457)."
         ),
         version="0.1.0",
+        docs_url=None,  # served below from local assets
+        redoc_url=None,
         openapi_tags=[
             {"name": "liens", "description": "Étapes des partenaires, par lien à usage unique"},
             {"name": "comptes", "description": "Connexion des coordinations, audits, admins"},
@@ -121,10 +124,16 @@ def create_app() -> FastAPI:
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"
     )
+    swagger_ui = str(files("swagger_ui").joinpath("static"))  # Swagger UI 5, from swagger-ui-py
+    app.mount("/docs/assets", StaticFiles(directory=swagger_ui), name="docs-assets")
     for module in (links, auth, cases, sessions, history, reports, api):
         app.include_router(module.router)
     if settings.env is not Environment.PRODUCTION:
         app.include_router(dev.router)
+
+    @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
+    def docs(request: Request) -> Response:
+        return templates.TemplateResponse(request, "docs.html", {"title": app.title})
 
     @app.get("/health", tags=["système"], summary="État du service")
     def health() -> dict[str, str]:

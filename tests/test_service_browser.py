@@ -127,3 +127,25 @@ def test_partner_answers_from_the_mail_and_auditor_reads_the_history(
             if e.action == "history.read"
         ]
     assert [(e.actor_label, e.channel) for e in reads] == [(world.auditor.name, "service")]
+
+
+def test_the_api_documentation_renders_from_the_service_alone(db_url: str) -> None:
+    """/docs works with no network: every asset comes from the service, no CSP violation."""
+    from tests.support.browser import chromium
+
+    with ServiceProcess(db_url) as service, chromium() as browser:
+        page = browser.new_page()
+        outside: list[str] = []
+        problems: list[str] = []
+        page.on(
+            "request",
+            lambda r: outside.append(r.url) if not r.url.startswith(service.url) else None,
+        )
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        response = page.goto(f"{service.url}/docs")
+        assert response is not None and response.status == 200
+        csp = response.headers["content-security-policy"]
+        assert "http" not in csp and "'unsafe-inline'" not in csp.split("script-src")[1]
+        page.get_by_text("Enregistrer la réponse d'une étape").first.wait_for(timeout=20_000)
+        assert page.locator(".opblock").count() >= 10  # the operations of the schema
+        assert outside == [] and problems == []
