@@ -17,6 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -59,39 +60,39 @@ ACTIONS = ["mail.sent", "history.read", "application.submitted", "step.answered"
 
 def _chain(
     case_type: str, case_id: int, first_seq: int, prev_hash: str, count: int, start: datetime
-) -> list[Any]:
-    """`count` events continuing a chain, hashed by the project's own code (one per hour)."""
-    from models.audit import Actor, AuditEvent, _chain_hash, canonical, digest
+) -> list[dict[str, Any]]:
+    """`count` rows continuing a chain (one an hour), hashed by the project's own code."""
+    from models.audit import Actor, _link_hash, canonical, digest
 
     actors = [
         Actor.system("outbox"),
         Actor.user(1, "Camille Coordination"),
         Actor.contact(7, "Éloïse"),
     ]
-    events = []
+    rows = []
     for n in range(count):
         seq = first_seq + n
         action = ACTIONS[seq % len(ACTIONS)]
         actor = actors[seq % len(actors)]
+        names = (actor.kind.value, actor.label, actor.ref, actor.channel.value)
         payload = json.loads(canonical(_payload(action, seq)))  # as record_event stores it
-        event = AuditEvent(
+        at = start + timedelta(hours=n, microseconds=seq)
+        row = dict(
+            zip(("actor_kind", "actor_label", "actor_ref", "channel"), names, strict=True),
             case_type=case_type,
             case_id=case_id,
             seq=seq,
-            at=start + timedelta(hours=n, microseconds=seq),
-            actor_kind=actor.kind.value,
-            actor_label=actor.label,
-            actor_ref=actor.ref,
-            channel=actor.channel.value,
+            at=at,
             action=action,
             payload=payload,
             payload_digest=digest(payload),
             prev_hash=prev_hash,
-            hash="",
         )
-        event.hash = prev_hash = _chain_hash(prev_hash, event)
-        events.append(event)
-    return events
+        row["hash"] = prev_hash = _link_hash(
+            prev_hash, case_type, case_id, seq, at, names, action, row["payload_digest"]
+        )
+        rows.append(row)
+    return rows
 
 
 def build_trail(ctx: Context, kind: str, total: int, in_case: int) -> Trail:
@@ -143,14 +144,10 @@ def build_trail(ctx: Context, kind: str, total: int, in_case: int) -> Trail:
         other_id = 10_000 + n  # no such session: only their events matter here
         first = start + timedelta(minutes=37 * n)
         events.extend(_chain(case_type, other_id, 1, "0" * 64, count, first))
-    events.sort(key=lambda e: e.at)  # interleaved in time, as in real life
-    columns = [c.name for c in AuditEvent.__table__.columns if c.name != "id"]  # type: ignore[attr-defined]
+    events.sort(key=itemgetter("at"))  # interleaved in time, as in real life
     with session_scope() as session:
         for chunk in range(0, len(events), 10_000):
-            session.execute(
-                insert(AuditEvent),
-                [{c: getattr(e, c) for c in columns} for e in events[chunk : chunk + 10_000]],
-            )
+            session.execute(insert(AuditEvent), events[chunk : chunk + 10_000])
     with session_scope() as session:
         report = verify_all(session)
         assert report.ok, report.breaks[:3]
@@ -274,9 +271,8 @@ def _measure(trail: Trail, rounds: int) -> dict[str, Any]:
         "html_middle": f"{base}?page={middle}",
         "html_last": f"{base}?page=100000",  # clamped to the last page
         "json_first": f"{base}.json?page=1",
-        "json_middle": f"{base}.json?page={middle}",
         "json_last": f"{base}.json?page=100000",
-        "api_last": f"{api}?page=100000",
+        "api_middle": f"{api}?page={middle}",
     }
     durations: dict[str, list[float]] = {name: [] for name in variants}
     with TestClient(create_app()) as client:
@@ -303,7 +299,7 @@ def history_volume(ctx: Context) -> Result:
     total = ctx.scale(100_000, 2_000)
     in_case = ctx.scale(10_000, 500)
     rounds = ctx.scale(200, 10)
-    naive_rounds = ctx.scale(40, 5)
+    naive_rounds = ctx.scale(20, 5)
 
     trail = build_trail(ctx, "sqlite", total, in_case)
     indexes = audit_indexes(trail.url)
@@ -324,7 +320,7 @@ def history_volume(ctx: Context) -> Result:
     worst_name = next(name for name, d in ours.items() if d is worst)
     targets = [
         Target(
-            "history p95, worst page (HTML/JSON, first/middle/last)",
+            "history p95, worst of HTML/JSON/API pages",
             "p95 < 100 ms",
             worst["p95"],
             "ms",
@@ -395,6 +391,7 @@ def _naive_verify(case_type: str, case_id: int, limit: int) -> int:
 
 
 def _rates(trail: Trail, repeat: int, naive_events: int) -> dict[str, Any]:
+    from models import audit
     from models.audit import verify_all, verify_case
     from models.db import session_scope
 
@@ -406,26 +403,34 @@ def _rates(trail: Trail, repeat: int, naive_events: int) -> dict[str, Any]:
             report = verify_all(session)
             all_seconds.append(time.perf_counter() - start)
         assert report.ok and report.events == trail.events
-    case_seconds: list[float] = []
+    cold: list[float] = []  # nothing known yet: every event hashed
+    warm: list[float] = []  # chain verified before in this process (what a page re-read costs)
     for _ in range(repeat):
-        with session_scope() as session:
-            start = time.perf_counter()
-            assert verify_case(session, trail.case_type, trail.case_id) is None
-            case_seconds.append(time.perf_counter() - start)
+        audit._INTACT = audit._IntactChains(audit._INTACT.limit)
+        for seconds in (cold, warm):
+            with session_scope() as session:
+                start = time.perf_counter()
+                assert verify_case(session, trail.case_type, trail.case_id) is None
+                seconds.append(time.perf_counter() - start)
     start = time.perf_counter()
     checked = _naive_verify(trail.case_type, trail.case_id, naive_events)
     naive_seconds = time.perf_counter() - start
-    best_all, best_case = min(all_seconds), min(case_seconds)
+    best_all, best_cold, best_warm = min(all_seconds), min(cold), min(warm)
     return {
         "verify_all": {
             "events": trail.events,
             "seconds": round(best_all, 3),
             "events_per_second": round(trail.events / best_all),
         },
-        "verify_case": {
+        "verify_case_cold": {
             "events": trail.case_events,
-            "seconds": round(best_case, 3),
-            "events_per_second": round(trail.case_events / best_case),
+            "seconds": round(best_cold, 3),
+            "events_per_second": round(trail.case_events / best_cold),
+        },
+        "verify_case_warm": {
+            "events": trail.case_events,
+            "seconds": round(best_warm, 4),
+            "events_per_second": round(trail.case_events / best_warm),
         },
         "naive_one_query_per_event": {
             "events": checked,

@@ -12,11 +12,9 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import groupby
-from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Column, String, UniqueConstraint, text, type_coerce, update
@@ -233,6 +231,23 @@ _CHAIN_FIELDS = (
     "hash",
 )
 _CHAIN_COLUMNS = [getattr(AuditEvent, name) for name in _CHAIN_FIELDS]
+_HASH, _SEQ = _CHAIN_FIELDS.index("hash"), _CHAIN_FIELDS.index("seq")
+
+
+def _fault(row: Sequence[Any], prev: str, expected_seq: int) -> str | None:
+    """Why this event (a row of `_CHAIN_FIELDS`) does not follow `prev`, or None."""
+    (case_type, case_id, seq, at, kind, label, ref, channel, action, payload, payload_digest,
+     prev_hash, event_hash) = row  # fmt: skip
+    if seq != expected_seq:
+        return f"numéro attendu {expected_seq} (événement manquant ?)"
+    if prev_hash != prev:
+        return "le lien vers l'événement précédent est rompu"
+    if payload is not None and digest(payload) != payload_digest:
+        return "le contenu ne correspond plus à son empreinte"
+    actor = (kind, label, ref, channel)
+    if event_hash != _link_hash(prev, case_type, case_id, seq, at, actor, action, payload_digest):
+        return "l'empreinte de l'événement est fausse"
+    return None
 
 
 def _verify(
@@ -240,23 +255,11 @@ def _verify(
 ) -> ChainBreak | None:
     """Check rows of `_CHAIN_FIELDS` of one case, ordered by seq, continuing from `prev`."""
     for row in rows:
-        case_type, case_id, seq, at, kind, label, ref, channel, action = row[:9]
-        payload, payload_digest, prev_hash, event_hash = row[9:]
-        if seq != expected_seq:
-            reason = f"numéro attendu {expected_seq} (événement manquant ?)"
-        elif prev_hash != prev:
-            reason = "le lien vers l'événement précédent est rompu"
-        elif payload is not None and digest(payload) != payload_digest:
-            reason = "le contenu ne correspond plus à son empreinte"
-        elif event_hash != _link_hash(
-            prev, case_type, case_id, seq, at, (kind, label, ref, channel), action, payload_digest
-        ):
-            reason = "l'empreinte de l'événement est fausse"
-        else:
-            prev = event_hash
-            expected_seq += 1
-            continue
-        return ChainBreak(case_type, case_id, seq, reason)
+        reason = _fault(row, prev, expected_seq)
+        if reason is not None:
+            return ChainBreak(row[0], row[1], row[2], reason)
+        prev = row[_HASH]
+        expected_seq += 1
     return None
 
 
@@ -287,14 +290,14 @@ class _IntactChains:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._chains: OrderedDict[tuple[str, str, int], list[tuple[Any, ...]]] = OrderedDict()
+        self._chains: OrderedDict[tuple[str, str, int], Sequence[Sequence[Any]]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, str, int]) -> list[tuple[Any, ...]]:
+    def get(self, key: tuple[str, str, int]) -> Sequence[Sequence[Any]]:
         with self._lock:
-            return self._chains.get(key, [])
+            return self._chains.get(key, ())
 
-    def keep(self, key: tuple[str, str, int], rows: list[tuple[Any, ...]]) -> None:
+    def keep(self, key: tuple[str, str, int], rows: Sequence[Sequence[Any]]) -> None:
         with self._lock:
             self._chains.pop(key, None)
             if len(rows) > self.limit:
@@ -306,36 +309,37 @@ class _IntactChains:
 
 
 _INTACT = _IntactChains(limit=50_000)
-_HASH, _SEQ = _CHAIN_FIELDS.index("hash"), _CHAIN_FIELDS.index("seq")
 
 # The same columns as the database returns them (no JSON or datetime decoding): rows
 # compared with the kept ones, decoded only where verification must run.
 _RAW_COLUMNS = [type_coerce(column, String()) for column in _CHAIN_COLUMNS]
 
 
-def _decoded(rows: list[tuple[Any, ...]], dialect: Dialect) -> list[tuple[Any, ...]]:
-    """Rows of `_RAW_COLUMNS` as `_CHAIN_COLUMNS` would have given them."""
+def _decoder(dialect: Dialect) -> Callable[[Sequence[Any]], list[Any]]:
+    """Turns a row of `_RAW_COLUMNS` into what `_CHAIN_COLUMNS` would have given."""
     processors = [
-        column.type.dialect_impl(dialect).result_processor(dialect, None)
-        for column in _CHAIN_COLUMNS
+        (i, processor)
+        for i, column in enumerate(_CHAIN_COLUMNS)
+        if (processor := column.type.dialect_impl(dialect).result_processor(dialect, None))
     ]
-    return [
-        tuple(value if p is None else p(value) for p, value in zip(processors, row, strict=True))
-        for row in rows
-    ]
+
+    def decode(row: Sequence[Any]) -> list[Any]:
+        values = list(row)
+        for i, processor in processors:
+            values[i] = processor(values[i])
+        return values
+
+    return decode
 
 
 def verify_case(session: Session, case_type: str, case_id: int) -> ChainBreak | None:
     """Check one case's chain; the first broken link, or None."""
     connection = session.connection()
-    rows = [
-        tuple(row)
-        for row in connection.execute(
-            sa_select(*_RAW_COLUMNS)
-            .where(col(AuditEvent.case_type) == case_type, col(AuditEvent.case_id) == case_id)
-            .order_by(col(AuditEvent.seq))
-        )
-    ]
+    rows = connection.execute(
+        sa_select(*_RAW_COLUMNS)
+        .where(col(AuditEvent.case_type) == case_type, col(AuditEvent.case_id) == case_id)
+        .order_by(col(AuditEvent.seq))
+    ).all()
     key = (connection.engine.url.render_as_string(), case_type, case_id)
     intact = _INTACT.get(key)
     same = 0
@@ -345,7 +349,8 @@ def verify_case(session: Session, case_type: str, case_id: int) -> ChainBreak | 
         same += 1
     if same < len(rows):
         prev, seq = (rows[same - 1][_HASH], rows[same - 1][_SEQ] + 1) if same else (GENESIS, 1)
-        broken = _verify(_decoded(rows[same:], connection.dialect), prev, seq)
+        decode = _decoder(connection.dialect)
+        broken = _verify(map(decode, rows[same:]), prev, seq)
         if broken is not None:
             return broken
     _INTACT.keep(key, rows)
@@ -364,22 +369,34 @@ class VerifyReport:
 
 
 def verify_all(session: Session) -> VerifyReport:
-    """Verify every chain; each broken chain reports its first broken link."""
-    chains = events = 0
-    breaks: list[ChainBreak] = []
+    """Verify every chain; each broken chain reports its first broken link.
+
+    The trail is read once in insertion order (a sequential read, not an index lookup per
+    event), each event checked against the one before it in its chain. A chain that does
+    not follow there is verified again on its own in seq order, which says where it breaks.
+    """
+    links: dict[tuple[str, int], tuple[str, int]] = {}
+    suspects: set[tuple[str, int]] = set()
+    events = 0
     rows = session.connection().execute(
-        sa_select(*_CHAIN_COLUMNS)
-        .order_by(col(AuditEvent.case_type), col(AuditEvent.case_id), col(AuditEvent.seq))
-        .execution_options(yield_per=5000)
+        sa_select(*_CHAIN_COLUMNS).order_by(col(AuditEvent.id)).execution_options(yield_per=5000)
     )
-    for _case, group in groupby(rows, key=itemgetter(0, 1)):
-        chain = list(group)
-        chains += 1
-        events += len(chain)
-        broken = _verify(chain)
-        if broken:
-            breaks.append(broken)
-    return VerifyReport(chains=chains, events=events, breaks=breaks)
+    for row in rows:
+        events += 1
+        case = (row[0], row[1])
+        if case in suspects:
+            continue
+        prev, seq = links.get(case, (GENESIS, 1))
+        if _fault(row, prev, seq) is None:
+            links[case] = (row[_HASH], seq + 1)
+        else:
+            suspects.add(case)
+    breaks = [
+        broken
+        for case_type, case_id in sorted(suspects)
+        if (broken := verify_case(session, case_type, case_id)) is not None
+    ]
+    return VerifyReport(chains=len(links.keys() | suspects), events=events, breaks=breaks)
 
 
 def redact_case(
