@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from tests.support.smtp import SmtpServer
 
 LABELS = ("driver", "worker", "flow-runs")
+TICK_SECONDS = 60  # the tick deployment's schedule: every minute
 IDS = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -149,6 +150,7 @@ class Pass:
     running: float | None
     ended: float
     waited_before: float | None  # since the previous pass ended (people, driver, dates)
+    outcome: str = "PAUSED"  # or COMPLETED, or CRASHED (then rescheduled by tick)
 
     @property
     def queue_wait(self) -> float | None:
@@ -180,7 +182,7 @@ async def passes(observer: PrefectClient, run_ids: list[UUID]) -> list[Pass]:
                 current = {"scheduled": at}
             elif kind in ("PENDING", "RUNNING") and current:
                 current[kind.lower()] = at
-            elif kind in ("PAUSED", "COMPLETED") and current:
+            elif kind in ("PAUSED", "COMPLETED", "CRASHED") and current:
                 scheduled = current["scheduled"]
                 found.append(
                     Pass(
@@ -190,6 +192,7 @@ async def passes(observer: PrefectClient, run_ids: list[UUID]) -> list[Pass]:
                         running=current.get("running"),
                         ended=at,
                         waited_before=scheduled - previous_end if previous_end else None,
+                        outcome=kind,
                     )
                 )
                 previous_end, current = at, {}
@@ -232,10 +235,27 @@ def where_time_goes(found: list[Pass]) -> dict[str, Any]:
     waited = values("waited_before")
     return {
         "passes": len(found),
+        "crashed_passes": sum(p.outcome == "CRASHED" for p in found),
         **parts,
         "share_of_pass_time_percent": shares,
         "between_passes": distribution(waited, "s", 2),
     }
+
+
+def resumes_by_wait() -> dict[str, int]:
+    """Resumptions of runs waiting for answers or dates, by waiting step (numbers folded):
+    each one spent a key (the wait's generation), whether the run moved on or waited again."""
+    from sqlmodel import select
+
+    from models.db import session_scope
+    from models.waits import Wait
+
+    counts: Counter[str] = Counter()
+    with session_scope() as session:
+        for step, generation in session.exec(select(Wait.step, Wait.generation)):
+            if generation:
+                counts[re.sub(r"\d+", "N", step)] += generation
+    return dict(counts.most_common())
 
 
 # -- one installation driven end to end ---------------------------------------------------
@@ -291,17 +311,20 @@ class Installation:
         )
         return {r.id: r.state for r in runs}
 
-    async def suspended(self, run_ids: list[UUID], timeout: float = 300) -> dict[UUID, str]:
+    async def suspended(self, run_ids: list[UUID], timeout: float = 600) -> dict[UUID, str]:
         """Wait until every run is PAUSED or COMPLETED; their state types."""
         with self.actions.timing("waiting for Prefect runs"):
             return await self._suspended(run_ids, timeout)
 
     async def _suspended(self, run_ids: list[UUID], timeout: float) -> dict[UUID, str]:
+        """A CRASHED run is left to tick, run every minute meanwhile as its schedule does:
+        it gives crashed runs back to the pool (flows are replay-safe)."""
         deadline = time.monotonic() + timeout
+        last_tick = time.monotonic()
         while True:
             states = await self.states(run_ids)
             kinds = {i: s.type.value if s else "" for i, s in states.items()}
-            broken = {i: k for i, k in kinds.items() if k in ("FAILED", "CRASHED", "CANCELLED")}
+            broken = {i: k for i, k in kinds.items() if k in ("FAILED", "CANCELLED")}
             if broken:
                 raise RuntimeError(f"runs ended badly: {broken}")
             if len(kinds) == len(run_ids) and all(
@@ -310,6 +333,9 @@ class Installation:
                 return kinds
             if time.monotonic() > deadline:
                 raise TimeoutError(f"runs not suspended after {timeout} s: {kinds}")
+            if time.monotonic() - last_tick >= TICK_SECONDS:
+                await self.tick()
+                last_tick = time.monotonic()
             await asyncio.sleep(0.2)
 
     async def settle(self, run_ids: list[UUID]) -> dict[UUID, str]:
