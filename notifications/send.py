@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosmtplib
 from sqlmodel import Session, col, select
@@ -38,6 +39,8 @@ from notifications.render import render_message
 
 FAILURE_TEMPLATE = "delivery_failed"
 MAX_BACKOFF = timedelta(hours=6)
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -306,10 +309,18 @@ class _Batch:
             self.queue.put_nowait(item)
         self.report = report
         self.connection_error: Failure | None = None
+        # One row marked at a time: the senders' marks would otherwise contend for the
+        # database's write lock (SQLite makes a waiting writer sleep) while the
+        # connections stay busy sending anyway.
+        self.marking = asyncio.Lock()
+
+    async def mark(self, function: Callable[..., _T], *args: Any) -> _T:
+        async with self.marking:
+            return await asyncio.to_thread(function, *args)
 
     async def record(self, item: Outgoing, failure: Failure) -> None:
         subject = str(item.message["Subject"])
-        failed = await asyncio.to_thread(mark_failure, item.outbox_id, failure, subject)
+        failed = await self.mark(mark_failure, item.outbox_id, failure, subject)
         if failed:
             self.report.failed += 1
             line = f"E-mail {item.outbox_id} non remis ({item.recipient}) : {failure.error}"
@@ -341,7 +352,7 @@ class _Batch:
                     smtp = None
                     await self.record(item, failure)
                     continue
-                await asyncio.to_thread(mark_sent, item.outbox_id)
+                await self.mark(mark_sent, item.outbox_id)
                 self.report.sent += 1
         finally:
             await _drop(smtp, polite=True)
