@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from datetime import timedelta
@@ -285,7 +286,12 @@ def setup(block: bool = typer.Option(True, help="Rester actif après la mise en 
     import signal as signals
 
     from models.settings import get_settings
-    from service.orchestration import deploy_all, ensure_work_pool, wait_for_prefect
+    from service.orchestration import (
+        deploy_all,
+        ensure_silent_runs_automation,
+        ensure_work_pool,
+        wait_for_prefect,
+    )
 
     settings = get_settings()
     if not wait_for_prefect(180):
@@ -293,6 +299,7 @@ def setup(block: bool = typer.Option(True, help="Rester actif après la mise en 
         raise typer.Exit(1)
     ensure_work_pool()
     deploy_all(PROJECT_DIR)
+    asyncio.run(ensure_silent_runs_automation(settings.silent_run_seconds))
     from service.demo import load_demo, load_immersion_demo, load_saisine_demo
 
     typer.echo(load_demo())

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -101,22 +102,27 @@ class PrefectStack:
         )
         if result.returncode != 0:
             raise RuntimeError(f"prefect deploy failed:\n{result.stdout}\n{result.stderr}")
+        self.deploy_file(ROOT / "tests" / "support" / "probes.prefect.yaml")
+        # as `clsm setup` does: runs gone silent (machine lost) are marked CRASHED
+        from models.settings import get_settings
+        from service.orchestration import ensure_silent_runs_automation
+
+        with ThreadPoolExecutor(1) as pool:  # callers may be inside a running event loop
+            pool.submit(
+                asyncio.run, ensure_silent_runs_automation(get_settings().silent_run_seconds)
+            ).result()
+
+    def deploy_file(self, path: Path) -> None:
+        """Deploy the deployments of one more prefect.yaml-like file."""
         result = subprocess.run(
-            [
-                _bin("prefect"),
-                "--no-prompt",
-                "deploy",
-                "--all",
-                "--prefect-file",
-                str(ROOT / "tests" / "support" / "probes.prefect.yaml"),
-            ],
+            [_bin("prefect"), "--no-prompt", "deploy", "--all", "--prefect-file", str(path)],
             cwd=ROOT,
-            env=env,
+            env=os.environ.copy(),
             capture_output=True,
             text=True,
         )
         if result.returncode != 0:
-            raise RuntimeError(f"probe deploy failed:\n{result.stdout}\n{result.stderr}")
+            raise RuntimeError(f"deploy of {path} failed:\n{result.stdout}\n{result.stderr}")
 
     def start_worker(self) -> None:
         self.worker = self.spawn_worker("test-worker")
@@ -202,6 +208,39 @@ async def wait_for_state(run_id: UUID, *names: str, timeout: float = 90) -> Any:
     raise AssertionError(f"run {run_id} did not reach {names} in {timeout}s (last: {state})")
 
 
+async def settle(run_ids: list[UUID], *names: str, timeout: float, rescue_after: float = 60) -> int:
+    """Wait until every run is in one of names, as an installation would get there.
+
+    Under load the Prefect server (SQLite) may answer 503 to a worker, which then reports
+    the run CRASHED before it started; in production `tick` hands such runs back to the pool
+    after CLSM_STUCK_RUN_SECONDS. Here the same rescue runs every few seconds with
+    `rescue_after` seconds as that setting. Returns how many runs were handed back.
+    """
+    from models.waits import reschedule_stuck_runs
+
+    deadline = time.monotonic() + timeout
+    rescued = 0
+    waiting = list(run_ids)
+    while waiting:
+        states = {r: await state_of(r) for r in waiting}
+        failed = [r for r, s in states.items() if s is not None and s.type.value == "FAILED"]
+        if failed and "FAILED" not in names:
+            raise AssertionError(f"runs failed: {failed}")
+        waiting = [
+            r
+            for r, s in states.items()
+            if s is None or (s.type.value not in names and s.name not in names)
+        ]
+        if not waiting:
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(waiting)} runs did not reach {names} in {timeout}s")
+        if any(s is not None and s.type.value in ("CRASHED", "PENDING") for s in states.values()):
+            rescued += await reschedule_stuck_runs(rescue_after)
+        await asyncio.sleep(2)
+    return rescued
+
+
 def run_env(db_url: str, **extra: str) -> dict[str, str]:
     """The environment a flow run of one test needs (its own app database)."""
     return {"CLSM_DATABASE_URL": db_url, **extra}
@@ -242,6 +281,7 @@ __all__ = [
     "run",
     "run_env",
     "run_processes",
+    "settle",
     "state_of",
     "wait_for_state",
     "wait_no_run_process",
