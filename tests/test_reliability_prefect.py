@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import timedelta
 from uuid import UUID
@@ -14,7 +13,7 @@ from models.audit import Actor, record_event
 from models.enums import CaseType
 from models.waits import deliver_resumes, find_wait, pending_resumes, request_resume
 from tests.support.figures import record, scale
-from tests.support.prefect_stack import PrefectStack, run, run_env, wait_for_state
+from tests.support.prefect_stack import PrefectStack, run, run_env, settle
 
 pytestmark = [
     pytest.mark.prefect,
@@ -25,7 +24,8 @@ pytestmark = [
 
 async def _suspended_runs(
     db_url: str, first_case: int, count: int, due_in: timedelta
-) -> dict[int, UUID]:
+) -> tuple[dict[int, UUID], int]:
+    """`count` runs suspended until due_in; with the number handed back after a crash."""
     with db.session_scope() as session:
         due_at = clock.now(session) + due_in
     runs = {}
@@ -35,8 +35,8 @@ async def _suspended_runs(
             {"case_id": case_id, "due_at": due_at.isoformat()},
             run_env(db_url),
         )
-    await asyncio.gather(*(wait_for_state(r, "PAUSED", timeout=600) for r in runs.values()))
-    return runs
+    rescued = await settle(list(runs.values()), "PAUSED", timeout=900)
+    return runs, rescued
 
 
 def _answer(case_id: int) -> None:
@@ -63,7 +63,7 @@ async def test_prefect_server_restart_with_suspended_runs(
     from flows.tick import tick
 
     count = scale(100, 6)
-    runs = await _suspended_runs(db_url, 1000, count, timedelta(days=3))
+    runs, rescued_at_start = await _suspended_runs(db_url, 1000, count, timedelta(days=3))
     started = time.monotonic()
     prefect_stack.stop_server()
     prefect_stack.start_server()
@@ -76,7 +76,7 @@ async def test_prefect_server_restart_with_suspended_runs(
         clock.advance(session=session, delta=timedelta(days=4))
     resumed_at = time.monotonic()
     summary = await tick()
-    await asyncio.gather(*(wait_for_state(r, "COMPLETED", timeout=900) for r in runs.values()))
+    rescued = await settle(list(runs.values()), "COMPLETED", timeout=900)
     record(
         "prefect_server_restart",
         suspended_runs=count,
@@ -85,6 +85,7 @@ async def test_prefect_server_restart_with_suspended_runs(
         restart_seconds=restart_seconds,
         all_completed_seconds=round(time.monotonic() - resumed_at, 1),
         tick=summary,
+        crashed_by_server_503_and_handed_back=rescued_at_start + rescued,
     )
     assert summary["resumed"] == count
 
@@ -93,7 +94,7 @@ async def test_answers_while_prefect_is_down_resume_once_it_is_back(
     prefect_stack: PrefectStack, db_url: str
 ) -> None:
     count = scale(20, 3)
-    runs = await _suspended_runs(db_url, 2000, count, timedelta(days=30))
+    runs, _ = await _suspended_runs(db_url, 2000, count, timedelta(days=30))
     prefect_stack.stop_server()
     try:
         for case_id in runs:
@@ -105,7 +106,7 @@ async def test_answers_while_prefect_is_down_resume_once_it_is_back(
     finally:
         prefect_stack.start_server()
     counts = await deliver_resumes()
-    await asyncio.gather(*(wait_for_state(r, "COMPLETED", timeout=600) for r in runs.values()))
+    await settle(list(runs.values()), "COMPLETED", timeout=600)
     record(
         "prefect_down_while_answering",
         answers=count,

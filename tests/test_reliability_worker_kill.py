@@ -196,10 +196,10 @@ async def test_worker_killed_at_random_points(
     while killer.kills < kills:
         runs.append(await _one_saisine(setup_kind, killer))
     await drain()
-    with Session(db.get_engine()) as session:
+    saisines = {run_id: the_saisine(run_id) for run_id in runs}  # (each in its own session:
+    with Session(db.get_engine()) as session:  # SQLite locks at BEGIN, even to read)
         answered = 0
-        for run_id in runs:
-            saisine = the_saisine(run_id)
+        for run_id, saisine in saisines.items():
             assert saisine.status is SaisineStatus.CLOSED, (seed, run_id)
             found = consultations(session, saisine)
             assert [c.knows_situation for c in found] == [True, False], (seed, run_id)
