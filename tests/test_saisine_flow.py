@@ -201,3 +201,67 @@ async def test_a_level1_saisine_closed_by_orientation(
         )
     assert artifacts and "close" in str(artifacts[0].description)
     assert DIFFICULTY not in str(artifacts[0].data)
+
+
+async def test_a_failed_orientation_reopens_level1_at_the_follow_up_date(
+    prefect_stack: PrefectStack, db_url: str
+) -> None:
+    """Orientation with a follow-up in 30 days; at the date the referrer is asked by link;
+    « non, reprendre le niveau 1 » opens a second round: the partners form comes back."""
+    from datetime import timedelta
+
+    from flows.tick import tick
+    from models import clock
+    from models.saisine import STEP_FOLLOW_UP
+
+    setup_cell()
+    run_id = await run("saisine/saisine", intake_parameters(), run_env(db_url))
+    await paused_form_schema(run_id)
+    await resume_form(run_id, {"partners": ["CHL"]})
+    before = await moved_on(run_id, await state_of(run_id), "PAUSED")
+    saisine_id = the_saisine(run_id).id
+    with Session(db.get_engine()) as session:
+        (consultation,) = session.exec(
+            select(StepLink).where(
+                StepLink.case_id == saisine_id, StepLink.step == STEP_CONSULTATION
+            )
+        ).all()
+    assert consultation.id is not None
+    await answer_as_the_service(consultation.id, {"knows_situation": "oui", "proposal": "CMP"})
+    before = await moved_on(run_id, before, "PAUSED")
+    await resume_form(
+        run_id,
+        {
+            "outcome": "Mise en lien avec la coordinatrice de parcours",
+            "who_acts": "CHL",
+            "detail": "",
+            "follow_up_days": 30,
+        },
+    )
+    before = await moved_on(run_id, before, "PAUSED")  # waits for the follow-up date
+    assert the_saisine(run_id).status is SaisineStatus.ORIENTED
+    assert not [m for m in mails() if m.template == "saisine_follow_up"]
+
+    with db.session_scope() as session:
+        clock.advance(session=session, delta=timedelta(days=31))
+    assert (await tick())["resumed"] >= 1
+    before = await moved_on(run_id, before, "PAUSED")  # now waits for the referrer
+    assert the_saisine(run_id).status is SaisineStatus.FOLLOW_UP
+    with Session(db.get_engine()) as session:
+        (question,) = session.exec(
+            select(StepLink).where(StepLink.case_id == saisine_id, StepLink.step == STEP_FOLLOW_UP)
+        ).all()
+    assert question.id is not None
+    asked = [m for m in mails() if m.template == "saisine_follow_up"]
+    assert [m.recipient_email for m in asked] == ["nadia.fontaine@icf.example"]
+
+    await answer_as_the_service(
+        question.id, {"worked": "non", "next_step": "level1", "comment": "refus du CMP"}
+    )
+    await moved_on(run_id, before, "PAUSED")
+    reopened = the_saisine(run_id)
+    assert (reopened.status, reopened.round) == (SaisineStatus.LEVEL1, 2)
+    schema = await paused_form_schema(run_id)  # the coordinator chooses partners again
+    assert schema["properties"]["partners"]["title"].startswith("Structures à consulter")
+    with Session(db.get_engine()) as session:
+        assert verify_case(session, "saisine", reopened.id or 0) is None
