@@ -36,11 +36,14 @@ if TYPE_CHECKING:
     from tests.support.prefect_stack import PrefectStack
 
 SESSION_TARGET_SECONDS = 120
-# Runs executing at once on the work pool in full runs (PENDING or RUNNING; suspended runs
-# do not count). Without a cap, 20 saisines started together on 2 cores left passes
-# PENDING for over 2 minutes (20 interpreters starting, Prefect's SQLite "database is
-# locked"): tick rescheduled live runs as abandoned and heartbeats went missing (CRASHED).
-POOL_LIMIT = 4
+# Saisines people act on at once (new saisine, form, link), then wait for their runs to be
+# suspended again. With all 20 at once on 2 cores, passes stayed PENDING for over
+# 2 minutes (20 interpreters starting, Prefect's SQLite "database is locked"): tick
+# rescheduled live runs as abandoned, heartbeats went missing (CRASHED). Prefect's caps do
+# not help with suspended runs: a work-pool concurrency limit keeps their slots (the pool
+# stalls) and `prefect worker start --limit` crashes the worker when a run is resumed
+# ("this borrower is already holding one of this CapacityLimiter's tokens").
+WAVE = 4
 SCALE_OUT_SAISINES = 12  # level 1 of 12 saisines per variant: both fit in the budget
 STRUCTURES = ["CCAS", "CHL", "Département", "DAC", "UDAF"]
 PARTNERS = ["CCAS", "CHL", "DAC-PTA"]  # consulted at level 1 (members of tests.support.saisine)
@@ -68,28 +71,18 @@ SESSION_PATH = (
 def counted_stack(ctx: Context) -> Iterator[tuple[PrefectStack, ApiCalls]]:
     """The Prefect stack with every client's calls relayed through an ApiCalls counter.
 
-    A full run replaces the stack's worker by counted ones (`workers`) and caps the runs
-    executing at once on the pool (POOL_LIMIT); a smoke run keeps the (maybe shared)
-    stack's worker, whose calls are then not counted, and its pool as it is.
+    A full run replaces the stack's worker by counted ones (`workers`); a smoke run keeps
+    the (maybe shared) stack's worker, whose calls are then not counted.
     """
     calls = ApiCalls(ctx.tmp)
     try:
         with ctx.prefect() as stack:
             if not ctx.smoke:
                 stack.stop_worker()
-                asyncio.run(limit_pool(POOL_LIMIT))
             with prefect_api_url(calls.urls["driver"]):
                 yield stack, calls
     finally:
         calls.close()
-
-
-async def limit_pool(limit: int) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import WorkPoolUpdate
-
-    async with get_client() as client:
-        await client.update_work_pool("clsm", WorkPoolUpdate(concurrency_limit=limit))
 
 
 @contextlib.contextmanager
@@ -345,7 +338,12 @@ LINK_ANSWERS = {
 async def drive_saisines(
     inst: Installation, count: int, level2_every: int, run_ids: list[UUID]
 ) -> dict[str, int]:
-    """`count` saisines at once, each to its closure; how many ended at each level."""
+    """`count` saisines, each to its closure; how many ended at each level.
+
+    People act on at most WAVE saisines at a time (a new saisine, a form, a link), then the
+    driver waits until those runs are suspended again: 20 run processes starting at once
+    on 2 cores stall Prefect (see WAVE) and no Prefect setting caps them safely.
+    """
     from sqlmodel import col, select
 
     from models.db import session_scope
@@ -358,22 +356,28 @@ async def drive_saisines(
     with session_scope() as session:
         build_cell(session)
     channel = Channel(inst.smtp, inst.client)
-    for _ in range(count):
-        run_ids.append(await inst.start("saisine/saisine", intake_parameters()))
-    escalated = {r for i, r in enumerate(run_ids) if level2_every and i % level2_every == 3}
+    escalated: set[UUID] = set()
     answered: set[tuple[Any, ...]] = set()
-    for _round in range(60):
-        kinds = await inst.settle(run_ids)
-        if all(k == "COMPLETED" for k in kinds.values()):
+    mails: list[dict[str, Any]] = []
+    for _round in range(200):
+        kinds = await inst.settle(run_ids) if run_ids else {}
+        if len(run_ids) == count and all(k == "COMPLETED" for k in kinds.values()):
             return {"level1": count - len(escalated), "level2": len(escalated)}
-        acted = False
+        acting: set[Any] = set()  # the saisines people act on in this round
+        while len(run_ids) < count and len(acting) < WAVE:
+            run_id = await inst.start("saisine/saisine", intake_parameters())
+            if level2_every and len(run_ids) % level2_every == level2_every - 1:
+                escalated.add(run_id)
+            run_ids.append(run_id)
+            acting.add(run_id)
         for run_id, kind in kinds.items():
             step = _open_step(run_id) if kind == "PAUSED" else ""
-            if step.startswith("ask-"):
+            if step.startswith("ask-") and len(acting) < WAVE:
                 await inst.resume_form(run_id, _form_answer(step, run_id in escalated))
-                acted = True
+                acting.add(run_id)
         with inst.actions.timing("mail (outbox drained to SMTP)"):
-            mails = await channel.deliver()
+            mails.extend(await channel.deliver())
+        later = []
         for mail in mails:
             values = LINK_ANSWERS.get(mail["template"])
             token = _token(mail["text"])
@@ -384,12 +388,17 @@ async def drive_saisines(
                 if link is None or link.used_at is not None:
                     continue
                 key = (link.case_id, link.step, link.contact_id, link.subject_id)
-                if key in answered:
-                    continue
+                run_id = UUID(_run_of(session, link.case_id))
+            if key in answered:
+                continue
+            if run_id not in acting and len(acting) >= WAVE:
+                later.append(mail)
+                continue
             answered.add(key)
             inst.post_link(token, values)
-            acted = True
-        if acted:
+            acting.add(run_id)
+        mails = later
+        if acting:
             continue
         with session_scope() as session:
             due = session.exec(
@@ -400,7 +409,15 @@ async def drive_saisines(
         if due is None:
             raise RuntimeError(f"saisines stuck: {kinds}")
         inst.move_clock_past(due)
-    raise RuntimeError("saisines not closed after 60 rounds")
+    raise RuntimeError("saisines not closed after 200 rounds")
+
+
+def _run_of(session: Any, saisine_id: int) -> str:
+    from models.saisine import Saisine
+
+    saisine = session.get(Saisine, saisine_id)
+    assert saisine is not None and saisine.flow_run_id
+    return str(saisine.flow_run_id)
 
 
 def _token(text: str) -> str | None:
@@ -470,7 +487,7 @@ def whole_session(ctx: Context) -> Result:
             "workers": 1,
             "app_database": "sqlite",
             "prefect_server_database": "sqlite",
-            "work_pool_concurrency_limit": None if ctx.smoke else POOL_LIMIT,
+            "saisines_acted_on_at_once": WAVE,
             "worker_query_seconds": 1,
         },
         notes=[SESSION_PATH, SAISINE_PATH, *_common_notes(ctx)],
@@ -517,7 +534,7 @@ def scale_out(ctx: Context) -> Result:
             "path": "level 1 closed at orientation",
             "variants": variants,
             "prefect_server_database": "sqlite",
-            "work_pool_concurrency_limit": None if ctx.smoke else POOL_LIMIT,
+            "saisines_acted_on_at_once": WAVE,
         },
         notes=[
             "load: the saisines' level 1 only — " + SAISINE_PATH.split(";")[0],
