@@ -76,7 +76,7 @@ async def test_a_run_lost_with_its_machine_is_crashed_then_handed_back(
     try:
         process.kill()
         lost_at = time.monotonic()
-        state = await wait_for_state(run_id, "CRASHED", timeout=240)
+        state = await wait_for_state(run_id, "CRASHED", timeout=300)
         silent_seconds = round(time.monotonic() - lost_at, 1)
     finally:
         worker.resume()
