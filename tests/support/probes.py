@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 
 from prefect import flow
 from prefect.input import RunInput
@@ -13,6 +13,9 @@ from sqlmodel import Session
 from flows.waits import ask, wait_until
 from models.audit import Actor, record_event
 from models.enums import CaseType
+from models.links import issue_link
+from models.outbox import Recipient, enqueue
+from models.people import Contact
 
 
 class ProbeForm(RunInput):
@@ -74,3 +77,74 @@ def probe_until(case_id: int, due_at: datetime) -> str:
             payload={"outcome": outcome},
         )
     return outcome
+
+
+# -- probes of the waiting benchmarks (bench/waiting.py) -------------------------------
+ANSWER_STEP = "test-probe"  # the link step of tests/support/service_kit.py
+ANSWER_WAIT = "probe-until"  # the wait that step wakes up
+
+
+@flow(name="probe-answer")
+def probe_answer(case_id: int, contact_id: int, due_at: datetime) -> str:
+    """Wait for the partner's answer by link, then mail the partner the next step's link.
+
+    The real time at which the flow code is reached is kept in the mail's context, so the
+    benchmark can tell process start-up from the flow's own work.
+    """
+    from models.audit import case_events
+    from models.db import session_scope
+
+    reached_at = datetime.now(UTC)
+
+    def answered(session: Session) -> bool:
+        return any(
+            e.action == "probe.ready" for e in case_events(session, CaseType.SESSION.value, case_id)
+        )
+
+    outcome = wait_until(
+        case_type=CaseType.SESSION,
+        case_id=case_id,
+        step=ANSWER_WAIT,
+        ready=answered,
+        due_at=due_at,
+        waiting_on="le partenaire",
+    )
+    if outcome == "ready":
+        with session_scope() as session:
+            _mail_next_step(session, case_id, contact_id, reached_at)
+    return outcome
+
+
+def _mail_next_step(session: Session, case_id: int, contact_id: int, reached_at: datetime) -> None:
+    contact = session.get(Contact, contact_id)
+    assert contact is not None
+    link = issue_link(
+        session=session,
+        contact_id=contact_id,
+        case_type=CaseType.SESSION,
+        case_id=case_id,
+        step=ANSWER_STEP,
+    )
+    enqueue(
+        session=session,
+        case_type=CaseType.SESSION,
+        case_id=case_id,
+        to=Recipient(email=contact.email, name=contact.name, contact_id=contact_id),
+        template="link_renewed",  # a real template that carries a link (probe only)
+        context={
+            "link_id": link.id,
+            "step_title": "Étape suivante",
+            "case_label": f"Dossier de test n°{case_id}",
+            "flow_code_at": reached_at.isoformat(),
+        },
+        dedup_key=f"probe-next-step-{case_id}",
+    )
+
+
+@flow(name="probe-pause")
+def probe_pause(case_id: int, timeout: int = 900) -> str:
+    """The same wait without durable waits: paused, its process kept alive and polling."""
+    from prefect.flow_runs import pause_flow_run
+
+    pause_flow_run(timeout=timeout, key=f"session-{case_id}-pause")
+    return "resumed"
