@@ -7,10 +7,11 @@ is a new REQUEST with a higher SEQUENCE). Times are written in the installation'
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from email.utils import parseaddr
+from functools import lru_cache
 
-from icalendar import Calendar, Event, vCalAddress, vText
+from icalendar import Calendar, Event, Timezone, vCalAddress, vText
 
 from models.outbox import CalendarMethod, CalendarPart
 from models.settings import get_settings
@@ -27,6 +28,16 @@ def _address(email: str, name: str, role: str | None = None) -> vCalAddress:
         address.params["PARTSTAT"] = vText("NEEDS-ACTION")
         address.params["RSVP"] = vText("TRUE")
     return address
+
+
+@lru_cache(maxsize=64)
+def _vtimezone(tzid: str, year: int) -> Timezone:
+    """The VTIMEZONE of tzid for the years around `year` (shared, never modified).
+
+    Built once per zone and year: icalendar derives it from the zone's transitions, which
+    was most of the cost of rendering an invitation; a few years keep it short.
+    """
+    return Timezone.from_tzid(tzid, first_date=date(year - 1, 1, 1), last_date=date(year + 2, 1, 1))
 
 
 def build_calendar(
@@ -49,7 +60,8 @@ def build_calendar(
     event.add("uid", part.uid)
     event.add("sequence", part.sequence)
     event.add("dtstamp", stamp)
-    event.add("dtstart", datetime.fromisoformat(part.start).astimezone(tz))
+    start = datetime.fromisoformat(part.start).astimezone(tz)
+    event.add("dtstart", start)
     event.add("dtend", datetime.fromisoformat(part.end).astimezone(tz))
     event.add("summary", part.summary)
     if part.location:
@@ -62,5 +74,6 @@ def build_calendar(
     event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
     event.add("transp", "OPAQUE")
     calendar.add_component(event)
-    calendar.add_missing_timezones()
+    for tzid in calendar.get_missing_tzids():
+        calendar.subcomponents.insert(0, _vtimezone(tzid, start.year))
     return str(calendar.to_ical().decode())
