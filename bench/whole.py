@@ -79,10 +79,25 @@ def counted_stack(ctx: Context) -> Iterator[tuple[PrefectStack, ApiCalls]]:
         with ctx.prefect() as stack:
             if not ctx.smoke:
                 stack.stop_worker()
+                asyncio.run(remove_silent_runs_automation())
             with prefect_api_url(calls.urls["driver"]):
                 yield stack, calls
     finally:
         calls.close()
+
+
+async def remove_silent_runs_automation() -> None:
+    """Full runs go without the automation that marks silent runs CRASHED: in this version
+    it also crashes suspended runs (state history RUNNING → PAUSED "Suspended" → CRASHED
+    "Plus de signe de vie…" 45-90 s later; 6 of 20 saisines in a trial run), which tick
+    hands back only after `stuck_run_seconds` (120 s): the load would not fit its budget."""
+    from prefect.client.orchestration import get_client
+
+    from service.orchestration import SILENT_RUNS_AUTOMATION
+
+    async with get_client() as client:
+        for automation in await client.read_automations_by_name(SILENT_RUNS_AUTOMATION):
+            await client.delete_automation(automation.id)
 
 
 @contextlib.contextmanager
@@ -488,6 +503,7 @@ def whole_session(ctx: Context) -> Result:
             "app_database": "sqlite",
             "prefect_server_database": "sqlite",
             "saisines_acted_on_at_once": WAVE,
+            "silent_runs_automation": "kept" if ctx.smoke else "removed",
             "worker_query_seconds": 1,
         },
         notes=[SESSION_PATH, SAISINE_PATH, *_common_notes(ctx)],
@@ -535,6 +551,7 @@ def scale_out(ctx: Context) -> Result:
             "variants": variants,
             "prefect_server_database": "sqlite",
             "saisines_acted_on_at_once": WAVE,
+            "silent_runs_automation": "kept" if ctx.smoke else "removed",
         },
         notes=[
             "load: the saisines' level 1 only — " + SAISINE_PATH.split(";")[0],
