@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from importlib.resources import files
 from pathlib import Path
 
@@ -141,4 +142,8 @@ def create_app() -> FastAPI:
         return {"status": "ok"}
 
     app.add_middleware(SecurityHeaders)
+    # Everything loaded so far (modules, schemas, templates) lives as long as the service:
+    # out of the collector's way, a page reading 10,000 audit rows no longer triggers full
+    # collections of it (about 90 ms each, one request in five at that size).
+    gc.freeze()
     return app
