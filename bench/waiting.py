@@ -288,7 +288,7 @@ async def wait_reaped(stack: PrefectStack, timeout: float = 60) -> None:
         await asyncio.sleep(0.3)
 
 
-async def cancel_runs(stack: PrefectStack, run_ids: Iterable[UUID], timeout: float = 90) -> int:
+async def cancel_runs(stack: PrefectStack, run_ids: Iterable[UUID], timeout: float = 30) -> int:
     """Cancel paused runs and make sure their processes are gone; returns how many were
     still alive at the deadline (then killed by pid)."""
     import psutil
@@ -297,11 +297,12 @@ async def cancel_runs(stack: PrefectStack, run_ids: Iterable[UUID], timeout: flo
 
     ids = {str(i) for i in run_ids}
     async with get_client() as client:
-        for start in range(0, len(ids), 20):
-            chunk = sorted(ids)[start : start + 20]
-            await asyncio.gather(
-                *(client.set_flow_run_state(UUID(i), Cancelling(), force=True) for i in chunk)
-            )
+        for run_id in sorted(ids):
+            # a server too busy to answer must not keep the processes alive: killed below
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    client.set_flow_run_state(UUID(run_id), Cancelling(), force=True), 10
+                )
     assert stack.worker is not None
     worker = psutil.Process(stack.worker.pid)
     deadline = time.monotonic() + timeout
@@ -331,7 +332,7 @@ def waiting_cost(ctx: Context) -> Result:
     from tests.support.prefect_stack import run_env
 
     levels = [1, 3] if ctx.smoke else [10, 100, 500]
-    pause_levels = [1, 2] if ctx.smoke else [10, 50]
+    pause_levels = [1, 2] if ctx.smoke else [5, 15]
     db_url = ctx.database("sqlite")
     partner = seed_partner()
     env = run_env(db_url)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import timedelta
 from uuid import UUID
 
@@ -65,6 +67,16 @@ def _wait(case_id: int) -> Wait:
         return wait
 
 
+async def _wait_tried(case_id: int, timeout: float = 60) -> Wait:
+    """The wait once the service has tried to resume it (its error is recorded)."""
+    deadline = time.monotonic() + timeout
+    wait = _wait(case_id)
+    while not wait.last_error and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        wait = _wait(case_id)
+    return wait
+
+
 def _woken(case_id: int) -> list[object]:
     with Session(db.get_engine()) as session:
         return [
@@ -93,8 +105,9 @@ async def test_with_prefect_down_the_answer_is_kept_and_resumed_later(
     dead = f"http://127.0.0.1:{free_port()}/api"
     with ServiceProcess(db_url, PREFECT_API_URL=dead, CLSM_PREFECT_API_URL=dead) as service:
         done = httpx.post(f"{service.url}/r/{token}", data=VALID_ANSWER, timeout=60)
-    assert done.status_code == 200 and "est enregistrée" in done.text
-    wait = _wait(world.case_a)
+        assert done.status_code == 200 and "est enregistrée" in done.text
+        # the resume is tried after the page is sent: wait until it has failed
+        wait = await _wait_tried(world.case_a)
     assert wait.resume_pending is True and wait.last_error
     state = await state_of(UUID(run_id))
     assert state is not None and state.is_paused()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
+from starlette.background import BackgroundTask
 
 from models.links import LinkState
 from models.waits import deliver_resumes
@@ -72,8 +73,9 @@ def show_step(request: Request, token: str, session: SessionDep) -> Response:
 async def answer_step(request: Request, token: str) -> Response:
     """Valide le formulaire ; lien consommé, réponse et audit dans une seule transaction.
 
-    Le processus en attente est ensuite repris ; si Prefect est injoignable, la réponse
-    est gardée et la reprise est retentée par le `tick`.
+    Le processus en attente est repris après l'envoi de la page : le partenaire n'attend
+    pas Prefect. La reprise demandée est enregistrée avec la réponse ; si Prefect est
+    injoignable (ou le service arrêté avant l'appel), elle est retentée par le `tick`.
     """
     limiter(request, "links").check(client_ip(request))
     form = await request.form()
@@ -84,8 +86,9 @@ async def answer_step(request: Request, token: str) -> Response:
         return _unusable_page(request, token, error)
     if outcome.view is not None:
         return _step_page(request, token, outcome.view, status=422)
-    if outcome.wait_id is not None:
-        await deliver_resumes([outcome.wait_id])
+    resume = (
+        BackgroundTask(deliver_resumes, [outcome.wait_id]) if outcome.wait_id is not None else None
+    )
     return templates.TemplateResponse(
         request,
         "step_done.html",
@@ -95,6 +98,7 @@ async def answer_step(request: Request, token: str) -> Response:
             message=outcome.confirmation,
             case_label=outcome.case_label,
         ),
+        background=resume,
     )
 
 
