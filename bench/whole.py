@@ -44,7 +44,7 @@ SESSION_TARGET_SECONDS = 120
 # stalls) and `prefect worker start --limit` crashes the worker when a run is resumed
 # ("this borrower is already holding one of this CapacityLimiter's tokens").
 WAVE = 4
-SCALE_OUT_SAISINES = 12  # level 1 of 12 saisines per variant: both fit in the budget
+SCALE_OUT_SAISINES = 8  # level 1 of 8 saisines per variant: both fit in the budget
 STRUCTURES = ["CCAS", "CHL", "Département", "DAC", "UDAF"]
 PARTNERS = ["CCAS", "CHL", "DAC-PTA"]  # consulted at level 1 (members of tests.support.saisine)
 ACTION_OWNER = "Référent DAC-PTA (DAC-PTA)"
@@ -72,32 +72,43 @@ def counted_stack(ctx: Context) -> Iterator[tuple[PrefectStack, ApiCalls]]:
     """The Prefect stack with every client's calls relayed through an ApiCalls counter.
 
     A full run replaces the stack's worker by counted ones (`workers`); a smoke run keeps
-    the (maybe shared) stack's worker, whose calls are then not counted.
+    the (maybe shared) stack's worker, whose calls are then not counted. Both go without
+    the silent-runs automation, put back afterwards (see `remove_silent_runs_automation`).
     """
+    from models.settings import get_settings
+    from service.orchestration import ensure_silent_runs_automation
+
     calls = ApiCalls(ctx.tmp)
     try:
         with ctx.prefect() as stack:
             if not ctx.smoke:
                 stack.stop_worker()
-                asyncio.run(remove_silent_runs_automation())
-            with prefect_api_url(calls.urls["driver"]):
-                yield stack, calls
+            removed = asyncio.run(remove_silent_runs_automation())
+            try:
+                with prefect_api_url(calls.urls["driver"]):
+                    yield stack, calls
+            finally:
+                if removed:
+                    asyncio.run(ensure_silent_runs_automation(get_settings().silent_run_seconds))
     finally:
         calls.close()
 
 
-async def remove_silent_runs_automation() -> None:
+async def remove_silent_runs_automation() -> bool:
     """Full runs go without the automation that marks silent runs CRASHED: in this version
     it also crashes suspended runs (state history RUNNING → PAUSED "Suspended" → CRASHED
     "Plus de signe de vie…" 45-90 s later; 6 of 20 saisines in a trial run), which tick
-    hands back only after `stuck_run_seconds` (120 s): the load would not fit its budget."""
+    hands back only after `stuck_run_seconds` (120 s): the load would not fit its budget.
+    Returns whether it was there."""
     from prefect.client.orchestration import get_client
 
     from service.orchestration import SILENT_RUNS_AUTOMATION
 
     async with get_client() as client:
-        for automation in await client.read_automations_by_name(SILENT_RUNS_AUTOMATION):
+        found = await client.read_automations_by_name(SILENT_RUNS_AUTOMATION)
+        for automation in found:
             await client.delete_automation(automation.id)
+    return bool(found)
 
 
 @contextlib.contextmanager
@@ -503,7 +514,7 @@ def whole_session(ctx: Context) -> Result:
             "app_database": "sqlite",
             "prefect_server_database": "sqlite",
             "saisines_acted_on_at_once": WAVE,
-            "silent_runs_automation": "kept" if ctx.smoke else "removed",
+            "silent_runs_automation": "removed during the run",
             "worker_query_seconds": 1,
         },
         notes=[SESSION_PATH, SAISINE_PATH, *_common_notes(ctx)],
@@ -548,10 +559,10 @@ def scale_out(ctx: Context) -> Result:
         settings={
             "saisines": count,
             "path": "level 1 closed at orientation",
-            "variants": variants,
+            "variants": [f"{kind}, {n} worker(s)" for kind, n in variants],
             "prefect_server_database": "sqlite",
             "saisines_acted_on_at_once": WAVE,
-            "silent_runs_automation": "kept" if ctx.smoke else "removed",
+            "silent_runs_automation": "removed during the run",
         },
         notes=[
             "load: the saisines' level 1 only — " + SAISINE_PATH.split(";")[0],
