@@ -72,43 +72,17 @@ def counted_stack(ctx: Context) -> Iterator[tuple[PrefectStack, ApiCalls]]:
     """The Prefect stack with every client's calls relayed through an ApiCalls counter.
 
     A full run replaces the stack's worker by counted ones (`workers`); a smoke run keeps
-    the (maybe shared) stack's worker, whose calls are then not counted. Both go without
-    the silent-runs automation, put back afterwards (see `remove_silent_runs_automation`).
+    the (maybe shared) stack's worker, whose calls are then not counted.
     """
-    from models.settings import get_settings
-    from service.orchestration import ensure_silent_runs_automation
-
     calls = ApiCalls(ctx.tmp)
     try:
         with ctx.prefect() as stack:
             if not ctx.smoke:
                 stack.stop_worker()
-            removed = asyncio.run(remove_silent_runs_automation())
-            try:
-                with prefect_api_url(calls.urls["driver"]):
-                    yield stack, calls
-            finally:
-                if removed:
-                    asyncio.run(ensure_silent_runs_automation(get_settings().silent_run_seconds))
+            with prefect_api_url(calls.urls["driver"]):
+                yield stack, calls
     finally:
         calls.close()
-
-
-async def remove_silent_runs_automation() -> bool:
-    """Full runs go without the automation that marks silent runs CRASHED: in this version
-    it also crashes suspended runs (state history RUNNING → PAUSED "Suspended" → CRASHED
-    "Plus de signe de vie…" 45-90 s later; 6 of 20 saisines in a trial run), which tick
-    hands back only after `stuck_run_seconds` (120 s): the load would not fit its budget.
-    Returns whether it was there."""
-    from prefect.client.orchestration import get_client
-
-    from service.orchestration import SILENT_RUNS_AUTOMATION
-
-    async with get_client() as client:
-        found = await client.read_automations_by_name(SILENT_RUNS_AUTOMATION)
-        for automation in found:
-            await client.delete_automation(automation.id)
-    return bool(found)
 
 
 @contextlib.contextmanager
@@ -514,7 +488,6 @@ def whole_session(ctx: Context) -> Result:
             "app_database": "sqlite",
             "prefect_server_database": "sqlite",
             "saisines_acted_on_at_once": WAVE,
-            "silent_runs_automation": "removed during the run",
             "worker_query_seconds": 1,
         },
         notes=[SESSION_PATH, SAISINE_PATH, *_common_notes(ctx)],
@@ -562,7 +535,6 @@ def scale_out(ctx: Context) -> Result:
             "variants": [f"{kind}, {n} worker(s)" for kind, n in variants],
             "prefect_server_database": "sqlite",
             "saisines_acted_on_at_once": WAVE,
-            "silent_runs_automation": "removed during the run",
         },
         notes=[
             "load: the saisines' level 1 only — " + SAISINE_PATH.split(";")[0],
