@@ -10,7 +10,12 @@ from prefect import flow, get_run_logger, task
 from flows.mail import drain_outbox, queue_reminders
 from models.db import session_scope
 from models.settings import get_settings
-from models.waits import deliver_resumes, mark_due_waits, reschedule_stuck_runs
+from models.waits import (
+    crash_silent_runs,
+    deliver_resumes,
+    mark_due_waits,
+    reschedule_stuck_runs,
+)
 
 
 @task(name="Marquer les attentes échues")
@@ -26,7 +31,11 @@ async def wake_runs() -> dict[str, int]:
 
 @task(name="Relancer les runs abandonnés par un worker")
 async def rescue_runs() -> int:
-    return await reschedule_stuck_runs(get_settings().stuck_run_seconds)
+    settings = get_settings()
+    silent = await crash_silent_runs(settings.silent_run_seconds)
+    if silent:
+        get_run_logger().warning("%s run(s) sans signe de vie marqué(s) « Crashed ».", silent)
+    return await reschedule_stuck_runs(settings.stuck_run_seconds)
 
 
 @flow(name="tick", flow_run_name="tick", log_prints=True)

@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     link_validity_days: int = Field(default=30, ge=1, le=365)
     stuck_run_seconds: float = Field(default=120.0, gt=0)
     # a running flow run silent this long (no heartbeat: its machine was lost) is marked
-    # CRASHED by a Prefect automation, then handed back by tick; runs beat every 30 s
+    # CRASHED by tick, then handed back; runs beat every 30 s
     silent_run_seconds: int = Field(default=90, ge=40, le=3600)
     retention_years: int = Field(default=5, ge=1, le=100)
 

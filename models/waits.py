@@ -267,3 +267,65 @@ async def reschedule_stuck_runs(older_than_seconds: float) -> int:
             await client.set_flow_run_state(flow_run.id, Scheduled(name="Reprogrammé"), force=True)
             rescheduled += 1
     return rescheduled
+
+
+SILENT_MESSAGE = "Plus de signe de vie du processus (heartbeat) : run marqué planté."
+
+
+async def crash_silent_runs(silent_seconds: float) -> int:
+    """Mark CRASHED the running runs whose process stopped beating (its machine was lost).
+
+    A run whose process vanished with its worker and its machine reports nothing and would
+    stay RUNNING forever. Runs beat every 30 s (PREFECT_FLOWS_HEARTBEAT_FREQUENCY). A run
+    RUNNING for over `silent_seconds`, that has beaten since it started and not in the last
+    `silent_seconds`, is marked CRASHED; `reschedule_stuck_runs` hands it back later. The
+    state is read at the moment of the decision, so a run suspended, paused or finished
+    meanwhile is never touched, and a run without heartbeats (setting off) is left alone.
+    """
+    from datetime import UTC, timedelta
+    from datetime import datetime as real_datetime
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.filters import (
+        EventFilter,
+        EventNameFilter,
+        EventOccurredFilter,
+        EventResourceFilter,
+    )
+    from prefect.states import Crashed
+
+    now = real_datetime.now(UTC)
+    cutoff = now - timedelta(seconds=silent_seconds)
+    running = FlowRunFilter(
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))
+    )
+    crashed = 0
+    async with get_client() as client:
+        for flow_run in await client.read_flow_runs(flow_run_filter=running, limit=200):
+            state = flow_run.state
+            if flow_run.deployment_id is None or state is None or state.timestamp > cutoff:
+                continue
+            beats = await client.read_events(
+                filter=EventFilter(
+                    occurred=EventOccurredFilter(since=state.timestamp, until=now),
+                    event=EventNameFilter(name=["prefect.flow-run.heartbeat"]),
+                    resource=EventResourceFilter(id=[f"prefect.flow-run.{flow_run.id}"]),
+                ),
+                limit=1,
+            )
+            if not beats.events or beats.events[0].occurred > cutoff:
+                continue  # no heartbeat at all (left alone), or a recent one: alive
+            current = await client.read_flow_run(flow_run.id)
+            if current.state is None or current.state.id != state.id:
+                continue  # moved on while we looked
+            await client.set_flow_run_state(
+                flow_run.id, Crashed(message=SILENT_MESSAGE), force=True
+            )
+            crashed += 1
+    return crashed

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from datetime import timedelta
@@ -286,12 +285,7 @@ def setup(block: bool = typer.Option(True, help="Rester actif après la mise en 
     import signal as signals
 
     from models.settings import get_settings
-    from service.orchestration import (
-        deploy_all,
-        ensure_silent_runs_automation,
-        ensure_work_pool,
-        wait_for_prefect,
-    )
+    from service.orchestration import deploy_all, ensure_work_pool, wait_for_prefect
 
     settings = get_settings()
     if not wait_for_prefect(180):
@@ -299,7 +293,6 @@ def setup(block: bool = typer.Option(True, help="Rester actif après la mise en 
         raise typer.Exit(1)
     ensure_work_pool()
     deploy_all(PROJECT_DIR)
-    asyncio.run(ensure_silent_runs_automation(settings.silent_run_seconds))
     from service.demo import load_demo, load_immersion_demo, load_saisine_demo
 
     typer.echo(load_demo())

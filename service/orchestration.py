@@ -59,63 +59,6 @@ def ensure_work_pool() -> None:
     asyncio.run(create())
 
 
-SILENT_RUNS_AUTOMATION = "CLSM — runs sans signe de vie"
-
-
-async def ensure_silent_runs_automation(silent_seconds: int) -> bool:
-    """The Prefect automation that marks CRASHED a running flow run gone silent.
-
-    Flow runs beat every 30 s (PREFECT_FLOWS_HEARTBEAT_FREQUENCY); a run whose process
-    vanished with its machine stops beating without any final state and would stay RUNNING
-    forever. After `silent_seconds` without a heartbeat, a final state or a suspension, the
-    automation marks it CRASHED; `tick` then hands it back to the pool (flows are
-    replay-safe). Returns True if the automation was created or changed.
-    """
-    from datetime import timedelta
-
-    from prefect.automations import Automation
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.objects import StateType
-    from prefect.events.actions import ChangeFlowRunState
-    from prefect.events.schemas.automations import EventTrigger, Posture
-    from prefect.events.schemas.events import ResourceSpecification
-
-    trigger = EventTrigger(
-        after={"prefect.flow-run.heartbeat"},
-        expect={
-            "prefect.flow-run.heartbeat",
-            *(
-                f"prefect.flow-run.{name}"
-                for name in ("Completed", "Failed", "Cancelled", "Crashed", "Suspended", "Paused")
-            ),
-        },
-        match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
-        for_each={"prefect.resource.id"},
-        posture=Posture.Proactive,
-        threshold=1,
-        within=timedelta(seconds=silent_seconds),
-    )
-    async with get_client() as client:
-        existing = await client.read_automations_by_name(SILENT_RUNS_AUTOMATION)
-        if len(existing) == 1 and existing[0].trigger == trigger:
-            return False
-        for automation in existing:
-            await client.delete_automation(automation.id)
-    await Automation(
-        name=SILENT_RUNS_AUTOMATION,
-        description="Marque « Crashed » un run en cours qui ne donne plus signe de vie "
-        "(machine perdue) ; le tick le rend ensuite à la file de travail.",
-        trigger=trigger,
-        actions=[
-            ChangeFlowRunState(
-                state=StateType.CRASHED,
-                message="Plus de signe de vie du processus (heartbeat) : run marqué planté.",
-            )
-        ],
-    ).acreate()
-    return True
-
-
 def deploy_all(project_dir: Path) -> None:
     """`prefect deploy --all` from prefect.yaml (idempotent: deployments are upserted)."""
     _prefect_cli("deploy", "--all", cwd=project_dir)

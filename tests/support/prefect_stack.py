@@ -14,7 +14,6 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -103,14 +102,6 @@ class PrefectStack:
         if result.returncode != 0:
             raise RuntimeError(f"prefect deploy failed:\n{result.stdout}\n{result.stderr}")
         self.deploy_file(ROOT / "tests" / "support" / "probes.prefect.yaml")
-        # as `clsm setup` does: runs gone silent (machine lost) are marked CRASHED
-        from models.settings import get_settings
-        from service.orchestration import ensure_silent_runs_automation
-
-        with ThreadPoolExecutor(1) as pool:  # callers may be inside a running event loop
-            pool.submit(
-                asyncio.run, ensure_silent_runs_automation(get_settings().silent_run_seconds)
-            ).result()
 
     def deploy_file(self, path: Path) -> None:
         """Deploy the deployments of one more prefect.yaml-like file."""
