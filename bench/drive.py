@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -427,7 +427,3 @@ async def installation(db_url: str, flow_runs_api_url: str) -> AsyncIterator[Ins
                 else:
                     os.environ[key] = value
             get_settings.cache_clear()
-
-
-def now() -> float:
-    return datetime.now(UTC).timestamp()
