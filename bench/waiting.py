@@ -245,11 +245,19 @@ def _launcher_main(run_ids: list[str]) -> None:
     engine._send_heartbeats = lambda *_args, **_kwargs: contextlib.nullcontext()  # type: ignore[assignment]
     flows: dict[UUID | None, Any] = {}
     for run_id in run_ids:
-        flow_run = load_flow_run(UUID(run_id))
-        if flow_run.deployment_id not in flows:
-            flows[flow_run.deployment_id] = load_flow(flow_run)
-        with contextlib.suppress(Pause):  # suspended: what the engine's process exits on
-            run_flow(flows[flow_run.deployment_id], flow_run=flow_run)
+        for attempt in range(3):  # a busy server may drop a connection: try the run again
+            try:
+                flow_run = load_flow_run(UUID(run_id))
+                if flow_run.deployment_id not in flows:
+                    flows[flow_run.deployment_id] = load_flow(flow_run)
+                run_flow(flows[flow_run.deployment_id], flow_run=flow_run)
+                break
+            except Pause:  # suspended: what the engine's process exits on
+                break
+            except Exception:
+                if attempt == 2:
+                    raise
+                time.sleep(2)
     print(json.dumps({"cpu_seconds": round(time.process_time(), 1)}), flush=True)
 
 
@@ -389,7 +397,7 @@ def waiting_cost(ctx: Context) -> Result:
                 asyncio.run(wait_all(pending.values(), "Suspended", timeout=120))
                 runs.update(pending)
                 done = level
-            ours["levels"][level] = snapshot()
+            ours["levels"][str(level)] = snapshot()
         launched = sum(x.runs for x in launches)
         ours["launcher"] = {
             "runs": launched,
@@ -424,7 +432,7 @@ def waiting_cost(ctx: Context) -> Result:
                 pause_runs.update(more)
                 paused.setdefault("worker_batches", []).append(batch.__dict__)
                 done = level
-                paused["levels"][level] = snapshot()
+                paused["levels"][str(level)] = snapshot()
         finally:
             killed = asyncio.run(cancel_runs(stack, pause_runs.values()))
         paused["killed_after_cancel"] = killed
@@ -432,23 +440,21 @@ def waiting_cost(ctx: Context) -> Result:
         figures["paused"] = paused
 
     low, high = levels[0], levels[-1]
-    growth = _growth(ours["levels"][low]["total_mib"], ours["levels"][high]["total_mib"])
+    first, last = ours["levels"][str(low)], ours["levels"][str(high)]
+    growth = _growth(first["total_mib"], last["total_mib"])
     p_low, p_high = pause_levels[0], pause_levels[-1]
-    per_run = (paused["levels"][p_high]["total_mib"] - paused["levels"][p_low]["total_mib"]) / (
-        p_high - p_low
-    )
-    projected = paused["levels"][p_low]["total_mib"] + per_run * (high - p_low)
+    per_run = (
+        paused["levels"][str(p_high)]["total_mib"] - paused["levels"][str(p_low)]["total_mib"]
+    ) / (p_high - p_low)
+    projected = paused["levels"][str(p_low)]["total_mib"] + per_run * (high - p_low)
     figures["suspended_growth_percent"] = growth
     figures["paused_mib_per_waiting_run"] = round(per_run, 1)
     figures["paused_total_mib_at_500_projected"] = round(projected, 0)
-    figures["ratio_paused_to_suspended_at_500_projected"] = round(
-        projected / ours["levels"][high]["total_mib"], 1
-    )
+    figures["ratio_paused_to_suspended_at_500_projected"] = round(projected / last["total_mib"], 1)
     notes += [
         f"Notre façon : {low} → {high} dossiers en attente, mémoire (worker + serveur Prefect, "
-        f"processus enfants compris) {ours['levels'][low]['total_mib']} → "
-        f"{ours['levels'][high]['total_mib']} Mio ({growth:+.1f} %), "
-        f"{ours['levels'][high]['run_processes']} processus de run vivants.",
+        f"processus enfants compris) {first['total_mib']} → {last['total_mib']} Mio "
+        f"({growth:+.1f} %), {last['run_processes']} processus de run vivants.",
         f"Les {batch_runs(ours)} premiers runs sont lancés par le worker ensemble : "
         f"{ours['worker_batch']['wall_seconds']} s, {ours['worker_batch']['cpu_seconds_per_run']}"
         f" s CPU par processus de run ; {high} runs par le worker prendraient environ "
@@ -665,12 +671,19 @@ def answer_latency(ctx: Context) -> Result:
             figures["setup_launcher_seconds"] = started.wall_seconds
         asyncio.run(wait_reaped(stack))
         cpu_before = children_cpu(stack.worker.pid)
-        with ServiceProcess(db_url) as service:
+        service = ServiceProcess(db_url).__enter__()
+        assert service.process is not None
+        try:
             started_at = time.perf_counter()
             answers, mails = asyncio.run(_answer_all(service.url, tokens, interval, tail=120))
             answering = time.perf_counter() - started_at
-            assert service.process is not None
             service_rss = footprint(service.process.pid).rss_mib
+        finally:  # uvicorn lets resumes still in flight finish before it stops
+            service.process.terminate()
+            try:
+                service.process.wait(120)
+            except subprocess.TimeoutExpired:
+                service.process.kill()
         asyncio.run(wait_reaped(stack))
         run_cpu = (children_cpu(stack.worker.pid) - cpu_before) / max(len(mails), 1)
         spans = asyncio.run(_phases(answers, runs, mails))
