@@ -145,8 +145,8 @@ class Context:
         from tests.support.prefect_stack import PrefectStack
 
         stack = PrefectStack()
-        stack.start_server()
         try:
+            stack.start_server()  # inside: a server interrupted while starting is stopped too
             stack.deploy()
             stack.start_worker()
             yield stack
