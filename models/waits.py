@@ -191,29 +191,38 @@ async def deliver_resumes(wait_ids: list[int] | None = None) -> dict[str, int]:
     wakes it once it is suspended again; a run that sees the answer spends the mark itself
     (`next_generation`, `close_wait`).
     """
+    import asyncio
+
     from models.db import session_scope
 
-    with session_scope() as session:
-        query = select(Wait).where(
-            Wait.status == WaitStatus.OPEN, col(Wait.resume_pending).is_(True)
-        )
-        if wait_ids is not None:
-            query = query.where(col(Wait.id).in_(wait_ids))
-        targets = [(w.id, w.flow_run_id, w.resume_reason) for w in session.exec(query)]
-    counts = {outcome.value: 0 for outcome in ResumeOutcome}
-    for wait_id, flow_run_id, reason in targets:
-        outcome, error = await resume_run(flow_run_id, {"reason": reason or "answer"})
-        counts[outcome.value] += 1
+    def read_targets() -> list[tuple[int | None, str, str]]:
+        with session_scope() as session:
+            query = select(Wait).where(
+                Wait.status == WaitStatus.OPEN, col(Wait.resume_pending).is_(True)
+            )
+            if wait_ids is not None:
+                query = query.where(col(Wait.id).in_(wait_ids))
+            return [(w.id, w.flow_run_id, w.resume_reason) for w in session.exec(query)]
+
+    def note(wait_id: int | None, flow_run_id: str, outcome: ResumeOutcome, error: str) -> None:
         with session_scope() as session:
             wait = session.get(Wait, wait_id)
             if wait is None or wait.flow_run_id != flow_run_id:
-                continue
+                return
             if outcome in (ResumeOutcome.RESUMED, ResumeOutcome.FINISHED):
                 wait.resume_pending = False
                 wait.last_error = ""
             elif outcome is ResumeOutcome.UNREACHABLE:
                 wait.last_error = error
             session.add(wait)
+
+    # the database is used from a thread: a writer waiting on SQLite's lock must not hold
+    # up the event loop (the service answers other partners on it meanwhile)
+    counts = {outcome.value: 0 for outcome in ResumeOutcome}
+    for wait_id, flow_run_id, reason in await asyncio.to_thread(read_targets):
+        outcome, error = await resume_run(flow_run_id, {"reason": reason or "answer"})
+        counts[outcome.value] += 1
+        await asyncio.to_thread(note, wait_id, flow_run_id, outcome, error)
     return counts
 
 
