@@ -298,6 +298,8 @@ def summary(documents: list[dict[str, Any]]) -> str:
         if "error" in document:
             lines.append(f"| {document['benchmark']} | — | — | error (see JSON) | no |")
             continue
+        if not document.get("targets"):
+            lines.append(f"| {document['benchmark']} | — | figures only | see JSON | — |")
         for target in document.get("targets", []):
             met = "yes" if target["met"] else "**no**"
             lines.append(
