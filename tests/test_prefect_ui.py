@@ -15,7 +15,7 @@ from models import db
 from models.audit import case_events
 from tests.support.browser import chromium, prefect_field
 from tests.support.env import PREFECT_API_URL, TMP
-from tests.support.prefect_stack import PrefectStack, run, run_env, wait_for_state
+from tests.support.prefect_stack import PrefectStack, run, run_env, settle
 
 pytestmark = [pytest.mark.prefect, pytest.mark.browser]
 
@@ -25,9 +25,19 @@ T = TypeVar("T")
 def _sync(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine from this synchronous (Playwright) test, on its own thread."""
     box: list[T] = []
-    thread = threading.Thread(target=lambda: box.append(asyncio.run(coroutine)))
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            box.append(asyncio.run(coroutine))
+        except BaseException as error:  # re-raised in the test's thread, with its message
+            errors.append(error)
+
+    thread = threading.Thread(target=target)
     thread.start()
     thread.join()
+    if errors:
+        raise errors[0]
     return box[0]
 
 
@@ -35,7 +45,7 @@ def test_coordinator_answers_the_french_form_in_the_prefect_ui(
     prefect_stack: PrefectStack, db_url: str
 ) -> None:
     run_id = _sync(run("probe-ask/probe-ask", {"case_id": 7}, run_env(db_url)))
-    _sync(wait_for_state(run_id, "PAUSED"))
+    _sync(settle([run_id], "PAUSED", timeout=300))  # (a run crashed by a busy server: rescued)
     ui = PREFECT_API_URL.removesuffix("/api")
     with chromium() as browser:
         page = browser.new_page()
@@ -50,7 +60,7 @@ def test_coordinator_answers_the_french_form_in_the_prefect_ui(
         decision.fill("retenu par la coordination")
         count.fill("15")
         page.get_by_role("button", name=re.compile("^Submit$|^Resume$", re.I)).last.click()
-        _sync(wait_for_state(run_id, "COMPLETED"))
+        _sync(settle([run_id], "COMPLETED", timeout=300))
     with Session(db.get_engine()) as session:
         events = case_events(session, "session", 7)
     assert [(e.action, e.payload) for e in events] == [
