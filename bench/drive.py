@@ -396,34 +396,24 @@ async def installation(db_url: str, flow_runs_api_url: str) -> AsyncIterator[Ins
     from fastapi.testclient import TestClient
     from prefect.client.orchestration import PrefectClient
 
-    from models.settings import get_settings
+    from bench.run import settings_env
     from service.main import create_app
     from tests.support.env import PREFECT_API_URL
     from tests.support.prefect_stack import run_env
     from tests.support.smtp import SmtpServer
 
-    saved = {
-        k: os.environ.get(k) for k in ("CLSM_SMTP_HOST", "CLSM_SMTP_PORT", "CLSM_SMTP_SECURITY")
-    }
-    with SmtpServer() as smtp:
-        os.environ.update(
+    with (
+        SmtpServer() as smtp,
+        settings_env(
             CLSM_SMTP_HOST=smtp.host, CLSM_SMTP_PORT=str(smtp.port), CLSM_SMTP_SECURITY="none"
-        )
-        get_settings.cache_clear()
-        try:
-            async with PrefectClient(api=PREFECT_API_URL) as observer:
-                with TestClient(create_app(), raise_server_exceptions=False) as client:
-                    yield Installation(
-                        db_url=db_url,
-                        smtp=smtp,
-                        client=client,
-                        observer=observer,
-                        env=run_env(db_url, PREFECT_API_URL=flow_runs_api_url),
-                    )
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-            get_settings.cache_clear()
+        ),
+    ):
+        async with PrefectClient(api=PREFECT_API_URL) as observer:
+            with TestClient(create_app(), raise_server_exceptions=False) as client:
+                yield Installation(
+                    db_url=db_url,
+                    smtp=smtp,
+                    client=client,
+                    observer=observer,
+                    env=run_env(db_url, PREFECT_API_URL=flow_runs_api_url),
+                )

@@ -79,26 +79,12 @@ class ProviderProcess:
 @contextmanager
 def sending_to(provider: ProviderProcess) -> Iterator[None]:
     """This process's settings point at the provider (no TLS, no authentication)."""
-    import os
+    from bench.run import settings_env
 
-    from models.settings import get_settings
-
-    saved = {
-        k: os.environ.get(k) for k in ("CLSM_SMTP_HOST", "CLSM_SMTP_PORT", "CLSM_SMTP_SECURITY")
-    }
-    os.environ.update(
+    with settings_env(
         CLSM_SMTP_HOST="127.0.0.1", CLSM_SMTP_PORT=str(provider.port), CLSM_SMTP_SECURITY="none"
-    )
-    get_settings.cache_clear()
-    try:
+    ):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        get_settings.cache_clear()
 
 
 # -- the invitations, queued by the real code --------------------------------------------

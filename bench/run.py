@@ -188,6 +188,25 @@ def distribution(values: list[float], unit: str = "ms", digits: int = 1) -> dict
     }
 
 
+@contextmanager
+def settings_env(**values: str) -> Iterator[None]:
+    """CLSM_* settings of this process set to values for the block, then restored."""
+    from models.settings import get_settings
+
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        get_settings.cache_clear()
+
+
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     """fn's result and its wall time in seconds."""
     start = time.perf_counter()
