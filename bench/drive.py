@@ -113,12 +113,15 @@ def prefect_api_url(url: str) -> Iterator[None]:
     """This process's Prefect clients (and the processes it starts) talk to url."""
     from prefect.context import refresh_global_settings_context
 
+    from tests.support.prefect_stack import drain_prefect_clients
+
     before = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = url
     refresh_global_settings_context()
     try:
         yield
     finally:
+        drain_prefect_clients()  # what was emitted for url goes there, not later elsewhere
         if before is None:
             os.environ.pop("PREFECT_API_URL", None)
         else:

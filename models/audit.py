@@ -12,14 +12,23 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, String, UniqueConstraint, text, type_coerce, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    String,
+    Text,
+    UniqueConstraint,
+    cast,
+    text,
+    type_coerce,
+    update,
+)
 from sqlalchemy import select as sa_select
-from sqlalchemy.engine import Dialect
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from models import clock
@@ -113,12 +122,27 @@ _BODY = '{"action":%s,"actor":[%s,%s,%s,%s],"at":%s,"case":[%s,%d],"payload_dige
 _string = json.encoder.encode_basestring
 
 
+def _at_text(at: datetime | str) -> str:
+    """An event's time as hashed: ISO 8601, UTC, microseconds.
+
+    SQLite gives back the stored text ('YYYY-MM-DD HH:MM:SS.ffffff', UTC), turned into that
+    form without parsing; any other text is parsed (naive means UTC).
+    """
+    if isinstance(at, str):
+        if len(at) == 26 and at[10] == " ":
+            return f"{at[:10]}T{at[11:]}+00:00"
+        at = datetime.fromisoformat(at)
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
 def _link_hash(
     prev_hash: str,
     case_type: str,
     case_id: int,
     seq: int,
-    at: datetime,
+    at: datetime | str,
     actor: tuple[str, str, str, str],
     action: str,
     payload_digest: str,
@@ -126,13 +150,32 @@ def _link_hash(
     body = _BODY % (
         _string(action),
         *map(_string, actor),
-        _string(at.astimezone(UTC).isoformat(timespec="microseconds")),
+        _string(_at_text(at)),
         _string(case_type),
         case_id,
         _string(payload_digest),
         seq,
     )
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+
+
+def _payload_intact(payload: str | dict[str, Any] | None, payload_digest: str) -> bool:
+    """Whether a payload (as stored, or decoded) still has its digest; None: erased.
+
+    The database stores JSON in canonical form (models.db), so the stored text is hashed as
+    it is; text stored otherwise (written by other means) is decoded and made canonical.
+    """
+    if payload is None:
+        return True
+    if isinstance(payload, str):
+        if hashlib.sha256(payload.encode()).hexdigest() == payload_digest:
+            return True
+        try:
+            decoded = json.loads(payload)
+        except ValueError:
+            return False
+        return digest(decoded) == payload_digest
+    return digest(payload) == payload_digest
 
 
 def _chain_hash(prev_hash: str, event: AuditEvent) -> str:
@@ -231,18 +274,25 @@ _CHAIN_FIELDS = (
     "hash",
 )
 _CHAIN_COLUMNS = [getattr(AuditEvent, name) for name in _CHAIN_FIELDS]
+# The same columns as the database stores them: the payload as its JSON text, the time as
+# SQLite's text (PostgreSQL's driver gives a datetime): no decoding, hashed as they are.
+_STORED_COLUMNS = [
+    cast(column, Text) if name == "payload" else type_coerce(column, String())
+    for name, column in zip(_CHAIN_FIELDS, _CHAIN_COLUMNS, strict=True)
+]
 _HASH, _SEQ = _CHAIN_FIELDS.index("hash"), _CHAIN_FIELDS.index("seq")
 
 
 def _fault(row: Sequence[Any], prev: str, expected_seq: int) -> str | None:
-    """Why this event (a row of `_CHAIN_FIELDS`) does not follow `prev`, or None."""
+    """Why this event (a row of `_CHAIN_FIELDS`, decoded or as stored) does not follow
+    `prev`, or None."""
     (case_type, case_id, seq, at, kind, label, ref, channel, action, payload, payload_digest,
      prev_hash, event_hash) = row  # fmt: skip
     if seq != expected_seq:
         return f"numéro attendu {expected_seq} (événement manquant ?)"
     if prev_hash != prev:
         return "le lien vers l'événement précédent est rompu"
-    if payload is not None and digest(payload) != payload_digest:
+    if not _payload_intact(payload, payload_digest):
         return "le contenu ne correspond plus à son empreinte"
     actor = (kind, label, ref, channel)
     if event_hash != _link_hash(prev, case_type, case_id, seq, at, actor, action, payload_digest):
@@ -310,33 +360,12 @@ class _IntactChains:
 
 _INTACT = _IntactChains(limit=50_000)
 
-# The same columns as the database returns them (no JSON or datetime decoding): rows
-# compared with the kept ones, decoded only where verification must run.
-_RAW_COLUMNS = [type_coerce(column, String()) for column in _CHAIN_COLUMNS]
-
-
-def _decoder(dialect: Dialect) -> Callable[[Sequence[Any]], list[Any]]:
-    """Turns a row of `_RAW_COLUMNS` into what `_CHAIN_COLUMNS` would have given."""
-    processors = [
-        (i, processor)
-        for i, column in enumerate(_CHAIN_COLUMNS)
-        if (processor := column.type.dialect_impl(dialect).result_processor(dialect, None))
-    ]
-
-    def decode(row: Sequence[Any]) -> list[Any]:
-        values = list(row)
-        for i, processor in processors:
-            values[i] = processor(values[i])
-        return values
-
-    return decode
-
 
 def verify_case(session: Session, case_type: str, case_id: int) -> ChainBreak | None:
     """Check one case's chain; the first broken link, or None."""
     connection = session.connection()
     rows = connection.execute(
-        sa_select(*_RAW_COLUMNS)
+        sa_select(*_STORED_COLUMNS)
         .where(col(AuditEvent.case_type) == case_type, col(AuditEvent.case_id) == case_id)
         .order_by(col(AuditEvent.seq))
     ).all()
@@ -349,8 +378,7 @@ def verify_case(session: Session, case_type: str, case_id: int) -> ChainBreak | 
         same += 1
     if same < len(rows):
         prev, seq = (rows[same - 1][_HASH], rows[same - 1][_SEQ] + 1) if same else (GENESIS, 1)
-        decode = _decoder(connection.dialect)
-        broken = _verify(map(decode, rows[same:]), prev, seq)
+        broken = _verify(rows[same:], prev, seq)
         if broken is not None:
             return broken
     _INTACT.keep(key, rows)
@@ -379,7 +407,7 @@ def verify_all(session: Session) -> VerifyReport:
     suspects: set[tuple[str, int]] = set()
     events = 0
     rows = session.connection().execute(
-        sa_select(*_CHAIN_COLUMNS).order_by(col(AuditEvent.id)).execution_options(yield_per=5000)
+        sa_select(*_STORED_COLUMNS).order_by(col(AuditEvent.id)).execution_options(yield_per=5000)
     )
     for row in rows:
         events += 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from datetime import UTC
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
@@ -241,3 +241,51 @@ def test_a_chain_verified_before_is_checked_again_where_it_changed(s: Session) -
     broken = verify_case(s, "saisine", 10)
     assert broken is not None and broken.seq == 2
     assert "empreinte" in broken.reason
+
+
+def test_payloads_are_stored_in_canonical_form(s: Session) -> None:
+    _chain(s, 30, n=1)
+    stored = s.execute(
+        text("SELECT CAST(payload AS TEXT) FROM audit_event WHERE case_id = 30")
+    ).scalar_one()
+    assert (
+        stored == canonical({"initiales": "J. D.", "étape": 0}) == '{"initiales":"J. D.","étape":0}'
+    )
+
+
+def test_payload_stored_otherwise_still_verifies_by_its_content(s: Session) -> None:
+    """A row written by other means (spaces, escaped accents): its text differs from the
+    canonical form, its content does not; the chain verifies, and a changed value does not."""
+    _chain(s, 31, n=3)
+    _set_guard(s, enabled=False)
+    s.execute(
+        text("UPDATE audit_event SET payload = :p WHERE case_id = 31 AND seq = 2"),
+        {"p": '{"\\u00e9tape": 1, "initiales": "J. D."}'},
+    )
+    s.commit()
+    assert verify_case(s, "saisine", 31) is None
+    assert verify_all(s).ok
+    s.execute(
+        text("UPDATE audit_event SET payload = :p WHERE case_id = 31 AND seq = 2"),
+        {"p": '{"\\u00e9tape": 9, "initiales": "J. D."}'},
+    )
+    s.commit()
+    _set_guard(s, enabled=True)
+    for broken in (verify_case(s, "saisine", 31), *verify_all(s).breaks):
+        assert broken is not None and broken.seq == 2 and "empreinte" in broken.reason
+
+
+def test_altered_time_is_detected(s: Session) -> None:
+    _chain(s, 32, n=3)
+    _set_guard(s, enabled=False)
+    s.execute(
+        text(
+            "UPDATE audit_event SET at = :at WHERE case_id = 32 AND seq = 2",
+        ),
+        {"at": datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)},
+    )
+    s.commit()
+    _set_guard(s, enabled=True)
+    for broken in (verify_case(s, "saisine", 32), *verify_all(s).breaks):
+        assert broken is not None and broken.seq == 2
+        assert broken.reason == "l'empreinte de l'événement est fausse"

@@ -45,7 +45,7 @@ async def test_coordinator_form_is_stored_and_resume_finishes_the_run(
 
     run_id = await run("probe-ask/probe-ask", {"case_id": 1, "linger": 5}, run_env(db_url))
     await wait_for_state(run_id, "RUNNING")
-    assert run_processes(prefect_stack), "a running flow run has its process"
+    assert run_processes(prefect_stack, run_id), "a running flow run has its process"
     state = await wait_for_state(run_id, "PAUSED")
     keyset = keyset_from_paused_state(state)
     wait = _wait(1, "probe")
@@ -60,7 +60,7 @@ async def test_coordinator_form_is_stored_and_resume_finishes_the_run(
     assert schema["properties"]["count"]["default"] == 16  # prefilled
     assert "Sonde" in description
     # the run waits without any process of its own
-    assert await wait_no_run_process(prefect_stack) == []
+    assert await wait_no_run_process(prefect_stack, run_id) == []
 
     await aresume_flow_run(run_id, run_input={"decision": "retenu", "count": 12})
     await wait_for_state(run_id, "COMPLETED")

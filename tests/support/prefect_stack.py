@@ -145,7 +145,22 @@ class PrefectStack:
 
     def stop(self) -> None:
         self.stop_worker()
+        drain_prefect_clients()
         self.stop_server()
+
+
+def drain_prefect_clients(timeout: float = 15) -> None:
+    """Send what this process still holds for the Prefect API (events, logs) while the
+    server (or relay) it talks to is up: otherwise Prefect's services retry a closed port at
+    interpreter exit, for minutes."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        for service in (EventsWorker, APILogWorker):
+            service.drain_all(timeout=timeout)
 
 
 def stop_process(process: subprocess.Popen[bytes] | None) -> None:
@@ -237,8 +252,12 @@ def run_env(db_url: str, **extra: str) -> dict[str, str]:
     return {"CLSM_DATABASE_URL": db_url, **extra}
 
 
-def run_processes(stack: PrefectStack) -> list[str]:
-    """Command lines of the flow-run processes the worker has running now."""
+def run_processes(stack: PrefectStack, run_id: object = None) -> list[str]:
+    """Command lines of the flow-run processes the worker has running now.
+
+    With `run_id`, only the process of that flow run (other tests or benchmarks may share
+    the worker and have runs of their own still going).
+    """
     import psutil
 
     if stack.worker is None:
@@ -250,25 +269,31 @@ def run_processes(stack: PrefectStack) -> list[str]:
     lines = []
     for child in children:
         try:
-            lines.append(" ".join(child.cmdline()))
-        except psutil.NoSuchProcess:
+            line = " ".join(child.cmdline())
+            if run_id is not None and child.environ().get("PREFECT__FLOW_RUN_ID") != str(run_id):
+                continue
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
+        lines.append(line)
     return [line for line in lines if "prefect.engine" in line or "flow_run" in line]
 
 
-async def wait_no_run_process(stack: PrefectStack, timeout: float = 30) -> list[str]:
-    """Wait until the worker holds no flow-run process; returns what is left (if any)."""
+async def wait_no_run_process(
+    stack: PrefectStack, run_id: object = None, timeout: float = 60
+) -> list[str]:
+    """Wait until the worker holds no process (of `run_id`, if given); returns what is left."""
     deadline = time.monotonic() + timeout
-    left = run_processes(stack)
+    left = run_processes(stack, run_id)
     while left and time.monotonic() < deadline:
         await asyncio.sleep(0.3)
-        left = run_processes(stack)
+        left = run_processes(stack, run_id)
     return left
 
 
 __all__ = [
     "Path",
     "PrefectStack",
+    "drain_prefect_clients",
     "run",
     "run_env",
     "run_processes",
