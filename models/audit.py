@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -23,12 +24,15 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    bindparam,
     cast,
+    func,
     text,
     type_coerce,
     update,
 )
 from sqlalchemy import select as sa_select
+from sqlalchemy.engine import Connection, Dialect
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from models import clock
@@ -275,11 +279,23 @@ _CHAIN_FIELDS = (
 )
 _CHAIN_COLUMNS = [getattr(AuditEvent, name) for name in _CHAIN_FIELDS]
 # The same columns as the database stores them: the payload as its JSON text, the time as
-# SQLite's text (PostgreSQL's driver gives a datetime): no decoding, hashed as they are.
-_STORED_COLUMNS = [
-    cast(column, Text) if name == "payload" else type_coerce(column, String())
-    for name, column in zip(_CHAIN_FIELDS, _CHAIN_COLUMNS, strict=True)
-]
+# the text SQLite stores ('YYYY-MM-DD HH:MM:SS.ffffff', UTC; PostgreSQL writes it so too):
+# no decoding, hashed as they are.
+_PG_AT_TEXT = func.to_char(func.timezone("UTC", AuditEvent.at), "YYYY-MM-DD HH24:MI:SS.US")
+
+
+def _stored_columns(dialect: str) -> list[Any]:
+    columns: list[Any] = []
+    for name, column in zip(_CHAIN_FIELDS, _CHAIN_COLUMNS, strict=True):
+        if name == "payload":
+            columns.append(cast(column, Text))
+        elif name == "at" and dialect == "postgresql":
+            columns.append(_PG_AT_TEXT)
+        else:
+            columns.append(type_coerce(column, String()))
+    return columns
+
+
 _HASH, _SEQ = _CHAIN_FIELDS.index("hash"), _CHAIN_FIELDS.index("seq")
 
 
@@ -361,14 +377,43 @@ class _IntactChains:
 _INTACT = _IntactChains(limit=50_000)
 
 
+@lru_cache(maxsize=4)
+def _case_query(dialect: Dialect) -> tuple[str, dict[str, Any], tuple[str, ...] | None]:
+    """The SQL reading one case's stored rows, its fixed parameters and their order (if
+    positional)."""
+    compiled = (
+        sa_select(*_stored_columns(dialect.name))
+        .where(
+            col(AuditEvent.case_type) == bindparam("case_type"),
+            col(AuditEvent.case_id) == bindparam("case_id"),
+        )
+        .order_by(col(AuditEvent.seq))
+        .compile(dialect=dialect)
+    )
+    order = tuple(compiled.positiontup or ()) if compiled.positional else None
+    return str(compiled), dict(compiled.params), order
+
+
+def _case_rows(connection: Connection, case_type: str, case_id: int) -> list[tuple[Any, ...]]:
+    """One case's rows as stored, in seq order, as the driver's plain tuples (a history
+    read verifies a whole chain: SQLAlchemy's row objects would double the cost)."""
+    sql, fixed, order = _case_query(connection.dialect)
+    params = {**fixed, "case_type": case_type, "case_id": case_id}
+    cursor = connection.connection.cursor()
+    try:
+        if order is None:
+            cursor.execute(sql, params)
+        else:
+            cursor.execute(sql, tuple(params[name] for name in order))
+        return [tuple(row) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+
+
 def verify_case(session: Session, case_type: str, case_id: int) -> ChainBreak | None:
     """Check one case's chain; the first broken link, or None."""
     connection = session.connection()
-    rows = connection.execute(
-        sa_select(*_STORED_COLUMNS)
-        .where(col(AuditEvent.case_type) == case_type, col(AuditEvent.case_id) == case_id)
-        .order_by(col(AuditEvent.seq))
-    ).all()
+    rows = _case_rows(connection, case_type, case_id)
     key = (connection.engine.url.render_as_string(), case_type, case_id)
     intact = _INTACT.get(key)
     same = 0
@@ -406,8 +451,11 @@ def verify_all(session: Session) -> VerifyReport:
     links: dict[tuple[str, int], tuple[str, int]] = {}
     suspects: set[tuple[str, int]] = set()
     events = 0
-    rows = session.connection().execute(
-        sa_select(*_STORED_COLUMNS).order_by(col(AuditEvent.id)).execution_options(yield_per=5000)
+    connection = session.connection()
+    rows = connection.execute(
+        sa_select(*_stored_columns(connection.dialect.name))
+        .order_by(col(AuditEvent.id))
+        .execution_options(yield_per=5000)
     )
     for row in rows:
         events += 1
