@@ -5,8 +5,10 @@
    `smtp_claim_seconds` stored in next_attempt_at.
 2. Render each claimed row (templates, links, calendar part) into a MIME message whose
    Message-ID is the row's stable message_id.
-3. Send over at most `smtp_concurrency` connections, each reused for many messages.
-4. Mark each row as soon as the server answered: SENT + audit event "mail.sent"; a 4xx
+3. Send over at most `smtp_concurrency` connections, kept for the whole drain; the next
+   chunk of rows is claimed and rendered meanwhile.
+4. Mark each row as soon as the server answered (rows answered while a mark is being
+   written go together in the next transaction): SENT + audit event "mail.sent"; a 4xx
    reply or a connection error puts it back to PENDING with exponential backoff; a 5xx
    reply (or too many attempts) makes it FAILED + audit event "mail.failed" + a mail to the
    CLSM's coordinator + a warning in the Prefect run's log.
@@ -21,8 +23,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
-from email.headerregistry import Address
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
+from email.policy import default as default_policy
 from email.utils import format_datetime, parseaddr
 from typing import Any, TypeVar
 
@@ -75,6 +78,25 @@ class Failure:
     error: str
     permanent: bool
     connection: bool = False
+
+
+class _Headers(HeaderRegistry):
+    """Python's registry builds a new class for every header it parses; built once here
+    (a quarter of the CPU time of building a message went there)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._classes: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        found = self._classes.get(key)
+        if found is None:
+            found = self._classes[key] = super().__getitem__(name)
+        return found
+
+
+POLICY = default_policy.clone(header_factory=_Headers())
 
 
 def _address(email: str, name: str = "") -> Address:
@@ -137,7 +159,7 @@ def build_message(*, session: Session, row: OutboxMessage) -> Outgoing:
         session=session, case_type=row.case_type, case_id=row.case_id, context=row.context
     )
     sender = parseaddr(settings.mail_from)[1]
-    message = EmailMessage()
+    message = EmailMessage(policy=POLICY)
     message["Subject"] = rendered.subject
     message["From"] = _address(sender, clsm.name if clsm else parseaddr(settings.mail_from)[0])
     message["To"] = _address(row.recipient_email, row.recipient_name)
@@ -180,31 +202,32 @@ def render_claimed(ids: list[int]) -> tuple[list[Outgoing], list[tuple[int, str]
 # --- mark --------------------------------------------------------------------------------
 
 
-def mark_sent(outbox_id: int) -> None:
-    """SENT + audit event on the case, in one transaction."""
+def mark_sent(*outbox_ids: int) -> None:
+    """SENT + audit event on the case, for each row, in one transaction."""
     with session_scope() as session:
-        row = session.get(OutboxMessage, outbox_id)
-        assert row is not None
-        if row.status == OutboxStatus.SENT:
-            return
-        row.status = OutboxStatus.SENT
-        row.sent_at = clock.now(session)
-        row.last_error = ""
-        session.add(row)
-        record_event(
-            session=session,
-            case_type=CaseType(row.case_type),
-            case_id=row.case_id,
-            action="mail.sent",
-            actor=Actor.system("outbox"),
-            payload={
-                "template": row.template,
-                "outbox_id": row.id,
-                "contact_id": row.contact_id,
-                "message_id": row.message_id,
-                "attempts": row.attempts,
-            },
-        )
+        for outbox_id in outbox_ids:
+            row = session.get(OutboxMessage, outbox_id)
+            assert row is not None
+            if row.status == OutboxStatus.SENT:
+                continue
+            row.status = OutboxStatus.SENT
+            row.sent_at = clock.now(session)
+            row.last_error = ""
+            session.add(row)
+            record_event(
+                session=session,
+                case_type=CaseType(row.case_type),
+                case_id=row.case_id,
+                action="mail.sent",
+                actor=Actor.system("outbox"),
+                payload={
+                    "template": row.template,
+                    "outbox_id": row.id,
+                    "contact_id": row.contact_id,
+                    "message_id": row.message_id,
+                    "attempts": row.attempts,
+                },
+            )
 
 
 def _tell_coordinator(session: Session, row: OutboxMessage, subject: str, error: str) -> bool:
@@ -302,21 +325,60 @@ def _client(settings: Settings) -> aiosmtplib.SMTP:
     )
 
 
+class _Connections:
+    """At most `smtp_concurrency` SMTP connections, kept open for a whole drain."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.idle: list[aiosmtplib.SMTP] = []
+
+    async def take(self) -> aiosmtplib.SMTP:
+        while self.idle:
+            smtp = self.idle.pop()
+            if smtp.is_connected:
+                return smtp
+        smtp = _client(self.settings)
+        await smtp.connect()
+        return smtp
+
+    def give_back(self, smtp: aiosmtplib.SMTP | None) -> None:
+        if smtp is not None and smtp.is_connected:
+            self.idle.append(smtp)
+
+    async def close(self) -> None:
+        idle, self.idle = self.idle, []
+        for smtp in idle:
+            await _drop(smtp, polite=True)
+
+
 class _Batch:
-    def __init__(self, items: list[Outgoing], report: DrainReport) -> None:
+    def __init__(
+        self, items: list[Outgoing], report: DrainReport, connections: _Connections
+    ) -> None:
         self.queue: asyncio.Queue[Outgoing] = asyncio.Queue()
         for item in items:
             self.queue.put_nowait(item)
         self.report = report
+        self.connections = connections
         self.connection_error: Failure | None = None
-        # One row marked at a time: the senders' marks would otherwise contend for the
-        # database's write lock (SQLite makes a waiting writer sleep) while the
-        # connections stay busy sending anyway.
+        # One transaction marks at a time: the senders' marks would otherwise contend for
+        # the database's write lock (SQLite makes a waiting writer sleep). The rows sent
+        # meanwhile are marked together by the next one.
         self.marking = asyncio.Lock()
+        self.unmarked: list[int] = []
 
     async def mark(self, function: Callable[..., _T], *args: Any) -> _T:
         async with self.marking:
             return await asyncio.to_thread(function, *args)
+
+    async def sent(self, item: Outgoing) -> None:
+        """Returns once the row is marked SENT (by this call or by the one before)."""
+        self.unmarked.append(item.outbox_id)
+        async with self.marking:
+            ids, self.unmarked = self.unmarked, []
+            if ids:
+                await asyncio.to_thread(mark_sent, *ids)
+        self.report.sent += 1
 
     async def record(self, item: Outgoing, failure: Failure) -> None:
         subject = str(item.message["Subject"])
@@ -329,7 +391,7 @@ class _Batch:
         else:
             self.report.retried += 1
 
-    async def worker(self, settings: Settings) -> None:
+    async def worker(self) -> None:
         smtp: aiosmtplib.SMTP | None = None
         try:
             while not self.queue.empty():
@@ -339,8 +401,7 @@ class _Batch:
                     continue
                 try:
                     if smtp is None:
-                        smtp = _client(settings)
-                        await smtp.connect()
+                        smtp = await self.connections.take()
                     await smtp.send_message(
                         item.message, sender=item.sender, recipients=[item.recipient]
                     )
@@ -352,10 +413,12 @@ class _Batch:
                     smtp = None
                     await self.record(item, failure)
                     continue
-                await self.mark(mark_sent, item.outbox_id)
-                self.report.sent += 1
-        finally:
-            await _drop(smtp, polite=True)
+                await self.sent(item)
+        except BaseException:
+            await _drop(smtp)
+            raise
+        else:
+            self.connections.give_back(smtp)
 
 
 async def _drop(smtp: aiosmtplib.SMTP | None, polite: bool = False) -> None:
@@ -370,30 +433,75 @@ async def _drop(smtp: aiosmtplib.SMTP | None, polite: bool = False) -> None:
         smtp.close()
 
 
+def _prepare(limit: int) -> tuple[list[Outgoing], list[tuple[int, str]], int]:
+    """Claim up to `limit` due rows and render them: ready, unrenderable, stale claims."""
+    ids, stale = claim(limit)
+    ready, broken = render_claimed(ids) if ids else ([], [])
+    return ready, broken, stale
+
+
+async def _unrenderable(broken: list[tuple[int, str]], report: DrainReport) -> None:
+    """Rows that cannot be rendered fail at once: no retry can fix a template or data error."""
+    for outbox_id, reason in broken:
+        failure = Failure(reason, permanent=True)
+        if await asyncio.to_thread(mark_failure, outbox_id, failure, reason):
+            report.failed += 1
+            report.failures.append(f"E-mail {outbox_id} : {reason}")
+            _logger().warning("E-mail %s non rendu : %s", outbox_id, reason)
+
+
 async def drain(*, limit: int = 200) -> DrainReport:
-    """Send due outbox rows (at most `limit` attempts); see the module docstring."""
+    """Send due outbox rows (at most `limit` attempts); see the module docstring.
+
+    Rows go by chunks; the next chunk is claimed and rendered (in a thread) while the
+    current one is being sent, over connections kept for the whole drain.
+    """
     settings = get_settings()
     report = DrainReport()
     chunk = settings.smtp_concurrency * 10
-    while report.processed < limit and not report.unreachable:
-        ids, stale = await asyncio.to_thread(claim, min(chunk, limit - report.processed))
-        if not ids:
-            break
-        report.recovered += stale
-        ready, broken = await asyncio.to_thread(render_claimed, ids)
-        for outbox_id, reason in broken:
-            failure = Failure(reason, permanent=True)
-            if await asyncio.to_thread(mark_failure, outbox_id, failure, reason):
-                report.failed += 1
-                report.failures.append(f"E-mail {outbox_id} : {reason}")
-                _logger().warning("E-mail %s non rendu : %s", outbox_id, reason)
-        batch = _Batch(ready, report)
-        workers = [
-            batch.worker(settings) for _ in range(min(settings.smtp_concurrency, len(ready)))
-        ]
-        results = await asyncio.gather(*workers, return_exceptions=True)
-        report.unreachable = batch.connection_error is not None
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if errors:  # e.g. the database is gone: claimed rows are taken over after their lease
-            raise errors[0]
+    connections = _Connections(settings)
+    claimed, early = 0, False
+    upcoming: asyncio.Task[tuple[list[Outgoing], list[tuple[int, str]], int]] | None
+    upcoming = asyncio.create_task(asyncio.to_thread(_prepare, min(chunk, limit)))
+    try:
+        while upcoming is not None:
+            ready, broken, stale = await upcoming
+            upcoming = None
+            if not ready and not broken and early:
+                # claimed while the last chunk was sent: mails queued by that sending (a
+                # failure told to the coordinator) were not there yet
+                ready, broken, stale = await asyncio.to_thread(
+                    _prepare, min(chunk, limit - claimed)
+                )
+            claimed += len(ready) + len(broken)
+            if not ready and not broken:
+                break
+            report.recovered += stale
+            early = claimed < limit
+            if early:
+                upcoming = asyncio.create_task(
+                    asyncio.to_thread(_prepare, min(chunk, limit - claimed))
+                )
+            await _unrenderable(broken, report)
+            batch = _Batch(ready, report, connections)
+            workers = [batch.worker() for _ in range(min(settings.smtp_concurrency, len(ready)))]
+            results = await asyncio.gather(*workers, return_exceptions=True)
+            errors = [r for r in results if isinstance(r, BaseException)]
+            if errors:  # e.g. the database is gone: claimed rows are taken over after their lease
+                raise errors[0]
+            if batch.connection_error is not None:
+                report.unreachable = True
+                if upcoming is not None:  # claimed already: they wait for the server too
+                    more, broken, stale = await upcoming
+                    upcoming = None
+                    report.recovered += stale
+                    await _unrenderable(broken, report)
+                    late = _Batch(more, report, connections)
+                    late.connection_error = batch.connection_error
+                    await late.worker()
+    finally:
+        if upcoming is not None:  # an error above: the claimed rows' lease gives them back
+            upcoming.cancel()
+            await asyncio.gather(upcoming, return_exceptions=True)
+        await connections.close()
     return report

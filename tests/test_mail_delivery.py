@@ -298,11 +298,12 @@ async def test_connections_are_reused_and_bounded(
     monkeypatch.setenv("CLSM_SMTP_CONCURRENCY", "2")
     get_settings.cache_clear()
     owner, person = _people()
-    ids = [_remind(owner, person, dedup=f"rappel-{n}", case_id=n) for n in range(1, 9)]
+    # three chunks of 20 (concurrency × 10): the connections are kept from one to the next
+    ids = [_remind(owner, person, dedup=f"rappel-{n}", case_id=n) for n in range(1, 46)]
 
     report = await drain()
 
-    assert report.sent == 8
+    assert report.sent == 45
     assert 1 <= smtp_server.connections <= 2
     assert sorted(m.message_id for m in smtp_server.messages) == sorted(
         _row(i).message_id for i in ids
