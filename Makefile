@@ -25,8 +25,8 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_RESULTS_PERSIST_BY_DEFAULT := true
 export PREFECT_LOCAL_STORAGE_PATH ?= $(CLSM_VAR_DIR)/prefect/storage
 export PREFECT_WORKER_QUERY_SECONDS ?= 2
-# running flow runs beat every 30 s; an automation marks CRASHED those silent for
-# CLSM_SILENT_RUN_SECONDS (machine lost) and tick hands them back to the pool
+# running flow runs beat every 30 s; tick marks CRASHED those silent for
+# CLSM_SILENT_RUN_SECONDS (machine lost) and hands them back to the pool
 export PREFECT_FLOWS_HEARTBEAT_FREQUENCY ?= 30
 export PREFECT_SERVER_API_HOST := 127.0.0.1
 export PREFECT_SERVER_API_PORT := $(CLSM_PREFECT_PORT)

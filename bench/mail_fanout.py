@@ -312,12 +312,12 @@ def mail_fanout(ctx: Context) -> Result:
             "they differ only in how they talk to the server.",
             "Duplicates and losses are counted on the server's side, over all four runs.",
             "cpu_seconds is this process's CPU time. Ours is CPU-bound: its wall time is "
-            "about its CPU time, ~13 ms a message, on one core (asyncio and the GIL; the "
+            "about its CPU time, ~14 ms a message, on one core (asyncio and the GIL; the "
             "next chunk is rendered in a thread while the current one is sent, which only "
             "overlaps waiting). cpu_ms_per_message says where that CPU goes; the rest is "
             "aiosmtplib's protocol work. The naive loop pays the same CPU plus the provider's "
             "30 ms (greeting + message) and a connection per message, so with these delays "
-            "the ratio is bounded near (30 + 13 + connection) / 13, whatever the number of "
+            "the ratio is bounded near (30 + 14 + connection) / 14, whatever the number of "
             "connections. The 5x would need the CPU per message under ~7 ms: rendering in a "
             "second process (the machine has 2 cores) or a cheaper MIME serialisation; "
             "neither is done. Already done: one VTIMEZONE per zone and year (it was rebuilt "

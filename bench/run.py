@@ -341,10 +341,12 @@ def keep_summary(documents: list[dict[str, Any]]) -> None:
         path = RESULTS / f"{name}.json"
         if path.exists():
             everything.append(json.loads(path.read_text()))
-    run_at = max((d["at"] for d in documents), default="")
+    run_at = max((d["at"] for d in documents or everything), default="")
+    minutes = sum(float(d.get("wall_seconds") or 0) for d in everything) / 60
     block = (
         f"{BEGIN}\nLatest figures (`make bench`, {run_at[:16].replace('T', ' ')} UTC, "
-        f"{machine()['cores']} cores):\n\n{summary(everything)}\n{END}"
+        f"{machine()['cores']} cores; the benchmarks took {minutes:.1f} min in all):\n\n"
+        f"{summary(everything)}\n{END}"
     )
     text = README.read_text()
     if BEGIN in text and END in text:

@@ -448,6 +448,10 @@ def waiting_cost(ctx: Context) -> Result:
     ) / (p_high - p_low)
     projected = paused["levels"][str(p_low)]["total_mib"] + per_run * (high - p_low)
     figures["suspended_growth_percent"] = growth
+    figures["suspended_growth_percent_by_process"] = {
+        "worker": _growth(first["worker_mib"], last["worker_mib"]),
+        "prefect_server": _growth(first["server_mib"], last["server_mib"]),
+    }
     figures["paused_mib_per_waiting_run"] = round(per_run, 1)
     figures["paused_total_mib_at_500_projected"] = round(projected, 0)
     figures["ratio_paused_to_suspended_at_500_projected"] = round(projected / last["total_mib"], 1)
