@@ -135,7 +135,10 @@ def _at_text(at: datetime | str) -> str:
     if isinstance(at, str):
         if len(at) == 26 and at[10] == " ":
             return f"{at[:10]}T{at[11:]}+00:00"
-        at = datetime.fromisoformat(at)
+        try:
+            at = datetime.fromisoformat(at)
+        except ValueError:
+            return at  # not a time: the event's hash cannot match, the break is reported
         if at.tzinfo is None:
             at = at.replace(tzinfo=UTC)
     return at.astimezone(UTC).isoformat(timespec="microseconds")
