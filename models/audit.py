@@ -136,11 +136,10 @@ def _at_text(at: datetime | str) -> str:
         if len(at) == 26 and at[10] == " ":
             return f"{at[:10]}T{at[11:]}+00:00"
         try:
-            at = datetime.fromisoformat(at)
+            parsed = datetime.fromisoformat(at)
         except ValueError:
             return at  # not a time: the event's hash cannot match, the break is reported
-        if at.tzinfo is None:
-            at = at.replace(tzinfo=UTC)
+        at = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
