@@ -366,7 +366,10 @@ class Installation:
         """The coordinator's answer in the Prefect UI: the run resumed with its input."""
         from prefect.flow_runs import aresume_flow_run
 
+        from tests.support.prefect_stack import form_schema
+
         with self.actions.timing("coordinator forms"):
+            await form_schema(run_id)  # what the UI shows before anyone can answer
             await aresume_flow_run(run_id, run_input=values)
         self.actions.forms_answered += 1
 

@@ -109,17 +109,12 @@ def advance_clock(to: datetime) -> None:
 async def resume_form(run_id: Any, values: dict[str, Any]) -> dict[str, Any]:
     """Answer the coordinator's form like the Prefect UI: read its schema, resume the run."""
     import asyncio
-    import json
 
-    from prefect.client.orchestration import get_client
     from prefect.flow_runs import aresume_flow_run
-    from prefect.input.run_input import keyset_from_paused_state
 
-    from tests.support.prefect_stack import state_of
+    from tests.support.prefect_stack import form_schema
 
-    keyset = keyset_from_paused_state(await state_of(run_id))
-    async with get_client() as client:
-        schema = json.loads(await client.read_flow_run_input(run_id, keyset["schema"]))
+    schema = await form_schema(run_id)
     await aresume_flow_run(run_id, run_input=values)
     await asyncio.sleep(1.5)
     return dict(schema)

@@ -17,7 +17,14 @@ from models.outbox import OutboxMessage
 from models.saisine import STEP_CONSULTATION, Saisine
 from models.steps import step_kind
 from models.waits import find_wait, request_resume
-from tests.support.prefect_stack import PrefectStack, run, run_env, state_of, wait_for_state
+from tests.support.prefect_stack import (
+    PrefectStack,
+    form_schema,
+    run,
+    run_env,
+    state_of,
+    wait_for_state,
+)
 from tests.support.saisine import DIFFICULTY, INITIALS, answer_link, build_cell
 
 pytestmark = [pytest.mark.prefect, pytest.mark.asyncio(loop_scope="session")]
@@ -79,22 +86,15 @@ async def answer_as_the_service(link_id: int, values: dict[str, Any]) -> None:
 
 
 async def resume_form(run_id: UUID, values: dict[str, Any]) -> None:
+    """Answer the run's form as the Prefect UI does: once its schema is there."""
     from prefect.flow_runs import aresume_flow_run
 
+    await form_schema(run_id)
     await aresume_flow_run(run_id, run_input=values)
 
 
 async def paused_form_schema(run_id: UUID) -> dict[str, Any]:
-    from prefect.client.orchestration import get_client
-    from prefect.input.run_input import keyset_from_paused_state
-
-    state = await wait_for_state(run_id, "PAUSED")
-    keyset = keyset_from_paused_state(state)
-    async with get_client() as client:
-        schema: dict[str, Any] = json.loads(
-            await client.read_flow_run_input(run_id, keyset["schema"])
-        )
-    return schema
+    return await form_schema(run_id)
 
 
 async def paused_form_description(run_id: UUID) -> str:

@@ -247,6 +247,35 @@ async def settle(run_ids: list[UUID], *names: str, timeout: float, rescue_after:
     return rescued
 
 
+async def form_schema(run_id: UUID, timeout: float = 30) -> dict[str, Any]:
+    """The schema of the form a paused run waits on, once the run has written it.
+
+    Prefect marks the run PAUSED before it stores the form's schema; a resume in between is
+    refused ("Run input schema not found"). The Prefect UI shows the form only once the
+    schema is there: so do the tests before answering.
+    """
+    import json
+
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+    from prefect.input.run_input import keyset_from_paused_state
+
+    state = await wait_for_state(run_id, "PAUSED")
+    keyset = keyset_from_paused_state(state)
+    deadline = time.monotonic() + timeout
+    async with get_client() as client:
+        while True:
+            try:
+                schema: dict[str, Any] = json.loads(
+                    await client.read_flow_run_input(run_id, keyset["schema"])
+                )
+                return schema
+            except ObjectNotFound:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+
+
 def run_env(db_url: str, **extra: str) -> dict[str, str]:
     """The environment a flow run of one test needs (its own app database)."""
     return {"CLSM_DATABASE_URL": db_url, **extra}
@@ -294,6 +323,7 @@ __all__ = [
     "Path",
     "PrefectStack",
     "drain_prefect_clients",
+    "form_schema",
     "run",
     "run_env",
     "run_processes",
