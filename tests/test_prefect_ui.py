@@ -13,9 +13,9 @@ from sqlmodel import Session
 
 from models import db
 from models.audit import case_events
-from tests.support.browser import chromium, prefect_field
+from tests.support.browser import chromium, prefect_field, submit_prefect_form
 from tests.support.env import PREFECT_API_URL, TMP
-from tests.support.prefect_stack import PrefectStack, run, run_env, settle
+from tests.support.prefect_stack import PrefectStack, run, run_env, settle, state_of
 
 pytestmark = [pytest.mark.prefect, pytest.mark.browser]
 
@@ -59,7 +59,9 @@ def test_coordinator_answers_the_french_form_in_the_prefect_ui(
         page.screenshot(path=str(TMP / "prefect-ui-form.png"))
         decision.fill("retenu par la coordination")
         count.fill("15")
-        page.get_by_role("button", name=re.compile("^Submit$|^Resume$", re.I)).last.click()
+        paused = _sync(state_of(run_id))
+        assert paused is not None and paused.is_paused()
+        submit_prefect_form(page, lambda: _sync(state_of(run_id)).id != paused.id)
         _sync(settle([run_id], "COMPLETED", timeout=300))
     with Session(db.get_engine()) as session:
         events = case_events(session, "session", 7)

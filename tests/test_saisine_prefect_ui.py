@@ -14,7 +14,7 @@ from models.audit import case_events
 from models.enums import SaisineStatus
 from models.links import StepLink
 from models.saisine import STEP_CONSULTATION, orientations
-from tests.support.browser import chromium, prefect_field
+from tests.support.browser import chromium, prefect_field, submit_prefect_form
 from tests.support.env import PREFECT_API_URL, TMP
 from tests.support.prefect_stack import PrefectStack, run, run_env, state_of, wait_for_state
 from tests.test_prefect_ui import _sync
@@ -62,7 +62,7 @@ def test_the_coordinator_orients_the_saisine_in_the_prefect_ui(
         page.screenshot(path=str(TMP / "prefect-ui-saisine-orientation.png"))
         who.fill("CHL")
         days.fill("0")
-        page.get_by_role("button", name=re.compile("^Submit$|^Resume$", re.I)).last.click()
+        submit_prefect_form(page, lambda: _sync(state_of(run_id)).id != paused.id)
         _sync(moved_on(run_id, paused, "COMPLETED"))
     saisine = the_saisine(run_id)
     assert saisine.status is SaisineStatus.CLOSED

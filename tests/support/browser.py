@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from playwright.sync_api import Browser, Locator, Page, sync_playwright
@@ -47,3 +49,25 @@ def prefect_field(page: Page, label: str) -> Locator:
         .locator("textarea, input, select")
         .first
     )
+
+
+def submit_prefect_form(
+    page: Page, moved_on: Callable[[], bool], attempts: int = 3, wait: float = 30
+) -> None:
+    """Submit the Prefect UI's resume form until `moved_on()` says the run left its pause.
+
+    On a loaded machine a click can be lost (the form not bound yet); a click that came
+    after the run moved on is refused by Prefect and changes nothing. What the page shows
+    is in the failure's message.
+    """
+    button = page.get_by_role("button", name=re.compile("^Submit$|^Resume$", re.I)).last
+    for _attempt in range(attempts):
+        if button.is_visible():
+            button.click()
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if moved_on():
+                return
+            page.wait_for_timeout(500)
+    shown = " ".join(page.inner_text("body").split())[:600]
+    raise AssertionError(f"the run stayed paused after {attempts} submissions; page: {shown}")
