@@ -214,20 +214,26 @@ def mark_sent(*outbox_ids: int) -> None:
             row.sent_at = clock.now(session)
             row.last_error = ""
             session.add(row)
-            record_event(
-                session=session,
-                case_type=CaseType(row.case_type),
-                case_id=row.case_id,
-                action="mail.sent",
-                actor=Actor.system("outbox"),
-                payload={
-                    "template": row.template,
-                    "outbox_id": row.id,
-                    "contact_id": row.contact_id,
-                    "message_id": row.message_id,
-                    "attempts": row.attempts,
-                },
-            )
+            _delivery_event(session, row, "mail.sent")
+
+
+def _delivery_event(session: Session, row: OutboxMessage, action: str, **extra: Any) -> None:
+    """The case's audit event for a delivery outcome (the mail itself is never in it)."""
+    record_event(
+        session=session,
+        case_type=CaseType(row.case_type),
+        case_id=row.case_id,
+        action=action,
+        actor=Actor.system("outbox"),
+        payload={
+            "template": row.template,
+            "outbox_id": row.id,
+            "contact_id": row.contact_id,
+            "message_id": row.message_id,
+            "attempts": row.attempts,
+            **extra,
+        },
+    )
 
 
 def _tell_coordinator(session: Session, row: OutboxMessage, subject: str, error: str) -> bool:
@@ -276,22 +282,7 @@ def mark_failure(outbox_id: int, failure: Failure, subject: str) -> bool:
         row.status = OutboxStatus.FAILED
         session.add(row)
         told = _tell_coordinator(session, row, subject, row.last_error)
-        record_event(
-            session=session,
-            case_type=CaseType(row.case_type),
-            case_id=row.case_id,
-            action="mail.failed",
-            actor=Actor.system("outbox"),
-            payload={
-                "template": row.template,
-                "outbox_id": row.id,
-                "contact_id": row.contact_id,
-                "message_id": row.message_id,
-                "attempts": row.attempts,
-                "error": row.last_error,
-                "coordinator_told": told,
-            },
-        )
+        _delivery_event(session, row, "mail.failed", error=row.last_error, coordinator_told=told)
         return True
 
 

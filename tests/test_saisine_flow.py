@@ -93,8 +93,7 @@ async def resume_form(run_id: UUID, values: dict[str, Any]) -> None:
     await aresume_flow_run(run_id, run_input=values)
 
 
-async def paused_form_schema(run_id: UUID) -> dict[str, Any]:
-    return await form_schema(run_id)
+paused_form_schema = form_schema  # (the name the saisine tests use)
 
 
 async def paused_form_description(run_id: UUID) -> str:
