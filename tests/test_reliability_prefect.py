@@ -13,7 +13,13 @@ from models.audit import Actor, record_event
 from models.enums import CaseType
 from models.waits import deliver_resumes, find_wait, pending_resumes, request_resume
 from tests.support.figures import record, scale
-from tests.support.prefect_stack import PrefectStack, run, run_env, settle
+from tests.support.prefect_stack import (
+    PrefectStack,
+    run,
+    run_env,
+    settle,
+    wait_no_run_process,
+)
 
 pytestmark = [
     pytest.mark.prefect,
@@ -23,9 +29,15 @@ pytestmark = [
 
 
 async def _suspended_runs(
-    db_url: str, first_case: int, count: int, due_in: timedelta
+    stack: PrefectStack, db_url: str, first_case: int, count: int, due_in: timedelta
 ) -> tuple[dict[int, UUID], int]:
-    """`count` runs suspended until due_in; with the number handed back after a crash."""
+    """`count` runs suspended until due_in; with the number handed back after a crash.
+
+    Suspended means no process left: Prefect marks a run PAUSED before its process has
+    finished exiting, and a process cut from the server on its way out ends non-zero, which
+    the worker reports as a crash. The scenarios stop the server once the runs are only
+    rows in its database, as the issue describes.
+    """
     with db.session_scope() as session:
         due_at = clock.now(session) + due_in
     runs = {}
@@ -36,6 +48,9 @@ async def _suspended_runs(
             run_env(db_url),
         )
     rescued = await settle(list(runs.values()), "PAUSED", timeout=900)
+    for run_id in runs.values():
+        left = await wait_no_run_process(stack, run_id, timeout=120)
+        assert not left, f"run {run_id} still has its process after suspending: {left}"
     return runs, rescued
 
 
@@ -63,7 +78,9 @@ async def test_prefect_server_restart_with_suspended_runs(
     from flows.tick import tick
 
     count = scale(100, 6)
-    runs, rescued_at_start = await _suspended_runs(db_url, 1000, count, timedelta(days=3))
+    runs, rescued_at_start = await _suspended_runs(
+        prefect_stack, db_url, 1000, count, timedelta(days=3)
+    )
     started = time.monotonic()
     prefect_stack.stop_server()
     prefect_stack.start_server()
@@ -94,7 +111,7 @@ async def test_answers_while_prefect_is_down_resume_once_it_is_back(
     prefect_stack: PrefectStack, db_url: str
 ) -> None:
     count = scale(20, 3)
-    runs, _ = await _suspended_runs(db_url, 2000, count, timedelta(days=30))
+    runs, _ = await _suspended_runs(prefect_stack, db_url, 2000, count, timedelta(days=30))
     prefect_stack.stop_server()
     try:
         for case_id in runs:
