@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Field, Session, SQLModel
 
 from models.settings import Environment, get_settings
 
@@ -27,7 +27,9 @@ class ClockRefused(Exception):
 def offset(session: Session) -> timedelta:
     if get_settings().env is Environment.PRODUCTION:
         return timedelta(0)
-    row = session.exec(select(ClockOffset)).first()
+    # by key: read once per transaction, then from the session's identity map (a step
+    # asks the time for each row and event it writes)
+    row = session.get(ClockOffset, 1)
     return timedelta(seconds=row.seconds) if row else timedelta(0)
 
 

@@ -40,6 +40,12 @@ def _vtimezone(tzid: str, year: int) -> Timezone:
     return Timezone.from_tzid(tzid, first_date=date(year - 1, 1, 1), last_date=date(year + 2, 1, 1))
 
 
+@lru_cache(maxsize=64)
+def _vtimezone_text(tzid: str, year: int) -> str:
+    """The VTIMEZONE's iCalendar text: written once, spliced into every invitation."""
+    return str(_vtimezone(tzid, year).to_ical().decode())
+
+
 def build_calendar(
     part: CalendarPart,
     *,
@@ -74,6 +80,8 @@ def build_calendar(
     event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
     event.add("transp", "OPAQUE")
     calendar.add_component(event)
-    for tzid in calendar.get_missing_tzids():
-        calendar.subcomponents.insert(0, _vtimezone(tzid, start.year))
-    return str(calendar.to_ical().decode())
+    zones = "".join(_vtimezone_text(tzid, start.year) for tzid in calendar.get_missing_tzids())
+    text = str(calendar.to_ical().decode())
+    # the zones go before the event, as icalendar would put them (RFC 5545 allows any order)
+    head, begin_event, rest = text.partition("BEGIN:VEVENT\r\n")
+    return f"{head}{zones}{begin_event}{rest}"

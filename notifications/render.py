@@ -29,6 +29,7 @@ from sqlmodel import Session
 
 from models.links import StepLink, link_url
 from models.outbox import CalendarPart, OutboxMessage, resolve_clsm
+from models.people import Clsm
 from models.settings import get_settings
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -241,12 +242,18 @@ def render_template(name: str, context: Mapping[str, Any]) -> RenderedMail:
     return RenderedMail(subject=subject, text=text, html=_inliner().inline(page))
 
 
-def template_context(*, session: Session, message: OutboxMessage) -> dict[str, Any]:
-    """The full context of an outbox row: its context plus CLSM name, URLs, calendar."""
+def template_context(
+    *, session: Session, message: OutboxMessage, clsm: Clsm | None = None
+) -> dict[str, Any]:
+    """The full context of an outbox row: its context plus CLSM name, URLs, calendar.
+
+    `clsm` is the row's CLSM when the caller already has it (`resolve_clsm`).
+    """
     context: dict[str, Any] = dict(message.context)
-    clsm = resolve_clsm(
-        session=session, case_type=message.case_type, case_id=message.case_id, context=context
-    )
+    if clsm is None:
+        clsm = resolve_clsm(
+            session=session, case_type=message.case_type, case_id=message.case_id, context=context
+        )
     if clsm is None:
         raise RenderError(
             f"CLSM introuvable pour le message {message.id} "
@@ -275,11 +282,13 @@ def _link_url(session: Session, link_id: int) -> str:
     return link_url(link)
 
 
-def render_message(*, session: Session, message: OutboxMessage) -> RenderedMail:
+def render_message(
+    *, session: Session, message: OutboxMessage, clsm: Clsm | None = None
+) -> RenderedMail:
     """Subject, text, HTML and (for meetings) the iCalendar text of one outbox row."""
     from notifications.ics import build_calendar
 
-    context = template_context(session=session, message=message)
+    context = template_context(session=session, message=message, clsm=clsm)
     rendered = render_template(message.template, context)
     if message.calendar is None:
         return rendered

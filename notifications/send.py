@@ -22,10 +22,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
-from email.headerregistry import Address, BaseHeader, HeaderRegistry
-from email.message import EmailMessage
-from email.policy import default as default_policy
+from datetime import datetime, timedelta
 from email.utils import format_datetime, parseaddr
 from typing import Any, TypeVar
 
@@ -37,7 +34,9 @@ from models.audit import Actor, record_event
 from models.db import session_scope
 from models.enums import CaseType
 from models.outbox import OutboxMessage, OutboxStatus, Recipient, case_label, enqueue, resolve_clsm
+from models.people import Clsm
 from models.settings import Settings, SmtpSecurity, get_settings
+from notifications.mime import Invitation, Mailbox, encoded, message_bytes
 from notifications.render import render_message
 
 FAILURE_TEMPLATE = "delivery_failed"
@@ -68,9 +67,10 @@ class DrainReport:
 @dataclass(frozen=True)
 class Outgoing:
     outbox_id: int
-    message: EmailMessage
+    data: bytes  # the message as sent (notifications.mime)
     sender: str
     recipient: str
+    subject: str
 
 
 @dataclass(frozen=True)
@@ -78,30 +78,6 @@ class Failure:
     error: str
     permanent: bool
     connection: bool = False
-
-
-class _Headers(HeaderRegistry):
-    """Python's registry builds a new class for every header it parses; built once here
-    (about a tenth of the CPU time of building a message went there)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._classes: dict[str, type[BaseHeader]] = {}
-
-    def __getitem__(self, name: str) -> type[BaseHeader]:
-        key = name.lower()
-        found = self._classes.get(key)
-        if found is None:
-            found = self._classes[key] = super().__getitem__(name)
-        return found
-
-
-POLICY = default_policy.clone(header_factory=_Headers())
-
-
-def _address(email: str, name: str = "") -> Address:
-    local, _, domain = email.rpartition("@")
-    return Address(display_name=name, username=local, domain=domain)
 
 
 def _backoff(attempts: int, settings: Settings) -> timedelta:
@@ -150,50 +126,78 @@ def claim(limit: int) -> tuple[list[int], int]:
 # --- render ------------------------------------------------------------------------------
 
 
-def build_message(*, session: Session, row: OutboxMessage) -> Outgoing:
-    """The MIME message of one row: text + HTML (+ text/calendar and .ics), stable Message-ID."""
+def build_message(
+    *,
+    session: Session,
+    row: OutboxMessage,
+    clsm: Clsm | None = None,
+    moment: datetime | None = None,
+) -> Outgoing:
+    """The wire form of one row: text + HTML (+ text/calendar and .ics), stable Message-ID.
+
+    `clsm` is the row's CLSM and `moment` the time of its Date header when the caller
+    already has them (`resolve_clsm`, `clock.now`).
+    """
     assert row.id is not None
     settings = get_settings()
-    rendered = render_message(session=session, message=row)
-    clsm = resolve_clsm(
-        session=session, case_type=row.case_type, case_id=row.case_id, context=row.context
-    )
-    sender = parseaddr(settings.mail_from)[1]
-    message = EmailMessage(policy=POLICY)
-    message["Subject"] = rendered.subject
-    message["From"] = _address(sender, clsm.name if clsm else parseaddr(settings.mail_from)[0])
-    message["To"] = _address(row.recipient_email, row.recipient_name)
+    if clsm is None:
+        clsm = resolve_clsm(
+            session=session, case_type=row.case_type, case_id=row.case_id, context=row.context
+        )
+    rendered = render_message(session=session, message=row, clsm=clsm)
+    sender_name, sender = parseaddr(settings.mail_from)
+    headers = [
+        ("Subject", encoded(rendered.subject)),
+        ("From", Mailbox(sender, clsm.name if clsm else sender_name).header()),
+        ("To", Mailbox(row.recipient_email, row.recipient_name).header()),
+    ]
     if clsm and clsm.coordinator_email and clsm.coordinator_email != row.recipient_email:
-        message["Reply-To"] = _address(clsm.coordinator_email, clsm.coordinator_name)
-    message["Date"] = format_datetime(clock.now(session))
-    message["Message-ID"] = row.message_id
-    message["Auto-Submitted"] = "auto-generated"
-    message.set_content(rendered.text)
-    message.add_alternative(rendered.html, subtype="html")
+        headers.append(
+            ("Reply-To", Mailbox(clsm.coordinator_email, clsm.coordinator_name).header())
+        )
+    headers += [
+        ("Date", format_datetime(moment or clock.now(session))),
+        ("Message-ID", row.message_id),
+        ("Auto-Submitted", "auto-generated"),
+    ]
+    invitation = None
     if rendered.calendar_ics is not None and row.calendar is not None:
-        method = str(row.calendar["method"])
-        message.add_alternative(
-            rendered.calendar_ics, subtype="calendar", params={"method": method}
-        )
-        message.add_attachment(
-            rendered.calendar_ics.encode(),
-            maintype="application",
-            subtype="ics",
-            filename="invitation.ics",
-        )
-    return Outgoing(row.id, message, sender, row.recipient_email)
+        invitation = Invitation(rendered.calendar_ics, str(row.calendar["method"]))
+    data = message_bytes(
+        headers=headers, text=rendered.text, html=rendered.html, invitation=invitation
+    )
+    return Outgoing(row.id, data, sender, row.recipient_email, rendered.subject)
 
 
 def render_claimed(ids: list[int]) -> tuple[list[Outgoing], list[tuple[int, str]]]:
-    """Messages ready to send, and the rows that cannot be rendered (with the reason)."""
+    """Messages ready to send, and the rows that cannot be rendered (with the reason).
+
+    The rows are read in one query, and each case's CLSM once (a fan-out is many mails
+    of one case).
+    """
     ready: list[Outgoing] = []
     broken: list[tuple[int, str]] = []
     with session_scope() as session:
+        rows = {
+            row.id: row
+            for row in session.exec(select(OutboxMessage).where(col(OutboxMessage.id).in_(ids)))
+        }
+        clsms: dict[tuple[str, int, object], Clsm | None] = {}
+        moment = clock.now(session)
         for outbox_id in ids:
-            row = session.get(OutboxMessage, outbox_id)
-            assert row is not None
+            row = rows[outbox_id]
+            key = (row.case_type, row.case_id, row.context.get("clsm_id"))
             try:
-                ready.append(build_message(session=session, row=row))
+                if key not in clsms:
+                    clsms[key] = resolve_clsm(
+                        session=session,
+                        case_type=row.case_type,
+                        case_id=row.case_id,
+                        context=row.context,
+                    )
+                ready.append(
+                    build_message(session=session, row=row, clsm=clsms[key], moment=moment)
+                )
             except Exception as error:  # a template or data error: no retry can fix it
                 broken.append((outbox_id, f"rendu impossible : {type(error).__name__}: {error}"))
     return ready, broken
@@ -205,13 +209,13 @@ def render_claimed(ids: list[int]) -> tuple[list[Outgoing], list[tuple[int, str]
 def mark_sent(*outbox_ids: int) -> None:
     """SENT + audit event on the case, for each row, in one transaction."""
     with session_scope() as session:
-        for outbox_id in outbox_ids:
-            row = session.get(OutboxMessage, outbox_id)
-            assert row is not None
+        moment = clock.now(session)
+        rows = session.exec(select(OutboxMessage).where(col(OutboxMessage.id).in_(outbox_ids)))
+        for row in sorted(rows, key=lambda r: outbox_ids.index(r.id or 0)):
             if row.status == OutboxStatus.SENT:
                 continue
             row.status = OutboxStatus.SENT
-            row.sent_at = clock.now(session)
+            row.sent_at = moment
             row.last_error = ""
             session.add(row)
             _delivery_event(session, row, "mail.sent")
@@ -372,8 +376,7 @@ class _Batch:
         self.report.sent += 1
 
     async def record(self, item: Outgoing, failure: Failure) -> None:
-        subject = str(item.message["Subject"])
-        failed = await self.mark(mark_failure, item.outbox_id, failure, subject)
+        failed = await self.mark(mark_failure, item.outbox_id, failure, item.subject)
         if failed:
             self.report.failed += 1
             line = f"E-mail {item.outbox_id} non remis ({item.recipient}) : {failure.error}"
@@ -393,9 +396,7 @@ class _Batch:
                 try:
                     if smtp is None:
                         smtp = await self.connections.take()
-                    await smtp.send_message(
-                        item.message, sender=item.sender, recipients=[item.recipient]
-                    )
+                    await smtp.sendmail(item.sender, [item.recipient], item.data)
                 except (aiosmtplib.SMTPException, OSError) as error:
                     failure = classify(error)
                     if failure.connection:

@@ -397,3 +397,28 @@ async def test_a_row_that_cannot_be_rendered_fails_and_is_reported(
     [alert] = smtp_server.messages
     assert alert.recipients == [owner.coordinator_email]
     assert "Saisine 2024-09" in alert.message["Subject"]
+
+
+async def test_hostile_names_and_addresses_cannot_write_headers(
+    db_url: str, smtp_server: SmtpServer
+) -> None:
+    owner, person = _people(name="Élodie\r\nBcc: espion@example.org")
+    good = _remind(owner, person)
+    bad = _remind(owner, person, dedup="autre")
+    with db.session_scope() as session:
+        row = session.get(OutboxMessage, bad)
+        assert row is not None
+        row.recipient_email = "elodie@chl.example\r\nBcc: espion@example.org"
+        session.add(row)
+
+    report = await drain()
+
+    assert report.sent == 2 and report.failed == 1  # the good row, and the coordinator's alert
+    delivered = [m for m in smtp_server.messages if m.recipients == ["elodie@chl.example"]]
+    assert len(delivered) == 1 and _row(good).status is OutboxStatus.SENT
+    [mail] = delivered
+    assert mail.message["Bcc"] is None
+    assert mail.message["To"].addresses[0].display_name == "Élodie Bcc: espion@example.org"
+    assert all("espion" not in r for m in smtp_server.messages for r in m.recipients)
+    assert _row(bad).status is OutboxStatus.FAILED
+    assert _row(bad).last_error.startswith("rendu impossible : ValueError: adresse e-mail invalide")
