@@ -36,6 +36,26 @@ def one_line(text: str) -> str:
     return _CONTROLS.sub(" ", text).strip()
 
 
+def ascii_address(email: str) -> str:
+    """The address as headers and SMTP carry it without SMTPUTF8: an internationalised
+    domain (département.example) in its IDNA form (xn--dpartement-b7a.example).
+
+    A local part (before @) that is not ASCII would need SMTPUTF8 from every server on
+    the way; it is refused, like an address that is not one.
+    """
+    if not _ADDRESS.fullmatch(email):
+        raise ValueError(f"adresse e-mail invalide : {email!r}")
+    local, _, domain = email.rpartition("@")
+    if not local.isascii():
+        raise ValueError(f"adresse e-mail invalide (accents avant le @) : {email!r}")
+    if domain.isascii():
+        return email
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        raise ValueError(f"adresse e-mail invalide (domaine) : {email!r}") from None
+
+
 @dataclass(frozen=True)
 class Mailbox:
     email: str
@@ -43,14 +63,13 @@ class Mailbox:
 
     def header(self) -> str:
         """`Name <address>`, the name quoted or encoded as needed."""
-        if not _ADDRESS.fullmatch(self.email) or not self.email.isascii():
-            raise ValueError(f"adresse e-mail invalide : {self.email!r}")
+        address = ascii_address(self.email)
         name = one_line(self.name)
         if not name:
-            return self.email
+            return address
         if name.isascii():
-            return formataddr((name, self.email))
-        return f"{encoded(name)} <{self.email}>"
+            return formataddr((name, address))
+        return f"{encoded(name)} <{address}>"
 
 
 def encoded(text: str) -> str:

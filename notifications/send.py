@@ -36,7 +36,7 @@ from models.enums import CaseType
 from models.outbox import OutboxMessage, OutboxStatus, Recipient, case_label, enqueue, resolve_clsm
 from models.people import Clsm
 from models.settings import Settings, SmtpSecurity, get_settings
-from notifications.mime import Invitation, Mailbox, encoded, message_bytes
+from notifications.mime import Invitation, Mailbox, ascii_address, encoded, message_bytes
 from notifications.render import render_message
 
 FAILURE_TEMPLATE = "delivery_failed"
@@ -166,7 +166,8 @@ def build_message(
     data = message_bytes(
         headers=headers, text=rendered.text, html=rendered.html, invitation=invitation
     )
-    return Outgoing(row.id, data, sender, row.recipient_email, rendered.subject)
+    recipient = ascii_address(row.recipient_email)
+    return Outgoing(row.id, data, sender, recipient, rendered.subject)
 
 
 def render_claimed(ids: list[int]) -> tuple[list[Outgoing], list[tuple[int, str]]]:

@@ -16,6 +16,7 @@ from models import immersion as im
 from models.audit import case_events, verify_case
 from models.enums import SessionStatus
 from models.outbox import OutboxMessage, OutboxStatus
+from notifications.mime import ascii_address
 from notifications.send import drain
 from tests.immersion_support import (
     advance_clock,
@@ -57,7 +58,8 @@ class Mailbox:
 
     def received(self, message: OutboxMessage) -> ReceivedMail:
         (mail,) = [m for m in self.server.messages if m.message_id == message.message_id]
-        assert mail.recipients == [message.recipient_email]
+        # an internationalised domain (Département) travels in its IDNA form
+        assert mail.recipients == [ascii_address(message.recipient_email)]
         return mail
 
     def token(self, message: OutboxMessage) -> str:

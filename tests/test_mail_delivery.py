@@ -422,3 +422,24 @@ async def test_hostile_names_and_addresses_cannot_write_headers(
     assert all("espion" not in r for m in smtp_server.messages for r in m.recipients)
     assert _row(bad).status is OutboxStatus.FAILED
     assert _row(bad).last_error.startswith("rendu impossible : ValueError: adresse e-mail invalide")
+
+
+async def test_an_internationalised_domain_is_delivered(
+    db_url: str, smtp_server: SmtpServer
+) -> None:
+    owner, person = _people()
+    with db.session_scope() as session:
+        stored = session.get(Contact, person.id)
+        assert stored is not None
+        stored.email = "elodie@département.example"
+        session.add(stored)
+        session.flush()
+        session.expunge(stored)
+    outbox_id = _remind(owner, stored)
+
+    report = await drain()
+
+    assert report.sent == 1 and _row(outbox_id).status is OutboxStatus.SENT
+    [mail] = smtp_server.messages
+    assert mail.recipients == ["elodie@xn--dpartement-b7a.example"]
+    assert mail.message["To"].addresses[0].addr_spec == "elodie@xn--dpartement-b7a.example"

@@ -8,7 +8,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from notifications.mime import Invitation, Mailbox, encoded, message_bytes
+from notifications.mime import Invitation, Mailbox, ascii_address, encoded, message_bytes
 
 ICS = "BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nSUMMARY:Réunion — cellule\r\nEND:VCALENDAR\r\n"
 
@@ -93,3 +93,11 @@ def test_ascii_names_with_specials_are_quoted() -> None:
     message = _parse(_mail(to=Mailbox("a@partenaire.example", "Martin, Paul (CMP)")))
     assert message["To"].addresses[0].display_name == "Martin, Paul (CMP)"
     assert len(message["To"].addresses) == 1
+
+
+def test_an_internationalised_domain_goes_in_its_idna_form() -> None:
+    assert ascii_address("referent@département.example") == "referent@xn--dpartement-b7a.example"
+    assert ascii_address("referent@ccas.example") == "referent@ccas.example"
+    message = _parse(_mail(to=Mailbox("referent@département.example", "Référent")))
+    assert message["To"].addresses[0].domain == "xn--dpartement-b7a.example"
+    assert message["To"].addresses[0].display_name == "Référent"
