@@ -12,9 +12,9 @@ from sqlmodel import select
 from models import db
 from models import immersion as im
 from models.enums import ApplicationStatus, SessionStatus
-from tests.support.browser import chromium, prefect_field
+from tests.support.browser import chromium, prefect_field, submit_prefect_form
 from tests.support.env import PREFECT_API_URL, TMP
-from tests.support.prefect_stack import PrefectStack, run_env, wait_for_state
+from tests.support.prefect_stack import PrefectStack, run_env, state_of, wait_for_state
 from tests.test_prefect_ui import _sync
 
 pytestmark = [pytest.mark.prefect, pytest.mark.browser]
@@ -33,7 +33,7 @@ def test_the_selection_form_is_prefilled_in_french_and_goes_on(
         run_id, row_id = UUID(row.flow_run_id), row.id
         proposal = im.selection_proposal(session, row)
     kept = [d.number for d in proposal if d.outcome.value == "selected"]
-    _sync(wait_for_state(run_id, "PAUSED", timeout=120))
+    paused = _sync(wait_for_state(run_id, "PAUSED", timeout=120))
     ui = PREFECT_API_URL.removesuffix("/api")
     with chromium() as browser:
         page = browser.new_page()
@@ -45,7 +45,8 @@ def test_the_selection_form_is_prefilled_in_french_and_goes_on(
         assert page.get_by_text("24 candidatures pour 16 places").first.is_visible()
         page.screenshot(path=str(TMP / "immersion-selection-form.png"))
         field.fill(", ".join(map(str, kept[:-1])))  # the coordinator keeps one less
-        page.get_by_role("button", name=re.compile("^Submit$|^Resume$", re.I)).last.click()
+        # a click can be lost on a loaded machine: submitted until the run leaves its pause
+        submit_prefect_form(page, lambda: _sync(state_of(run_id)).id != paused.id)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # the resumed run records the selection
         with db.session_scope() as session:
