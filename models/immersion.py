@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, EmailStr
+from pydantic import BaseModel
 from pydantic import Field as FormField
 from sqlalchemy import JSON, Column, UniqueConstraint, update
 from sqlmodel import Field, Session, SQLModel, col, select
@@ -52,7 +52,7 @@ from models.immersion_rules import (
 )
 from models.links import StepLink, issue_link
 from models.outbox import CalendarMethod, CalendarPart, OutboxMessage, Recipient, enqueue
-from models.people import Clsm, Contact, Organisation
+from models.people import Clsm, Contact, MailAddress, Organisation
 from models.reminders import plan_reminders, stop_case_reminders, stop_reminders
 from models.settings import get_settings
 from models.status import change_status
@@ -740,10 +740,10 @@ class ApplicationForm(BaseModel):
     """Formulaire de candidature."""
 
     name: str = FormField(title="Prénom et nom", min_length=2, max_length=200)
-    email: EmailStr = FormField(title="Adresse électronique")
+    email: MailAddress = FormField(title="Adresse électronique")
     function: str = FormField(title="Fonction", min_length=2, max_length=200)
     manager_name: str = FormField(title="Nom de votre responsable hiérarchique", max_length=200)
-    manager_email: EmailStr = FormField(title="Adresse électronique de votre responsable")
+    manager_email: MailAddress = FormField(title="Adresse électronique de votre responsable")
     motivation: str = FormField(
         title="Motivation", description="Ce que vous attendez de l'immersion", max_length=4000
     )
@@ -1266,7 +1266,7 @@ class HostForm(BaseModel):
     """Confirmation de l'accueil par la structure."""
 
     tutor_name: str = FormField(title="Tuteur ou tutrice : prénom et nom", max_length=200)
-    tutor_email: EmailStr = FormField(title="Adresse électronique du tuteur")
+    tutor_email: MailAddress = FormField(title="Adresse électronique du tuteur")
     tutor_function: str = FormField(default="", title="Fonction du tuteur", max_length=200)
     capacity: int = FormField(
         default=1, ge=0, le=16, title="Nombre de stagiaires que la structure peut accueillir"

@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
 
-from pydantic import EmailStr
+from pydantic import AfterValidator, EmailStr
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from models.base import UTCDateTime
 from models.enums import Role
+
+
+def _deliverable(address: str) -> str:
+    """Our mails reach any domain (internationalised ones in their IDNA form), but an
+    address with accents before the @ would need every server on the way to accept it."""
+    if not address.rpartition("@")[0].isascii():
+        raise ValueError(
+            "Pas d'accent ni de caractère spécial avant le @ : nos messages ne pourraient "
+            "pas être remis à cette adresse."
+        )
+    return address
+
+
+MailAddress = Annotated[EmailStr, AfterValidator(_deliverable)]
+"""An e-mail address people type in, that our mails can reach (notifications.mime)."""
 
 
 class ClsmBase(SQLModel):
@@ -63,7 +79,7 @@ class Contact(ContactBase, table=True):
 
 
 class ContactCreate(ContactBase):
-    email: EmailStr
+    email: MailAddress
     organisation_id: int
 
 

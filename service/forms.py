@@ -7,7 +7,7 @@ import types
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import Enum
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import annotated_types
 from pydantic import BaseModel, EmailStr, ValidationError
@@ -91,11 +91,15 @@ class FormField:
 
 
 def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
+    """The type of a field without `| None` nor Annotated's extras (MailAddress: EmailStr)."""
+    optional = False
     if get_origin(annotation) in (Union, types.UnionType):
         args = [a for a in get_args(annotation) if a is not type(None)]
         if len(args) == 1 and len(args) != len(get_args(annotation)):
-            return args[0], True
-    return annotation, False
+            annotation, optional = args[0], True
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    return annotation, optional
 
 
 def _max_length(info: FieldInfo) -> int | None:

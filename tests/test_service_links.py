@@ -182,6 +182,21 @@ def test_bad_input_shows_french_errors_keeps_values_and_stores_nothing(
     assert _actions(world.case_a) == ["test.case-opened"]
 
 
+def test_an_address_our_mails_cannot_reach_is_refused_in_french(
+    client: TestClient, world: World
+) -> None:
+    token = _token(world)
+    page = client.post(f"/r/{token}", data={**VALID_ANSWER, "email": "jérôme@ccas.example"})
+    assert page.status_code == 422
+    assert "Pas d&#39;accent ni de caractère spécial avant le @" in page.text
+    assert _link(token).used_at is None and _actions(world.case_a) == ["test.case-opened"]
+    # an internationalised domain is fine: mails reach it in its IDNA form
+    accepted = client.post(
+        f"/r/{token}", data={**VALID_ANSWER, "email": "jerome@département.example"}
+    )
+    assert accepted.status_code == 200 and "probe.ready" in _actions(world.case_a)
+
+
 def test_renewal_mails_a_fresh_link_to_the_contact_on_file(
     client: TestClient, world: World
 ) -> None:

@@ -20,14 +20,14 @@ from typing import Any, Literal
 
 import httpx
 import pytest
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
 from models.audit import Actor, AuditEvent, case_events, record_event
 from models.cases import CASE_KINDS, CaseKind, CaseSummary
 from models.enums import CaseType, Role
 from models.links import StepLink, issue_link, link_token
-from models.people import Clsm, Contact, User
+from models.people import Clsm, Contact, MailAddress, User
 from models.steps import STEP_KINDS, StepKind, StepPage
 from tests import factories
 from tests.support.env import ROOT, free_port
@@ -45,7 +45,7 @@ class ProbeAnswer(BaseModel):
     available: bool = Field(default=False, title="Je confirme ma disponibilité")
     start: date | None = Field(default=None, title="Premier jour possible")
     meeting: datetime | None = Field(default=None, title="Rendez-vous proposé")
-    email: EmailStr | None = Field(default=None, title="Adresse de la personne référente")
+    email: MailAddress | None = Field(default=None, title="Adresse de la personne référente")
     names: list[str] = Field(default_factory=list, title="Professionnels présents")
     comment: str = Field(
         default="", title="Commentaire", description="Facultatif.", max_length=2000
