@@ -382,6 +382,11 @@ def waiting_cost(ctx: Context) -> Result:
         )
         ours["worker_batch"] = batch.__dict__
         launches: list[Launch] = []
+        # The series starts from a server just restarted with the first runs waiting, and
+        # ends with it restarted again, the same runs still waiting: the two restarted
+        # figures are what the server holds because runs wait, without what it kept of the
+        # work of creating and suspending them.
+        restart_server(stack, runs.values())
         done = levels[0]
         for level in levels:
             if level > done:
@@ -397,16 +402,9 @@ def waiting_cost(ctx: Context) -> Result:
                 asyncio.run(wait_all(pending.values(), "Suspended", timeout=120))
                 runs.update(pending)
                 done = level
-            # The series starts from a server just restarted with the first runs waiting,
-            # and ends with the server restarted again, the same runs still waiting: the
-            # two restarted figures are what the server holds because runs wait, without
-            # what it kept of the work of creating and suspending them.
-            if level == levels[0]:
-                restart_server(stack, runs.values())
             ours["levels"][str(level)] = snapshot()
             ours["levels"][str(level)]["prefect_db_mib"] = prefect_db_mib()
-            if level == levels[0]:
-                ours["levels_after_server_restart"][str(level)] = ours["levels"][str(level)]
+        ours["levels_after_server_restart"][str(levels[0])] = ours["levels"][str(levels[0])]
         restart_server(stack, runs.values())
         ours["levels_after_server_restart"][str(levels[-1])] = snapshot()
         launched = sum(x.runs for x in launches)

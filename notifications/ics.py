@@ -31,19 +31,15 @@ def _address(email: str, name: str, role: str | None = None) -> vCalAddress:
 
 
 @lru_cache(maxsize=64)
-def _vtimezone(tzid: str, year: int) -> Timezone:
-    """The VTIMEZONE of tzid for the years around `year` (shared, never modified).
-
-    Built once per zone and year: icalendar derives it from the zone's transitions, which
-    was most of the cost of rendering an invitation; a few years keep it short.
-    """
-    return Timezone.from_tzid(tzid, first_date=date(year - 1, 1, 1), last_date=date(year + 2, 1, 1))
-
-
-@lru_cache(maxsize=64)
 def _vtimezone_text(tzid: str, year: int) -> str:
-    """The VTIMEZONE's iCalendar text: written once, spliced into every invitation."""
-    return str(_vtimezone(tzid, year).to_ical().decode())
+    """The VTIMEZONE of tzid for the years around `year`, as iCalendar text.
+
+    Written once per zone and year and spliced into every invitation: icalendar derives
+    it from the zone's transitions, which was most of the cost of rendering an
+    invitation; a few years keep it short.
+    """
+    zone = Timezone.from_tzid(tzid, first_date=date(year - 1, 1, 1), last_date=date(year + 2, 1, 1))
+    return str(zone.to_ical().decode())
 
 
 def build_calendar(

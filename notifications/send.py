@@ -170,6 +170,12 @@ def build_message(
     return Outgoing(row.id, data, sender, recipient, rendered.subject)
 
 
+def _rows(session: Session, ids: list[int] | tuple[int, ...]) -> dict[int | None, OutboxMessage]:
+    """The outbox rows of `ids`, read in one query, by id."""
+    query = select(OutboxMessage).where(col(OutboxMessage.id).in_(ids))
+    return {row.id: row for row in session.exec(query)}
+
+
 def render_claimed(ids: list[int]) -> tuple[list[Outgoing], list[tuple[int, str]]]:
     """Messages ready to send, and the rows that cannot be rendered (with the reason).
 
@@ -179,10 +185,7 @@ def render_claimed(ids: list[int]) -> tuple[list[Outgoing], list[tuple[int, str]
     ready: list[Outgoing] = []
     broken: list[tuple[int, str]] = []
     with session_scope() as session:
-        rows = {
-            row.id: row
-            for row in session.exec(select(OutboxMessage).where(col(OutboxMessage.id).in_(ids)))
-        }
+        rows = _rows(session, ids)
         clsms: dict[tuple[str, int, object], Clsm | None] = {}
         moment = clock.now(session)
         for outbox_id in ids:
@@ -211,8 +214,8 @@ def mark_sent(*outbox_ids: int) -> None:
     """SENT + audit event on the case, for each row, in one transaction."""
     with session_scope() as session:
         moment = clock.now(session)
-        rows = session.exec(select(OutboxMessage).where(col(OutboxMessage.id).in_(outbox_ids)))
-        for row in sorted(rows, key=lambda r: outbox_ids.index(r.id or 0)):
+        rows = _rows(session, outbox_ids)
+        for row in (rows[outbox_id] for outbox_id in outbox_ids):
             if row.status == OutboxStatus.SENT:
                 continue
             row.status = OutboxStatus.SENT
