@@ -19,8 +19,10 @@ from pydantic.fields import FieldInfo
 from sqlmodel import Session
 
 from models import clock
+from models.audit import Actor
 from models.db import session_scope
 from models.enums import CaseType
+from models.gateway import answer_actor
 from models.waits import Wait, close_wait, next_generation, open_wait
 
 T = TypeVar("T", bound=RunInput)
@@ -72,13 +74,14 @@ def ask(
     form: type[T],
     description: str,
     initial: dict[str, object] | None = None,
-    on_answer: Callable[[Session, T], None],
+    on_answer: Callable[[Session, T, Actor], None],
     waiting_on: str = "la coordination",
 ) -> None:
     """Ask the coordinator through a Prefect UI form; `on_answer` records it.
 
     The answer is recorded and the wait closed in one transaction, so a crash in between
     replays the same key and gets the same answer back: nothing is lost or doubled.
+    `on_answer` gets who answered (`answered_by`).
     """
     with session_scope() as session:
         wait = open_wait(
@@ -93,8 +96,14 @@ def ask(
     with session_scope() as session:
         fresh = session.get(Wait, wait.id)
         assert fresh is not None
-        on_answer(session, answer)
+        on_answer(session, answer, answered_by(session, wait))
         close_wait(session=session, wait=fresh)
+
+
+def answered_by(session: Session, wait: Wait) -> Actor:
+    """The person whose answer to `wait` came through the service's gateway (recorded there
+    before it reached Prefect), or the system for a resume that did not pass it."""
+    return answer_actor(session, wait.flow_run_id, wait.key)
 
 
 def wait_until(

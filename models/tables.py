@@ -8,6 +8,7 @@ from sqlmodel import SQLModel
 from models import (
     audit,
     clock,
+    gateway,
     immersion,
     links,
     outbox,
@@ -23,6 +24,7 @@ metadata = SQLModel.metadata
 __all__ = [
     "audit",
     "clock",
+    "gateway",
     "immersion",
     "links",
     "metadata",

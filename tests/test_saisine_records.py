@@ -13,6 +13,7 @@ from models.audit import Actor, case_events, verify_case
 from models.enums import (
     ActionStatus,
     CaseType,
+    Channel,
     ConsultationStatus,
     MeetingStatus,
     SaisineStatus,
@@ -61,7 +62,7 @@ from tests.support.saisine import (
     outbox,
 )
 
-COORD = Actor.prefect_ui("test-run")
+COORD = Actor.user(1, "Inès Moreau (coordination)", Channel.PREFECT_UI)
 
 
 @pytest.fixture

@@ -29,14 +29,14 @@ def probe_ask(case_id: int, linger: float = 0) -> str:
     time.sleep(linger)
     answers: list[str] = []
 
-    def record(session: Session, answer: ProbeForm) -> None:
+    def record(session: Session, answer: ProbeForm, actor: Actor) -> None:
         answers.append(answer.decision)
         record_event(
             session=session,
             case_type=CaseType.SESSION,
             case_id=case_id,
             action="probe.answered",
-            actor=Actor.prefect_ui(),
+            actor=actor,
             payload={"decision": answer.decision, "count": answer.count},
         )
 
