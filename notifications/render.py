@@ -27,10 +27,10 @@ import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlmodel import Session
 
-from models.links import StepLink, link_url
-from models.outbox import CalendarPart, OutboxMessage, resolve_clsm
-from models.people import Clsm
-from models.settings import get_settings
+from models.core.links import StepLink, link_url
+from models.core.outbox import CalendarPart, OutboxMessage, resolve_clsm
+from models.core.people import Clsm
+from models.core.settings import get_settings
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 SUFFIX = ".html.j2"
@@ -249,16 +249,11 @@ def template_context(
 
     `clsm` is the row's CLSM when the caller already has it (`resolve_clsm`).
     """
-    context: dict[str, Any] = dict(message.context)
+    context: dict[str, Any] = {"case_label": message.case_label, **message.context}
     if clsm is None:
-        clsm = resolve_clsm(
-            session=session, case_type=message.case_type, case_id=message.case_id, context=context
-        )
+        clsm = resolve_clsm(session=session, clsm_id=message.clsm_id)
     if clsm is None:
-        raise RenderError(
-            f"CLSM introuvable pour le message {message.id} "
-            "(mettre clsm_id dans le contexte ou enregistrer le type de dossier)"
-        )
+        raise RenderError(f"CLSM introuvable pour le message {message.id}")
     context.update(
         clsm_name=clsm.name,
         coordinator_name=clsm.coordinator_name,
