@@ -18,12 +18,12 @@ from pydantic import Field, create_model
 from pydantic.fields import FieldInfo
 from sqlmodel import Session
 
-from models import clock
-from models.audit import Actor
-from models.db import session_scope
-from models.enums import CaseType
-from models.gateway import answer_actor
-from models.waits import Wait, close_wait, next_generation, open_wait
+from models.core import clock
+from models.core.audit import Actor
+from models.core.db import session_scope
+from models.core.enums import CaseType
+from models.core.gateway import answer_actor
+from models.core.waits import Wait, close_wait, next_generation, open_wait
 
 T = TypeVar("T", bound=RunInput)
 

@@ -34,11 +34,11 @@ from starlette.background import BackgroundTask
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from models import db
-from models.enums import Role
-from models.gateway import GatewayAction, GatewayKind, record_gateway_action
-from models.people import Clsm, User
-from models.settings import get_settings
+from models.core import db
+from models.core.enums import Role
+from models.core.gateway import GatewayAction, GatewayKind, record_gateway_action
+from models.core.people import Clsm, User
+from models.core.settings import get_settings
 from service.deps import LoginRequired
 from service.security import SESSION_COOKIE, read_session_cookie
 

@@ -77,9 +77,9 @@ def account(role: str = "coordinator", clsm_slug: str | None = "poitiers", name:
     """A service account (its CLSM created if needed); returns its e-mail (password: PASSWORD)."""
     from sqlmodel import select
 
-    from models import db
-    from models.enums import Role
-    from models.people import Clsm, User
+    from models.core import db
+    from models.core.enums import Role
+    from models.core.people import Clsm, User
     from service.security import hash_password
 
     with db.session_scope() as session:
