@@ -1350,7 +1350,8 @@ def _create_placement(
             dedup_key=f"application-{application.id}-unplaced",
             context={
                 "alert": f"Aucune structure d'accueil pour la candidature n°{application.number} "
-                f"({_contact(session, application.contact_id).name}) : {assignment.reason}."
+                f"({_contact(session, application.contact_id).name}) : {assignment.reason}.",
+                "run_url": get_settings().run_url(row.flow_run_id),
             },
         )
         return None
@@ -1846,7 +1847,8 @@ def immersion_notices(*, session: Session, row: ImmersionSession) -> datetime | 
             dedup_key="immersion-unsigned",
             context={
                 "alert": "Immersions sans convention signée (elles ne peuvent pas "
-                "commencer) : " + ", ".join(names) + "."
+                "commencer) : " + ", ".join(names) + ".",
+                "run_url": get_settings().run_url(row.flow_run_id),
             },
         )
     return min(upcoming) if upcoming else None

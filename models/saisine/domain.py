@@ -721,6 +721,7 @@ def escalate_silent_partners(*, session: Session, saisine: Saisine) -> int:
             dedup_key=f"silent-partners-r{saisine.round}",
             alert="consultations",
             names=names,
+            run_url=get_settings().run_url(saisine.flow_run_id),
         )
     session.flush()
     return len(silent)
@@ -1423,6 +1424,7 @@ def remind_action_owners(*, session: Session, saisine: Saisine) -> int:
                 dedup_key=f"action-{action.id}-overdue",
                 alert="action",
                 names=[_recipient(session, action.owner_contact_id).name],
+                run_url=get_settings().run_url(saisine.flow_run_id),
             )
             action.escalated_at = moment
             _event(session, saisine, "action.overdue", Actor.system(), {"action_id": action.id})
