@@ -198,8 +198,20 @@ def test_a_coordinator_launches_a_saisine_of_their_own_clsm_only(
         assert "clsm:poitiers" in launched.json()["tags"]
         _sync(wait_for_state(run_id, "PAUSED", timeout=300))  # the partners form
         assert str(run_id) in listed(client)
+        cancelled = client.post(
+            f"/prefect/api/flow_runs/{run_id}/set_state", json={"state": {"type": "CANCELLING"}}
+        )
+        assert cancelled.status_code in (200, 201), cancelled.text
     saisine_row = the_saisine(run_id)
     assert saisine_row.id is not None
     with Session(db.get_engine()) as session:
         opened = case_events(session, "saisine", saisine_row.id)[0]
+        cancel = [
+            e
+            for e in case_events(session, "saisine", saisine_row.id)
+            if e.action.startswith("run.")
+        ]
     assert (opened.actor_label, opened.channel) == ("Inès Moreau (coordination)", "prefect-ui")
+    assert [(e.action, e.actor_label) for e in cancel] == [
+        ("run.cancel-requested", "Inès Moreau (coordination)")
+    ]
