@@ -9,8 +9,6 @@ description: the description is shown only on the pages of the links.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -35,6 +33,7 @@ from models.core.links import StepLink, issue_link
 from models.core.outbox import CalendarMethod, CalendarPart, Recipient, enqueue
 from models.core.people import Clsm, Contact, Organisation, Partnership
 from models.core.settings import get_settings
+from models.core.spreadsheet import csv_text
 from models.core.status import change_status
 from models.core.waits import Wait, WaitStatus, find_wait, request_resume
 from models.saisine.rules import (
@@ -1548,14 +1547,9 @@ def yearly_report(session: Session, clsm_id: int, year: int) -> YearlyReport:
 
 
 def yearly_report_csv(session: Session, clsm_id: int, year: int) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";")
     report = yearly_report(session, clsm_id, year)
-    writer.writerows(report_csv_rows(report))
-    writer.writerow([])
-    for level, count in report.counts.items():
-        writer.writerow([f"Total {level.value}", str(count)])
-    return buffer.getvalue()
+    totals = [[f"Total {level.value}", str(count)] for level, count in report.counts.items()]
+    return csv_text([*report_csv_rows(report), [], *totals])
 
 
 __all__ = [

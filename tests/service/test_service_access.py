@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from models.catalogue import CASE_KINDS, STEP_KINDS
 from models.core import db
-from models.core.audit import case_events
-from models.core.enums import CaseType, Role
+from models.core.audit import Actor, case_events, record_event
+from models.core.enums import ActorKind, CaseType, Channel, Role
 from models.core.people import User
 from models.core.waits import open_wait
 from service.deps import FailureLimiter
@@ -183,6 +183,25 @@ def test_every_history_read_is_recorded_in_that_history(client: TestClient, worl
             if e.action == "history.read"
         ]
     assert formats == ["html", "json", "csv"]
+
+
+def test_history_csv_carries_no_live_formula(client: TestClient, world: World) -> None:
+    hostile = '=HYPERLINK("http://evil.example/x";"Zoé")'
+    with db.session_scope() as session:
+        record_event(
+            session=session,
+            case_type=CaseType.SESSION,
+            case_id=101,
+            action="application.submitted",
+            actor=Actor(ActorKind.CONTACT, hostile, Channel.LINK, "contact:9"),
+            payload={"nom": hostile},
+        )
+    login(client, world.auditor)
+    exported = client.get("/cases/session/101/history.csv")
+    rows = list(csv.reader(io.StringIO(exported.text.lstrip("\ufeff")), delimiter=";"))
+    submitted = next(r for r in rows if r[2:3] == ["application.submitted"])
+    assert submitted[4] == "'" + hostile
+    assert not any(c.startswith(("=", "+", "-", "@")) for r in rows for c in r)
 
 
 def test_history_is_paged_and_filtered(client: TestClient, world: World) -> None:
