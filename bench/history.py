@@ -267,6 +267,7 @@ def _measure(trail: Trail, rounds: int) -> dict[str, Any]:
     from fastapi.testclient import TestClient
 
     from service.main import create_app
+    from tests.support.service_kit import login_data
 
     base = f"/cases/{trail.case_type}/{trail.case_id}/history"
     api = f"/api/cases/{trail.case_type}/{trail.case_id}/history"
@@ -283,7 +284,7 @@ def _measure(trail: Trail, rounds: int) -> dict[str, Any]:
     cpu_ms: dict[str, list[float]] = {name: [] for name in variants}  # app and client
     with TestClient(create_app()) as client:
         login = client.post(
-            "/login", data={"email": trail.email, "password": PASSWORD}, follow_redirects=False
+            "/login", data=login_data(client, trail.email, PASSWORD), follow_redirects=False
         )
         assert login.status_code == 303, login.text
         for name, path in variants.items():  # warm up (templates, caches) and check

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, SQLModel
 
-from models.core import audit, clock, links, outbox, people, reminders, waits  # noqa: F401
+from models.core import access, audit, clock, links, outbox, people, reminders, waits  # noqa: F401
 from models.core.enums import CaseType
 from models.core.kinds import CaseKind, CaseSummary, StepKind
 from models.immersion import process as immersion

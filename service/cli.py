@@ -313,6 +313,35 @@ def users_add(
     typer.echo(f"Compte créé : {address} ({chosen.value}).")
 
 
+@users_app.command("password")
+def users_password(
+    email: str,
+    password: str = typer.Option(
+        ..., prompt="Nouveau mot de passe", hide_input=True, confirmation_prompt=True
+    ),
+) -> None:
+    """Change le mot de passe d'un compte et met fin à toutes ses sessions."""
+    from sqlmodel import select
+
+    from models.core.access import revoke_user_sessions
+    from models.core.db import session_scope
+    from models.core.people import User
+    from service.security import hash_password
+
+    if len(password) < 12:
+        typer.echo("Mot de passe trop court (12 caractères au moins).", err=True)
+        raise typer.Exit(2)
+    with session_scope() as session:
+        user = session.exec(select(User).where(User.email == email.strip().lower())).first()
+        if user is None or user.id is None:
+            typer.echo(f"Aucun compte pour {email}.", err=True)
+            raise typer.Exit(1)
+        user.password_hash = hash_password(password)
+        session.add(user)
+        ended = revoke_user_sessions(session=session, user_id=user.id)
+    typer.echo(f"Mot de passe changé ; {ended} session(s) fermée(s).")
+
+
 @users_app.command("token")
 def users_token(email: str) -> None:
     """Crée un nouveau jeton d'API pour un compte (l'ancien cesse de fonctionner)."""
@@ -346,7 +375,8 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(0)) ->
         factory=True,
         host=host,
         port=bind_port,
-        proxy_headers=True,
+        # the client's address is read by the service from CLSM_TRUSTED_PROXIES only
+        proxy_headers=False,
         log_level="info",
     )
 

@@ -118,8 +118,13 @@ def create_app() -> FastAPI:
     )
     app.state.base_url = settings.base_url
     app.state.limiters = {
-        "links": FailureLimiter(limit=20, window_seconds=600),
-        "login": FailureLimiter(limit=10, window_seconds=900),
+        # unknown link tokens, per client address
+        "links": FailureLimiter(limit=20, window_seconds=600, scope="links"),
+        # refused answers and renewal requests, per link (a NAT shares one address)
+        "link": FailureLimiter(limit=10, window_seconds=600, scope="link"),
+        # wrong passwords: per address, and per account whatever the address
+        "login": FailureLimiter(limit=30, window_seconds=900, scope="login"),
+        "account": FailureLimiter(limit=10, window_seconds=900, scope="account"),
     }
     install_error_handlers(app)
     app.mount(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
@@ -16,6 +18,11 @@ from service.errors import problem_responses
 router = APIRouter(tags=["liens"])
 
 UNUSABLE = problem_responses(404, 410, 429)
+
+
+def _link_key(token: str) -> str:
+    """A link's name in the failure counts: never the token itself."""
+    return hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
 def _unusable_page(request: Request, token: str, error: LinkUnusable) -> Response:
@@ -60,6 +67,7 @@ def show_step(request: Request, token: str, session: SessionDep) -> Response:
     try:
         view = view_step(session, token)
     except LinkUnusable as error:
+        session.rollback()  # the read ends here: a failure is counted in its own transaction
         return _unusable_page(request, token, error)
     return _step_page(request, token, view)
 
@@ -78,6 +86,7 @@ async def answer_step(request: Request, token: str) -> Response:
     injoignable (ou le service arrêté avant l'appel), elle est retentée par le `tick`.
     """
     limiter(request, "links").check(client_ip(request))
+    limiter(request, "link").check(_link_key(token))
     form = await request.form()
     data = {key: [str(v) for v in form.getlist(key)] for key in form}
     try:
@@ -85,6 +94,7 @@ async def answer_step(request: Request, token: str) -> Response:
     except LinkUnusable as error:
         return _unusable_page(request, token, error)
     if outcome.view is not None:
+        limiter(request, "link").fail(_link_key(token))
         return _step_page(request, token, outcome.view, status=422)
     resume = (
         BackgroundTask(deliver_resumes, [outcome.wait_id]) if outcome.wait_id is not None else None
@@ -111,6 +121,8 @@ async def answer_step(request: Request, token: str) -> Response:
 async def renew(request: Request, token: str) -> Response:
     """Envoie un nouveau lien à l'adresse connue du contact (jamais à une adresse saisie)."""
     limiter(request, "links").check(client_ip(request))
+    limiter(request, "link").check(_link_key(token))
+    limiter(request, "link").fail(_link_key(token))  # each renewal sends a mail: counted
     if not await run_in_threadpool(renew_link, token):
         return _unusable_page(request, token, LinkUnusable(None))
     return templates.TemplateResponse(
