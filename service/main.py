@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import logging
+import re
 from importlib.resources import files
 from pathlib import Path
 
@@ -91,10 +93,42 @@ class BodyTooLarge(Exception):
     pass
 
 
+_LINK_PATH = re.compile(r"/r/[^/\s?#\"']+")
+
+
+def redact_links(text: str) -> str:
+    """A partner link's token is its holder's key: logs show `/r/<redacted>`."""
+    return _LINK_PATH.sub("/r/<redacted>", text)
+
+
+class RedactLinkTokens(logging.Filter):
+    """Rewrites the records of a logger (the access log) so that no link token is written."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact_links(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_links(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
+
+
+TOKEN_LOGGERS = ("uvicorn.access", "uvicorn.error", "httpx")
+
+
+def _redact_logs() -> None:
+    for name in TOKEN_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactLinkTokens) for f in logger.filters):
+            logger.addFilter(RedactLinkTokens())
+
+
 def create_app() -> FastAPI:
     from service.routes import api, auth, cases, dev, history, links, reports, sessions
 
     settings = get_settings()
+    _redact_logs()
     app = FastAPI(
         title="CLSM — moteur de processus",
         description=(
