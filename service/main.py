@@ -114,7 +114,7 @@ class RedactLinkTokens(logging.Filter):
         return True
 
 
-TOKEN_LOGGERS = ("uvicorn.access", "uvicorn.error", "httpx")
+TOKEN_LOGGERS = ("uvicorn.access", "uvicorn.error", "httpx", "clsm.service")
 
 
 def _redact_logs() -> None:
@@ -159,6 +159,9 @@ def create_app() -> FastAPI:
         # wrong passwords: per address, and per account whatever the address
         "login": FailureLimiter(limit=30, window_seconds=900, scope="login"),
         "account": FailureLimiter(limit=10, window_seconds=900, scope="account"),
+        # applications through a call link, per link and per address
+        "apply-link": FailureLimiter(limit=10, window_seconds=3600, scope="apply-link"),
+        "apply-address": FailureLimiter(limit=20, window_seconds=3600, scope="apply-address"),
     }
     install_error_handlers(app)
     app.mount(

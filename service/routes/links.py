@@ -11,7 +11,14 @@ from starlette.background import BackgroundTask
 
 from models.core.links import LinkState
 from models.core.runs import deliver_resumes
-from service.answers import LinkUnusable, StepView, renew_link, submit_step, view_step
+from service.answers import (
+    LinkUnusable,
+    StepView,
+    is_multi_use,
+    renew_link,
+    submit_step,
+    view_step,
+)
 from service.deps import SessionDep, client_ip, limiter, page_context, templates
 from service.errors import problem_responses
 
@@ -87,6 +94,12 @@ async def answer_step(request: Request, token: str) -> Response:
     """
     limiter(request, "links").check(client_ip(request))
     limiter(request, "link").check(_link_key(token))
+    # a call link takes many applications, each mailing a confirmation to the address typed:
+    # limited per link and per address so that it cannot be used to send mail
+    open_call = await run_in_threadpool(is_multi_use, token)
+    if open_call:
+        limiter(request, "apply-link").check(_link_key(token))
+        limiter(request, "apply-address").check(client_ip(request))
     form = await request.form()
     data = {key: [str(v) for v in form.getlist(key)] for key in form}
     try:
@@ -96,6 +109,9 @@ async def answer_step(request: Request, token: str) -> Response:
     if outcome.view is not None:
         limiter(request, "link").fail(_link_key(token))
         return _step_page(request, token, outcome.view, status=422)
+    if open_call:
+        limiter(request, "apply-link").fail(_link_key(token))
+        limiter(request, "apply-address").fail(client_ip(request))
     resume = (
         BackgroundTask(deliver_resumes, [outcome.wait_id]) if outcome.wait_id is not None else None
     )
