@@ -21,6 +21,7 @@ from prefect.runtime import flow_run
 from sqlmodel import Session
 
 from flows.inputs.immersion import AttendanceForm, SelectionForm
+from flows.run import coordinator_actor, run_id, system_actor
 from flows.waits import ask, wait_until
 from models.core import clock
 from models.core.audit import Actor
@@ -37,21 +38,6 @@ S = SessionStatus
 R = TypeVar("R")
 
 
-def _run_id() -> str:
-    run_id = flow_run.get_id()
-    if run_id is None:
-        raise RuntimeError("an immersion session runs as a flow run of its deployment")
-    return str(run_id)
-
-
-def _system() -> Actor:
-    return Actor.system(_run_id())
-
-
-def _coordinator() -> Actor:
-    return Actor.prefect_ui(_run_id())
-
-
 def _aware(moment: datetime) -> datetime:
     """Prefect UI datetimes may come without a zone: they are Paris wall-clock times."""
     return moment if moment.tzinfo else moment.replace(tzinfo=get_settings().tz)
@@ -65,14 +51,14 @@ def _with_row(row_id: int, action: Callable[[Session, ImmersionSession], R]) -> 
 
 # -- tasks: each asks the models one question, in one transaction --------------------------
 @task(name="Créer ou reprendre la session", cache_policy=NO_CACHE, retries=2)
-def setup_session(data: ImmersionSessionCreate, session_id: int, run_id: str) -> int:
+def setup_session(data: ImmersionSessionCreate, session_id: int, flow_run_id: str) -> int:
     with session_scope() as session:
         return call.start_session(
             session=session,
             data=data,
             session_id=session_id,
-            flow_run_id=run_id,
-            actor=Actor.system(run_id),
+            flow_run_id=flow_run_id,
+            actor=Actor.system(flow_run_id),
         )
 
 
@@ -92,12 +78,14 @@ def read_status(row_id: int) -> SessionStatus:
 @task(name="Envoyer l'appel à candidatures", cache_policy=NO_CACHE, retries=2)
 def open_call(row_id: int) -> None:
     """Mail the call; nothing to wait for (the call phase follows)."""
-    _with_row(row_id, lambda s, row: call.open_call(session=s, row=row, actor=_system()))
+    _with_row(row_id, lambda s, row: call.open_call(session=s, row=row, actor=system_actor()))
 
 
 @task(name="Suivre l'appel à candidatures", cache_policy=NO_CACHE, retries=2)
 def follow_call(row_id: int) -> Pause | None:
-    return _with_row(row_id, lambda s, row: progress.call_next(session=s, row=row, actor=_system()))
+    return _with_row(
+        row_id, lambda s, row: progress.call_next(session=s, row=row, actor=system_actor())
+    )
 
 
 @task(name="Proposer la sélection", cache_policy=NO_CACHE)
@@ -108,28 +96,28 @@ def propose(row_id: int) -> SelectionQuestion:
 @task(name="Suivre accueils, conventions et désistements", cache_policy=NO_CACHE, retries=2)
 def follow_partners(row_id: int) -> Pause | None:
     return _with_row(
-        row_id, lambda s, row: progress.partners_next(session=s, row=row, actor=_system())
+        row_id, lambda s, row: progress.partners_next(session=s, row=row, actor=system_actor())
     )
 
 
 @task(name="Préparer la journée de préparation", cache_policy=NO_CACHE, retries=2)
 def follow_preparation(row_id: int) -> Pause | AttendanceQuestion:
     return _with_row(
-        row_id, lambda s, row: progress.preparation_next(session=s, row=row, actor=_system())
+        row_id, lambda s, row: progress.preparation_next(session=s, row=row, actor=system_actor())
     )
 
 
 @task(name="Envoyer les jours d'immersion et les rappels", cache_policy=NO_CACHE, retries=2)
 def follow_immersions(row_id: int) -> Pause | None:
     return _with_row(
-        row_id, lambda s, row: progress.immersion_next(session=s, row=row, actor=_system())
+        row_id, lambda s, row: progress.immersion_next(session=s, row=row, actor=system_actor())
     )
 
 
 @task(name="Demander les évaluations", cache_policy=NO_CACHE, retries=2)
 def follow_evaluations(row_id: int) -> Pause | None:
     return _with_row(
-        row_id, lambda s, row: progress.evaluation_next(session=s, row=row, actor=_system())
+        row_id, lambda s, row: progress.evaluation_next(session=s, row=row, actor=system_actor())
     )
 
 
@@ -140,7 +128,9 @@ def follow_restitution(row_id: int) -> Pause | AttendanceQuestion:
 
 @task(name="Établir le bilan", cache_policy=NO_CACHE, retries=2)
 def make_report(row_id: int) -> Report:
-    return _with_row(row_id, lambda s, row: progress.report(session=s, row=row, actor=_system()))
+    return _with_row(
+        row_id, lambda s, row: progress.report(session=s, row=row, actor=system_actor())
+    )
 
 
 # -- the one wait of a phase ----------------------------------------------------------
@@ -174,7 +164,7 @@ def _ask_selection(row_id: int, question: SelectionQuestion) -> None:
             row=get_session(session, row_id),
             kept=answer.kept,
             waitlist=answer.waitlist,
-            actor=_coordinator(),
+            actor=coordinator_actor(),
         )
 
     ask(
@@ -204,7 +194,7 @@ def _pause_or_ask(row_id: int, next_: Pause | AttendanceQuestion) -> None:
             present=answer.present,
             withdraw=answer.withdraw,
             withdraw_reason=answer.withdraw_reason,
-            actor=_coordinator(),
+            actor=coordinator_actor(),
         )
 
     ask(
@@ -337,7 +327,7 @@ def immersion_session(
         else default_withdrawal_cutoff(prep),
         offer_days=offer_days,
     )
-    row_id = setup_session(data, session_id, _run_id())
+    row_id = setup_session(data, session_id, run_id())
     _tag_run(clsm)
     while True:
         status = read_status(row_id)
@@ -355,4 +345,4 @@ def _tag_run(clsm: str) -> None:
 
     tags = sorted({*(flow_run.get_tags() or []), f"clsm:{clsm}", "immersion"})
     with get_client(sync_client=True) as client:
-        client.update_flow_run(UUID(_run_id()), tags=tags)
+        client.update_flow_run(UUID(run_id()), tags=tags)

@@ -12,16 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from models.core import clock
-from models.core.audit import Actor, AuditEvent
+from models.core.audit import Actor
 from models.core.errors import DomainError
 from models.core.waits import (
     Wait,
     WaitStatus,
     close_wait,
-    find_wait,
     next_generation,
     open_waits,
 )
@@ -32,7 +31,6 @@ from models.immersion.common import (
     advance_to,
     applications,
     contact,
-    event,
     organisation,
     participant,
     placements,
@@ -171,7 +169,7 @@ def selection_question(*, session: Session, row: ImmersionSession) -> SelectionQ
         ),
     ]
     return SelectionQuestion(
-        description=_refused(session, row, WaitName.SELECTION) + "\n".join(lines),
+        description="\n".join(lines),
         initial={
             "kept": ", ".join(map(str, kept)),
             "waitlist": ", ".join(str(d.number) for d in waiting),
@@ -183,7 +181,8 @@ def selection_question(*, session: Session, row: ImmersionSession) -> SelectionQ
 def answer_selection(
     *, session: Session, row: ImmersionSession, kept: str, waitlist: str, actor: Actor
 ) -> None:
-    """Record the coordinator's selection; a refused one is audited and asked again."""
+    """Record the coordinator's selection, or refuse it (`DomainError`, in French): the
+    flow's form (`flows.waits.ask`) is then asked again with the reason."""
     if row.status is not S.SELECTION:
         return  # woken by a cancellation: nothing to record
     try:
@@ -194,8 +193,7 @@ def answer_selection(
             capacity=row.capacity,
         )
     except ValueError as error:
-        _refuse(session, row, WaitName.SELECTION, str(error), actor)
-        return
+        raise DomainError(str(error)) from error
     record_selection(session=session, row=row, decisions=decisions, actor=actor)
 
 
@@ -292,7 +290,7 @@ def _attendance_question(
     return AttendanceQuestion(
         meeting=meeting,
         wait=wait,
-        description=_refused(session, row, wait) + f"## Présences — {MEETING_LABELS[meeting]}\n\n"
+        description=f"## Présences — {MEETING_LABELS[meeting]}\n\n"
         "Cochez les présents en gardant leurs numéros.\n\n"
         "| n° | participant |\n|---|---|\n" + table,
         initial={"present": ", ".join(map(str, numbers))},
@@ -309,27 +307,27 @@ def answer_attendance(
     withdraw_reason: str,
     actor: Actor,
 ) -> None:
-    """Record who came (and who the coordinator withdraws), then move on."""
+    """Record who came (and who the coordinator withdraws), then move on; a refused answer
+    raises `DomainError` (nothing of it is kept: `flows.waits.ask` asks again)."""
     if row.status is S.CANCELLED:
         return
     assert row.id is not None
     try:
         present_numbers = parse_numbers(present)
         withdrawn = parse_numbers(withdraw)
-        record_attendance(
-            session=session, row=row, meeting=meeting, present_numbers=present_numbers, actor=actor
-        )
-        for application in applications(session, row.id, ApplicationStatus.SELECTED):
-            if application.number in withdrawn:
-                withdraw_application(
-                    session=session,
-                    application=application,
-                    actor=actor,
-                    reason=withdraw_reason or "retrait décidé par la coordination",
-                )
-    except (ValueError, DomainError) as error:
-        _refuse(session, row, ATTENDANCE_WAITS[meeting], str(error), actor)
-        return
+    except ValueError as error:
+        raise DomainError(str(error)) from error
+    record_attendance(
+        session=session, row=row, meeting=meeting, present_numbers=present_numbers, actor=actor
+    )
+    for application in applications(session, row.id, ApplicationStatus.SELECTED):
+        if application.number in withdrawn:
+            withdraw_application(
+                session=session,
+                application=application,
+                actor=actor,
+                reason=withdraw_reason or "retrait décidé par la coordination",
+            )
     then = S.IMMERSION if meeting == "preparation" else S.REPORT
     advance_to(session=session, row=row, to=then, actor=actor)
 
@@ -351,45 +349,6 @@ def woken(session: Session, row: ImmersionSession, pause: Pause) -> bool:
     if pause.wait is WaitName.EVALUATIONS:
         return not missing_evaluations(session, row)
     return False
-
-
-# -- refused coordinator answers ------------------------------------------------------
-def _refuse(
-    session: Session, row: ImmersionSession, step: WaitName, error: str, actor: Actor
-) -> None:
-    """A coordinator's answer that the rules refused: audited, asked again with a fresh key."""
-    assert row.id is not None
-    wait = find_wait(session=session, case_type=CASE, case_id=row.id, step=step)
-    assert wait is not None
-    next_generation(session=session, wait=wait)
-    note_refused_form(session=session, row=row, step=step, error=error, actor=actor)
-
-
-def note_refused_form(
-    *, session: Session, row: ImmersionSession, step: str, error: str, actor: Actor
-) -> None:
-    event(session, row, "form.refused", actor, {"step": step, "error": error})
-
-
-def last_refusal(session: Session, row: ImmersionSession, step: str) -> str:
-    """The reason of the last refused answer, if the last refusal was of this step."""
-    event_row = session.exec(
-        select(AuditEvent)
-        .where(
-            AuditEvent.case_type == CASE.value,
-            AuditEvent.case_id == row.id,
-            AuditEvent.action == "form.refused",
-        )
-        .order_by(col(AuditEvent.seq).desc())
-    ).first()
-    if event_row is None or not event_row.payload or event_row.payload.get("step") != step:
-        return ""
-    return str(event_row.payload.get("error", ""))
-
-
-def _refused(session: Session, row: ImmersionSession, step: WaitName) -> str:
-    error = last_refusal(session, row, step)
-    return f"**Saisie refusée : {error}**\n\n" if error else ""
 
 
 # -- where the session stands -----------------------------------------------------------

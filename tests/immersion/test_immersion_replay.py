@@ -119,7 +119,7 @@ async def test_waking_a_suspended_session_again_sends_no_second_mail(
         description = await client.read_flow_run_input(run_id, keyset["description"])
     assert "Saisie refusée : numéros de candidature inconnus : 9" in description
     schema = await resume_form(run_id, {"kept": "1, 2", "waitlist": "3"})
-    assert schema["properties"]["kept"]["default"] == "1, 2"
+    assert schema["properties"]["kept"]["default"] == "1, 2, 9"  # what was typed, to correct
     assert await settle(run_id) == "PAUSED"
     assert status_of(run_id) is SessionStatus.PLACEMENT
     before = _counts()
