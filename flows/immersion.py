@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -222,7 +222,7 @@ def _show_report(row_id: int, report: Report) -> None:
 
 # -- phases: one question to the models, then at most one wait ----------------------------
 PHASES: dict[SessionStatus, Callable[[int], None]] = {
-    S.DRAFT: lambda row_id: _pause(row_id, open_call(row_id)),
+    S.DRAFT: lambda row_id: open_call(row_id),
     S.CALL_OPEN: lambda row_id: _pause(row_id, follow_call(row_id)),
     S.SELECTION: lambda row_id: _ask_selection(row_id, propose(row_id)),
     S.PLACEMENT: lambda row_id: _pause(row_id, follow_partners(row_id)),
@@ -269,7 +269,7 @@ def immersion_session(
     withdrawal_cutoff: datetime | None = None,
     offer_days: int = 3,
     session_id: int = 0,
-) -> dict[str, Any]:
+) -> dict[str, int | str]:
     """Session de stages croisés : appel, sélection, accueils, conventions, préparation,
     immersions, évaluations, restitution et bilan.
 
