@@ -198,13 +198,13 @@ def _demo_session(today: date) -> Any:
     from datetime import datetime, time, timedelta
 
     from models.core.settings import get_settings
-    from models.immersion import domain as im
+    from models.immersion.tables import ImmersionSessionCreate
 
     tz = get_settings().tz
     prep = datetime.combine(today + timedelta(days=21), time(9), tz)
     window_start = prep.date() + timedelta(days=7)
     restitution = datetime.combine(window_start + timedelta(days=40), time(14), tz)
-    return im.ImmersionSessionCreate(
+    return ImmersionSessionCreate(
         clsm_slug="poitiers",
         title=DEMO_SESSION_TITLE,
         structures=DEMO_HOSTS,
@@ -248,30 +248,39 @@ def load_immersion_demo(run_env: dict[str, str] | None = None) -> str:
 
     from models.core import clock
     from models.core.audit import Actor
-    from models.immersion import domain as im
+    from models.immersion.call import (
+        ApplicationForm,
+        attach_run,
+        close_call_now,
+        create_session,
+        open_call,
+        submit_application,
+    )
+    from models.immersion.common import find_organisation, get_session
+    from models.immersion.tables import ImmersionSession
 
     actor = Actor.system("demo")
     with session_scope() as session:
         row = session.exec(
-            select(im.ImmersionSession).where(im.ImmersionSession.title == DEMO_SESSION_TITLE)
+            select(ImmersionSession).where(ImmersionSession.title == DEMO_SESSION_TITLE)
         ).first()
         if row is not None and row.flow_run_id != "demo-pending":
             return f"Session de démonstration déjà lancée (run {row.flow_run_id})."
         if row is None:
             data = _demo_session(clock.now(session).astimezone(get_settings().tz).date())
-            row = im.create_session(
+            row = create_session(
                 session=session, data=data, flow_run_id="demo-pending", actor=actor
             )
-            im.open_call(session=session, row=row, actor=actor)
+            open_call(session=session, row=row, actor=actor)
             for n, (name, home, function) in enumerate(DEMO_APPLICANTS):
-                org = im.find_organisation(session, row.clsm_id, home)
+                org = find_organisation(session, row.clsm_id, home)
                 assert org is not None and org.id is not None
                 hosts = [h for h in DEMO_HOSTS if h != home]
-                im.submit_application(
+                submit_application(
                     session=session,
                     row=row,
                     organisation_id=org.id,
-                    form=im.ApplicationForm(
+                    form=ApplicationForm(
                         name=name,
                         email=_email(name, home),
                         function=function,
@@ -284,7 +293,7 @@ def load_immersion_demo(run_env: dict[str, str] | None = None) -> str:
                     ),
                     actor=actor,
                 )
-            im.close_call_now(session=session, row=row, actor=actor)
+            close_call_now(session=session, row=row, actor=actor)
         data = _demo_session(row.call_opens_on)
         session_id = row.id
     assert session_id is not None
@@ -304,9 +313,9 @@ def load_immersion_demo(run_env: dict[str, str] | None = None) -> str:
         )
     )
     with session_scope() as session:
-        im.attach_run(
+        attach_run(
             session=session,
-            row=im.get_session(session, session_id),
+            row=get_session(session, session_id),
             flow_run_id=str(run.id),
             actor=actor,
         )
