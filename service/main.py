@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import logging
+import re
 from importlib.resources import files
 from pathlib import Path
 
@@ -108,11 +110,43 @@ class BodyTooLarge(Exception):
     pass
 
 
+_LINK_PATH = re.compile(r"/r/[^/\s?#\"']+")
+
+
+def redact_links(text: str) -> str:
+    """A partner link's token is its holder's key: logs show `/r/<redacted>`."""
+    return _LINK_PATH.sub("/r/<redacted>", text)
+
+
+class RedactLinkTokens(logging.Filter):
+    """Rewrites the records of a logger (the access log) so that no link token is written."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact_links(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_links(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
+
+
+TOKEN_LOGGERS = ("uvicorn.access", "uvicorn.error", "httpx", "clsm.service")
+
+
+def _redact_logs() -> None:
+    for name in TOKEN_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactLinkTokens) for f in logger.filters):
+            logger.addFilter(RedactLinkTokens())
+
+
 def create_app() -> FastAPI:
     from service import gateway
     from service.routes import api, auth, cases, dev, history, links, reports, sessions
 
     settings = get_settings()
+    _redact_logs()
     app = FastAPI(
         title="CLSM — moteur de processus",
         description=(
@@ -136,8 +170,16 @@ def create_app() -> FastAPI:
     )
     app.state.base_url = settings.base_url
     app.state.limiters = {
-        "links": FailureLimiter(limit=20, window_seconds=600),
-        "login": FailureLimiter(limit=10, window_seconds=900),
+        # unknown link tokens, per client address
+        "links": FailureLimiter(limit=20, window_seconds=600, scope="links"),
+        # refused answers and renewal requests, per link (a NAT shares one address)
+        "link": FailureLimiter(limit=10, window_seconds=600, scope="link"),
+        # wrong passwords: per address, and per account whatever the address
+        "login": FailureLimiter(limit=30, window_seconds=900, scope="login"),
+        "account": FailureLimiter(limit=10, window_seconds=900, scope="account"),
+        # applications through a call link, per link and per address
+        "apply-link": FailureLimiter(limit=10, window_seconds=3600, scope="apply-link"),
+        "apply-address": FailureLimiter(limit=20, window_seconds=3600, scope="apply-address"),
     }
     install_error_handlers(app)
     app.mount(
