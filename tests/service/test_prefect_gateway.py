@@ -3,6 +3,7 @@ role and CLSM allow, and every decision made there names the person."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 from collections.abc import Iterator
@@ -69,6 +70,19 @@ def events_about(client: httpx.Client) -> str:
     answer = client.post("/prefect/api/events/filter", json={"filter": {}, "limit": 50})
     assert answer.status_code == 200, answer.text
     return json.dumps(answer.json()["events"])
+
+
+def raw_get(service: ServiceProcess, client: httpx.Client, path: str) -> tuple[int, str]:
+    """GET a path byte for byte (httpx would normalise it), with the client's session."""
+    connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=60)
+    try:
+        connection.request(
+            "GET", path, headers={"Cookie": f"clsm_session={client.cookies['clsm_session']}"}
+        )
+        answer = connection.getresponse()
+        return answer.status, answer.read().decode(errors="replace")
+    finally:
+        connection.close()
 
 
 def runs_filter(run_id: UUID) -> dict[str, Any]:
@@ -143,6 +157,13 @@ def test_roles_and_clsms_in_the_prefect_ui(prefect_stack: PrefectStack, db_url: 
             )
             assert resume.status_code == 404
             assert str(run_id) not in events_about(client)
+            # nor by a path that the server would resolve elsewhere (sent as is, undecoded)
+            for sneaky in (
+                f"/prefect/..%2fapi/flow_runs/{run_id}",
+                f"/prefect/api/x/..%2fflow_runs/{run_id}",
+            ):
+                raw = raw_get(service, client, sneaky)
+                assert raw[0] == 404 and str(run_id) not in raw[1]
             with live(service, client, "logs/out") as socket:
                 socket.send(json.dumps({"type": "filter", "filter": runs_filter(run_id)}))
                 with pytest.raises(ConnectionClosed):
