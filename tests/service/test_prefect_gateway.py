@@ -38,7 +38,7 @@ from tests.support.prefect_stack import (
     state_of,
     wait_for_state,
 )
-from tests.support.service_kit import ServiceProcess
+from tests.support.service_kit import ServiceProcess, login_data
 
 pytestmark = [pytest.mark.prefect, pytest.mark.browser]
 
@@ -47,9 +47,7 @@ pytestmark = [pytest.mark.prefect, pytest.mark.browser]
 def logged_in(service: ServiceProcess, email: str) -> Iterator[httpx.Client]:
     """An HTTP client logged in at the service, holding Prefect's CSRF token as the UI does."""
     with httpx.Client(base_url=service.url, timeout=60) as client:
-        answer = client.post(
-            "/login", data={"email": email, "password": PASSWORD, "next": "/cases"}
-        )
+        answer = client.post("/login", data=login_data(client, email, PASSWORD))
         assert answer.status_code == 303, answer.text
         token = client.get("/prefect/api/csrf-token", params={"client": "t"})
         assert token.status_code == 200, token.text
