@@ -14,6 +14,7 @@ class CaseType(StrEnum):
     SAISINE = "saisine"
     MEETING = "meeting"
     INSTALLATION = "installation"
+    CLSM = "clsm"  # the CLSM's own chain: its directory (structures, contacts, conventions...)
 
 
 class Role(StrEnum):

@@ -22,6 +22,7 @@ from models import clock
 from models.audit import Actor, record_event, redact_case
 from models.base import UTCDateTime
 from models.calendar import add_business_days, at_local, local_date
+from models.core.directory import cell_members
 from models.enums import (
     ActionStatus,
     CaseType,
@@ -949,13 +950,8 @@ def _meeting_event(
 
 
 def permanent_members(session: Session, clsm_id: int) -> list[Organisation]:
-    return list(
-        session.exec(
-            select(Organisation)
-            .where(Organisation.clsm_id == clsm_id, col(Organisation.permanent_member).is_(True))
-            .order_by(col(Organisation.name))
-        )
-    )
+    """The cell's active permanent members, in the directory's hosting rotation order."""
+    return cell_members(session, clsm_id)
 
 
 def proposed_host(session: Session, clsm_id: int) -> Organisation:

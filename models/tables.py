@@ -17,12 +17,14 @@ from models import (
     saisine_steps,
     waits,
 )
+from models.core import directory
 
 metadata = SQLModel.metadata
 
 __all__ = [
     "audit",
     "clock",
+    "directory",
     "immersion",
     "links",
     "metadata",
