@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from models import clock
-from models.calendar import add_business_days, is_business_day
-from models.people import Clsm, Organisation
+from models.core import clock
+from models.core.calendar import add_business_days, is_business_day
+from models.core.people import Clsm, Organisation
 from tests import factories
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -77,8 +77,8 @@ async def settle(run_id: Any) -> str:
     import asyncio
 
     from flows.tick import tick
-    from models import db
-    from models.waits import open_waits
+    from models.core import db
+    from models.core.waits import open_waits
     from tests.support.prefect_stack import wait_for_state
 
     for _ in range(40):
@@ -98,7 +98,7 @@ async def settle(run_id: Any) -> str:
 
 def advance_clock(to: datetime) -> None:
     """Move the installation's clock just past `to` (never backwards)."""
-    from models import db
+    from models.core import db
 
     with db.session_scope() as session:
         delta = to - clock.now(session)
@@ -123,8 +123,8 @@ async def resume_form(run_id: Any, values: dict[str, Any]) -> dict[str, Any]:
 def outbox(template: str | None = None) -> list[Any]:
     from sqlmodel import col, select
 
-    from models import db
-    from models.outbox import OutboxMessage
+    from models.core import db
+    from models.core.outbox import OutboxMessage
 
     with db.session_scope() as session:
         rows = session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))).all()
@@ -132,8 +132,8 @@ def outbox(template: str | None = None) -> list[Any]:
 
 
 def session_status(run_id: Any) -> Any:
-    from models import db
-    from models import immersion as im
+    from models.core import db
+    from models.immersion import domain as im
 
     with db.session_scope() as session:
         row = im.session_by_run(session, str(run_id))

@@ -12,8 +12,8 @@ from sqlalchemy.exc import DatabaseError
 from sqlmodel import Session
 from typer.testing import CliRunner
 
-from models import db
-from models.audit import (
+from models.core import db
+from models.core.audit import (
     Actor,
     AuditEvent,
     canonical,
@@ -24,7 +24,7 @@ from models.audit import (
     verify_all,
     verify_case,
 )
-from models.enums import ActorKind, CaseType, Channel
+from models.core.enums import ActorKind, CaseType, Channel
 from service.cli import app
 
 runner = CliRunner()
@@ -53,7 +53,7 @@ def _set_guard(session: Session, enabled: bool) -> None:
         verb = "ENABLE" if enabled else "DISABLE"
         session.execute(text(f"ALTER TABLE audit_event {verb} TRIGGER audit_event_append_only"))
     else:
-        from models.audit import audit_trigger_statements
+        from models.core.audit import audit_trigger_statements
 
         if enabled:
             for statement in audit_trigger_statements("sqlite"):

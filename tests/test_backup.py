@@ -7,9 +7,9 @@ from pathlib import Path
 from sqlmodel import Session
 from typer.testing import CliRunner
 
-from models import db
-from models.audit import Actor, case_events, record_event, verify_all
-from models.enums import CaseType
+from models.core import db
+from models.core.audit import Actor, case_events, record_event, verify_all
+from models.core.enums import CaseType
 from service.cli import app
 
 

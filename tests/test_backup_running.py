@@ -9,9 +9,9 @@ import pytest
 from sqlmodel import Session
 from typer.testing import CliRunner
 
-from models import clock, db
-from models.audit import Actor, case_events, record_event, verify_all
-from models.enums import CaseType
+from models.core import clock, db
+from models.core.audit import Actor, case_events, record_event, verify_all
+from models.core.enums import CaseType
 from service.cli import app
 from tests.support.prefect_stack import PrefectStack, run, run_env, wait_for_state
 

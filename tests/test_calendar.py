@@ -7,8 +7,8 @@ from datetime import date, timedelta
 import pytest
 from sqlmodel import Session
 
-from models import clock
-from models.calendar import add_business_days, business_days_between, is_business_day
+from models.core import clock
+from models.core.calendar import add_business_days, business_days_between, is_business_day
 
 
 def test_weekends_and_french_holidays_are_not_business_days() -> None:
@@ -32,7 +32,7 @@ def test_clock_offset_is_shared_through_the_database(session: Session) -> None:
 
 
 def test_clock_cannot_move_in_production(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
-    from models.settings import get_settings
+    from models.core.settings import get_settings
 
     monkeypatch.setenv("CLSM_ENV", "production")
     monkeypatch.setenv("CLSM_SECRET_KEY", "s" * 40)

@@ -11,13 +11,13 @@ from xml.sax.saxutils import escape
 import pytest
 from sqlmodel import Session
 
-from models import clock
-from models.audit import Actor, case_events
+from models.core import clock
 from models.core import directory as d
 from models.core import directory_sheet as sheet
-from models.enums import CaseType
-from models.errors import StaleUpdate
-from models.people import Clsm, valid_partners
+from models.core.audit import Actor, case_events
+from models.core.enums import CaseType
+from models.core.errors import StaleUpdate
+from models.core.people import Clsm, valid_partners
 from tests import factories
 
 ACTOR = Actor.system("test")

@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 from sqlmodel import Session
 
-from models import clock, db
-from models.audit import Actor, case_events, record_event
-from models.enums import CaseType
-from models.waits import Wait, deliver_resumes, find_wait, request_resume
+from models.core import clock, db
+from models.core.audit import Actor, case_events, record_event
+from models.core.enums import CaseType
+from models.core.waits import Wait, deliver_resumes, find_wait, request_resume
 from tests.support.prefect_stack import (
     PrefectStack,
     run,
@@ -125,7 +125,7 @@ async def test_a_crashed_run_is_handed_back_and_goes_on(
     from prefect.states import Crashed
 
     from flows.tick import tick
-    from models.settings import get_settings
+    from models.core.settings import get_settings
 
     with db.session_scope() as session:
         due_at = clock.now(session) + timedelta(days=1)

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
-from models.outbox import CalendarMethod, CalendarPart
+from models.core.outbox import CalendarMethod, CalendarPart
 from notifications.ics import build_calendar
 
 

@@ -9,9 +9,9 @@ from uuid import UUID
 import pytest
 from sqlmodel import select
 
-from models import db
-from models import immersion as im
-from models.enums import ApplicationStatus, SessionStatus
+from models.core import db
+from models.core.enums import ApplicationStatus, SessionStatus
+from models.immersion import domain as im
 from tests.support.browser import chromium, prefect_field, submit_prefect_form
 from tests.support.env import PREFECT_API_URL, TMP
 from tests.support.prefect_stack import PrefectStack, run_env, state_of, wait_for_state

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from models import clock, db
-from models import immersion as im
-from models.audit import case_events, verify_case
-from models.enums import SessionStatus
-from models.outbox import OutboxMessage, OutboxStatus
+from models.core import clock, db
+from models.core.audit import case_events, verify_case
+from models.core.enums import SessionStatus
+from models.core.outbox import OutboxMessage, OutboxStatus
+from models.immersion import domain as im
 from notifications.mime import ascii_address
 from notifications.send import drain
 from tests.immersion_support import (

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from models import clock, db
-from models import immersion as im
-from models.audit import Actor, AuditEvent
-from models.enums import CaseType, SessionStatus
-from models.outbox import OutboxMessage
-from models.waits import resume_run
+from models.core import clock, db
+from models.core.audit import Actor, AuditEvent
+from models.core.enums import CaseType, SessionStatus
+from models.core.outbox import OutboxMessage
+from models.core.waits import resume_run
+from models.immersion import domain as im
 from tests.immersion_support import (
     advance_clock,
     build_clsm,
@@ -30,10 +30,10 @@ pytestmark = [pytest.mark.prefect, pytest.mark.asyncio(loop_scope="session")]
 
 async def answer(link_id: int, data: dict[str, Any]) -> str:
     """Record a partner's answer as the service does (record, consume, mark the resume)."""
-    from models.links import StepLink, consume
-    from models.people import Contact
-    from models.steps import STEP_KINDS
-    from models.waits import find_wait, request_resume
+    from models.catalogue import STEP_KINDS
+    from models.core.links import StepLink, consume
+    from models.core.people import Contact
+    from models.core.waits import find_wait, request_resume
 
     with db.session_scope() as session:
         link = session.get(StepLink, link_id)

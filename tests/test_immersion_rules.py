@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from models.immersion_rules import (
+from models.immersion.rules import (
     ApplicationFacts,
     Candidate,
     Outcome,

@@ -8,20 +8,20 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from models import clock
-from models import immersion as im
-from models.audit import Actor, case_events, verify_case
-from models.enums import (
+from models.catalogue import STEP_KINDS
+from models.core import clock
+from models.core.audit import Actor, case_events, verify_case
+from models.core.enums import (
     AgreementStatus,
     ApplicationStatus,
     PlacementStatus,
     SessionStatus,
 )
-from models.errors import DomainError
-from models.links import StepLink, consume
-from models.outbox import OutboxMessage
-from models.people import Contact
-from models.steps import STEP_KINDS
+from models.core.errors import DomainError
+from models.core.links import StepLink, consume
+from models.core.outbox import OutboxMessage
+from models.core.people import Contact
+from models.immersion import domain as im
 from tests.immersion_support import PARIS, build_clsm, immersion_days, session_dates
 
 SYSTEM = Actor.system("test")
@@ -207,7 +207,7 @@ def test_whole_session_through_the_steps(session: Session, launched: im.Immersio
     assert not im.agreements_signed(session, row)
     # reminders are planned for every awaited signature (deadline: two business days before
     # the preparation day); at the last reminder time each unsigned party gets one
-    from models.reminders import SCHEDULES, send_due_reminders
+    from models.core.reminders import SCHEDULES, send_due_reminders
 
     times = SCHEDULES["standard"].reminder_times(im.signature_deadline(row), PARIS)
     advance_to_moment(session, times[-1] + timedelta(minutes=1))

@@ -11,11 +11,12 @@ import icalendar
 import pytest
 from sqlmodel import Session, select
 
-from models import clock, db
-from models.audit import case_events
-from models.enums import CaseType
-from models.links import issue_link
-from models.outbox import (
+from models.core import clock, db
+from models.core.audit import case_events
+from models.core.enums import CaseType
+from models.core.kinds import CaseScope
+from models.core.links import issue_link
+from models.core.outbox import (
     CalendarMethod,
     CalendarPart,
     OutboxMessage,
@@ -23,8 +24,8 @@ from models.outbox import (
     Recipient,
     enqueue,
 )
-from models.people import Clsm, Contact
-from models.settings import get_settings
+from models.core.people import Clsm, Contact
+from models.core.settings import get_settings
 from notifications import send
 from notifications.send import drain
 from tests import factories
@@ -57,8 +58,7 @@ def _remind(owner: Clsm, person: Contact, dedup: str = "rappel", case_id: int = 
         )
         row = enqueue(
             session=session,
-            case_type=CaseType.SAISINE,
-            case_id=case_id,
+            scope=CaseScope(CaseType.SAISINE, case_id, owner.id, "Saisine 2024-07"),
             to=Recipient(person.email, person.name, person.id),
             template="reminder",
             context={
@@ -78,8 +78,7 @@ def _meeting(owner: Clsm, person: Contact, sequence: int, method: CalendarMethod
     with db.session_scope() as session:
         row = enqueue(
             session=session,
-            case_type=CaseType.MEETING,
-            case_id=7,
+            scope=CaseScope(CaseType.MEETING, 7, owner.id, "Réunion de la cellule"),
             to=Recipient(person.email, person.name, person.id),
             template=(
                 "meeting_invitation" if method is CalendarMethod.REQUEST else "meeting_cancelled"
@@ -277,8 +276,7 @@ async def test_rolled_back_change_sends_nothing(db_url: str, smtp_server: SmtpSe
     with pytest.raises(RuntimeError), db.session_scope() as session:
         enqueue(
             session=session,
-            case_type=CaseType.SAISINE,
-            case_id=3,
+            scope=CaseScope(CaseType.SAISINE, 3, owner.id, "Dossier de test"),
             to=Recipient(person.email, person.name, person.id),
             template="escalation",
             context={"clsm_id": owner.id},
@@ -378,8 +376,7 @@ async def test_a_row_that_cannot_be_rendered_fails_and_is_reported(
     with db.session_scope() as session:
         row = enqueue(
             session=session,
-            case_type=CaseType.SAISINE,
-            case_id=5,
+            scope=CaseScope(CaseType.SAISINE, 5, owner.id, "Saisine 2024-09"),
             to=Recipient(person.email, person.name, person.id),
             template="reminder",
             context={"clsm_id": owner.id, "case_label": "Saisine 2024-09"},  # step_label...

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from models import db
-from models.enums import CaseType
-from models.outbox import CalendarMethod, CalendarPart, Recipient, enqueue
-from models.settings import get_settings
+from models.core import db
+from models.core.enums import CaseType
+from models.core.kinds import CaseScope
+from models.core.outbox import CalendarMethod, CalendarPart, Recipient, enqueue
+from models.core.settings import get_settings
 from notifications.send import drain
 from notifications.sink import start_sink
 from service.cli import app
@@ -33,8 +34,7 @@ async def test_drained_mails_are_listed_and_shown_by_the_cli(
         person = factories.contact(session, org, name="Léa Lambert", email="lea@ekidom.example")
         enqueue(
             session=session,
-            case_type=CaseType.MEETING,
-            case_id=1,
+            scope=CaseScope(CaseType.MEETING, 1, owner.id, "Réunion de la cellule"),
             to=Recipient(person.email, person.name, person.id),
             template="meeting_invitation",
             context={"clsm_id": owner.id, "case_label": "Réunion de la cellule"},

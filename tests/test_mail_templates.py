@@ -17,12 +17,13 @@ from notifications.render import (
     RenderError,
     html_to_text,
     render_template,
+    template_file,
     template_names,
 )
 
 
 def _sample(name: str) -> dict[str, Any]:
-    data = json.loads((TEMPLATES_DIR / f"{name}.sample.json").read_text(encoding="utf-8"))
+    data = json.loads(template_file(name, ".sample.json").read_text(encoding="utf-8"))
     assert isinstance(data, dict)
     return data
 
@@ -35,8 +36,7 @@ def test_the_generic_templates_are_discovered() -> None:
 
 @pytest.mark.parametrize("name", template_names())
 def test_every_template_renders_with_its_sample(name: str) -> None:
-    sample_path = TEMPLATES_DIR / f"{name}.sample.json"
-    assert sample_path.exists(), f"{name}.html.j2 needs a sample context {sample_path.name}"
+    assert template_file(name, ".sample.json").exists(), f"{name}.html.j2 needs a sample context"
     mail = render_template(name, _sample(name))
     assert mail.subject and "\n" not in mail.subject
     assert "{{" not in mail.subject + mail.text + mail.html
@@ -87,9 +87,10 @@ def test_html_in_the_subject_stays_text() -> None:
 
 
 def test_relative_links_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for path in TEMPLATES_DIR.glob("_*.html.j2"):
-        shutil.copy(path, tmp_path / path.name)
-    (tmp_path / "bad.html.j2").write_text(
+    (tmp_path / "common").mkdir()
+    for path in (TEMPLATES_DIR / "common").glob("_*.html.j2"):
+        shutil.copy(path, tmp_path / "common" / path.name)
+    (tmp_path / "common" / "bad.html.j2").write_text(
         '{% extends "_layout.html.j2" %}{% block subject %}Test{% endblock %}'
         '{% block body %}<a href="/r/abc">ici</a>{% endblock %}',
         encoding="utf-8",

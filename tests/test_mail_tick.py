@@ -10,11 +10,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import Session, select
 
-from models import clock, db
-from models.enums import CaseType
-from models.links import issue_link
-from models.outbox import OutboxMessage, OutboxStatus, Recipient, enqueue
-from models.reminders import plan_reminders
+from models.core import clock, db
+from models.core.enums import CaseType
+from models.core.kinds import CaseScope
+from models.core.links import issue_link
+from models.core.outbox import OutboxMessage, OutboxStatus, Recipient, enqueue
+from models.core.reminders import plan_reminders
 from tests import factories
 from tests.support.prefect_stack import PrefectStack, run, run_env, wait_for_state
 from tests.support.smtp import SmtpServer
@@ -64,6 +65,9 @@ async def test_tick_sends_reminders_and_reports_refused_mail(
         )
         plan_reminders(
             session=session,
+            scope=CaseScope(
+                CaseType.SESSION, link.case_id, owner.id, "Session « Immersions 2024 »"
+            ),
             link=link,
             deadline=datetime(2024, 11, 13, 18, 0, tzinfo=PARIS),
             template_context={
@@ -74,8 +78,7 @@ async def test_tick_sends_reminders_and_reports_refused_mail(
         )
         enqueue(
             session=session,
-            case_type=CaseType.SESSION,
-            case_id=9,
+            scope=CaseScope(CaseType.SESSION, 9, owner.id, "Session « Immersions 2024 »"),
             to=Recipient(gone.email, gone.name, gone.id),
             template="escalation",
             context={

@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 import pytest
 from sqlmodel import Session
 
-from models import db
-from models.audit import case_events
+from models.core import db
+from models.core.audit import case_events
 from tests.support.browser import chromium, prefect_field, submit_prefect_form
 from tests.support.env import PREFECT_API_URL, TMP
 from tests.support.prefect_stack import PrefectStack, run, run_env, settle, state_of

@@ -6,9 +6,9 @@ import pytest
 from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
-from models import db
-from models.audit import case_events, verify_all
-from models.saisine import Saisine
+from models.core import db
+from models.core.audit import case_events, verify_all
+from models.saisine.domain import Saisine
 from service.cli import app
 from service.demo import load_demo, load_saisine_demo
 
@@ -16,7 +16,7 @@ from service.demo import load_demo, load_saisine_demo
 def test_purge_erases_the_2022_cases_and_keeps_the_chains(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from models.settings import get_settings
+    from models.core.settings import get_settings
 
     load_demo()
     load_saisine_demo(start_open_run=False)

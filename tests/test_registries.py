@@ -11,9 +11,9 @@ from tests.support.env import ROOT
 def test_a_tick_process_sees_every_case_and_step_kind() -> None:
     probe = (
         "import flows.tick\n"
-        "from models.cases import registered_kinds\n"
-        "from models.steps import STEP_KINDS, step_kind\n"
-        "print(sorted(k.value for k in registered_kinds()))\n"
+        "from models.catalogue import CASE_KINDS\n"
+        "from models.catalogue import STEP_KINDS, step_kind\n"
+        "print(sorted(k.value for k in CASE_KINDS))\n"
         "step_kind('immersion-apply')\n"
         "print(len(STEP_KINDS) >= 10)\n"
     )

@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from models import db
-from models.enums import CaseType
-from models.links import find_link, issue_link, link_token
+from models.core import db
+from models.core.enums import CaseType
+from models.core.links import find_link, issue_link, link_token
 from service.main import create_app
 from tests.support.figures import record
 from tests.support.service_kit import (

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from sqlmodel import Session, col, select
 
-from models import db
-from models.audit import AuditEvent
+from models.core import db
+from models.core.audit import AuditEvent
 from tests.support.figures import record, scale
 from tests.support.service_kit import (
     VALID_ANSWER,

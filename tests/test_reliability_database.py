@@ -7,12 +7,13 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
-from models import db
-from models.audit import Actor, AuditEvent, record_event
-from models.enums import CaseType
-from models.links import StepLink, issue_link
-from models.outbox import OutboxMessage, Recipient, enqueue
-from models.people import Contact
+from models.core import db
+from models.core.audit import Actor, AuditEvent, record_event
+from models.core.enums import CaseType
+from models.core.kinds import CaseScope
+from models.core.links import StepLink, issue_link
+from models.core.outbox import OutboxMessage, Recipient, enqueue
+from models.core.people import Contact, Organisation
 from tests import factories
 from tests.support.figures import record, scale
 
@@ -29,10 +30,11 @@ def _step(session: Session, contact: Contact, case_id: int) -> None:
         case_id=case_id,
         step="consultation",
     )
+    organisation = session.get(Organisation, contact.organisation_id)
+    assert organisation is not None
     enqueue(
         session=session,
-        case_type=CaseType.SAISINE,
-        case_id=case_id,
+        scope=CaseScope(CaseType.SAISINE, case_id, organisation.clsm_id, "Saisine de test"),
         to=Recipient(contact.email, contact.name, contact.id),
         template="saisine_consultation",
         context={"link_id": link.id},

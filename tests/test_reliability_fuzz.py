@@ -11,8 +11,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import Case
 
-from models import db
-from models.enums import Role
+from models.core import db
+from models.core.enums import Role
 from service.main import create_app
 from service.security import api_token_hash, new_api_token
 from tests import factories

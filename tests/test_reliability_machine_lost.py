@@ -9,9 +9,9 @@ import time
 import psutil
 import pytest
 
-from models import db
-from models.audit import case_events
-from models.settings import get_settings
+from models.core import db
+from models.core.audit import case_events
+from models.core.settings import get_settings
 from tests.support.env import ROOT
 from tests.support.figures import record
 from tests.support.prefect_stack import PrefectStack, run, run_env, wait_for_state
@@ -106,7 +106,7 @@ async def test_a_suspended_run_is_never_taken_for_a_silent_one(
     prefect_stack: PrefectStack, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A run that beat, then suspended (no process, no heartbeat): tick leaves it alone."""
-    from models.waits import crash_silent_runs
+    from models.core.waits import crash_silent_runs
 
     run_id = await run("probe-ask/probe-ask", {"case_id": 8}, run_env(db_url))
     await wait_for_state(run_id, "PAUSED", timeout=120)

@@ -8,10 +8,10 @@ from uuid import UUID
 
 import pytest
 
-from models import clock, db
-from models.audit import Actor, record_event
-from models.enums import CaseType
-from models.waits import deliver_resumes, find_wait, pending_resumes, request_resume
+from models.core import clock, db
+from models.core.audit import Actor, record_event
+from models.core.enums import CaseType
+from models.core.waits import deliver_resumes, find_wait, pending_resumes, request_resume
 from tests.support.figures import record, scale
 from tests.support.prefect_stack import (
     PrefectStack,

@@ -11,11 +11,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from models import clock, db
-from models.enums import CaseType
-from models.links import issue_link
-from models.outbox import OutboxMessage, OutboxStatus, Recipient, enqueue
-from models.settings import get_settings
+from models.core import clock, db
+from models.core.enums import CaseType
+from models.core.kinds import CaseScope
+from models.core.links import issue_link
+from models.core.outbox import OutboxMessage, OutboxStatus, Recipient, enqueue
+from models.core.settings import get_settings
 from notifications.send import drain
 from service.main import create_app
 from tests.support.figures import record, scale
@@ -40,8 +41,7 @@ def _queue(world: World, count: int) -> None:
             )
             enqueue(
                 session=session,
-                case_type=CaseType.SESSION,
-                case_id=world.case_a,
+                scope=CaseScope(CaseType.SESSION, world.case_a, world.clsm_a.id, "Dossier de test"),
                 to=Recipient(f"partenaire{n}@exemple.org", f"Partenaire {n}", world.contact.id),
                 template="reminder",
                 context={

@@ -15,12 +15,12 @@ from uuid import UUID
 import pytest
 from sqlmodel import Session, select
 
-from models import db
-from models.audit import verify_all
-from models.enums import SaisineStatus
-from models.links import StepLink
-from models.saisine import consultations
-from models.saisine_steps import STEP_CONSULTATION
+from models.core import db
+from models.core.audit import verify_all
+from models.core.enums import SaisineStatus
+from models.core.links import StepLink
+from models.saisine.domain import consultations
+from models.saisine.steps import STEP_CONSULTATION
 from tests.support.figures import record, scale
 from tests.support.prefect_stack import PrefectStack, run, run_env, state_of, stop_process
 from tests.support.smtp import SmtpServer
@@ -139,7 +139,7 @@ async def _wait_for_links(run_id: UUID, count: int) -> None:
 
 async def _wait_for_orientation_form(run_id: UUID) -> None:
     """All answers are in; wait until the run waits on the orientation form."""
-    from models.waits import Wait, WaitStatus
+    from models.core.waits import Wait, WaitStatus
 
     saisine = the_saisine(run_id)
     for _ in range(240):
@@ -181,7 +181,7 @@ async def test_worker_killed_at_random_points(
     smtp_server: SmtpServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from models.settings import get_settings
+    from models.core.settings import get_settings
     from notifications.send import drain
 
     monkeypatch.setenv("CLSM_STUCK_RUN_SECONDS", "10")

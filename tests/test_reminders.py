@@ -8,13 +8,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import Session, col, select
 
-from models import clock, db
-from models.audit import case_events
-from models.enums import CaseType
-from models.links import StepLink, consume, issue_link, link_url
-from models.outbox import OutboxMessage
-from models.people import Clsm, Contact
-from models.reminders import (
+from models.core import clock, db
+from models.core.audit import case_events
+from models.core.enums import CaseType
+from models.core.kinds import CaseScope
+from models.core.links import StepLink, consume, issue_link, link_url
+from models.core.outbox import OutboxMessage
+from models.core.people import Clsm, Contact
+from models.core.reminders import (
     STANDARD,
     BusinessDaysAfter,
     BusinessDaysBefore,
@@ -80,6 +81,9 @@ def _setup(deadline: datetime) -> tuple[Clsm, Contact, int]:
         )
         plan_reminders(
             session=session,
+            scope=CaseScope(
+                CaseType.SESSION, link.case_id, owner.id, "Session « Immersions 2024 »"
+            ),
             link=link,
             deadline=deadline,
             schedule="standard",

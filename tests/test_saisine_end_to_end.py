@@ -16,18 +16,18 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from models import clock, db
-from models.audit import verify_all
-from models.enums import ActionStatus, ConsultationStatus, MeetingStatus, SaisineStatus
-from models.outbox import OutboxMessage
-from models.saisine import (
+from models.core import clock, db
+from models.core.audit import verify_all
+from models.core.enums import ActionStatus, ConsultationStatus, MeetingStatus, SaisineStatus
+from models.core.outbox import OutboxMessage
+from models.core.settings import get_settings
+from models.saisine.domain import (
     CellMeeting,
     actions_of,
     consultations,
     meeting_members,
     meetings_of,
 )
-from models.settings import get_settings
 from tests.support.prefect_stack import PrefectStack, run, run_env, state_of
 from tests.support.saisine import DIFFICULTY, INITIALS, build_cell
 from tests.support.smtp import SmtpServer

@@ -9,14 +9,14 @@ from uuid import UUID
 import pytest
 from sqlmodel import Session, select
 
-from models import db
-from models.audit import verify_case
-from models.enums import CaseType, SaisineStatus
-from models.links import StepLink
-from models.outbox import OutboxMessage
-from models.saisine import STEP_CONSULTATION, Saisine
-from models.steps import step_kind
-from models.waits import find_wait, request_resume
+from models.catalogue import step_kind
+from models.core import db
+from models.core.audit import verify_case
+from models.core.enums import CaseType, SaisineStatus
+from models.core.links import StepLink
+from models.core.outbox import OutboxMessage
+from models.core.waits import find_wait, request_resume
+from models.saisine.domain import STEP_CONSULTATION, Saisine
 from tests.support.prefect_stack import (
     PrefectStack,
     form_schema,
@@ -66,7 +66,7 @@ def mails() -> list[OutboxMessage]:
 
 async def answer_as_the_service(link_id: int, values: dict[str, Any]) -> None:
     """What the service does on POST /r/{token}: record, consume, resume the named wait."""
-    from models.waits import deliver_resumes
+    from models.core.waits import deliver_resumes
 
     with db.session_scope() as session:
         link = session.get(StepLink, link_id)
@@ -210,8 +210,8 @@ async def test_a_failed_orientation_reopens_level1_at_the_follow_up_date(
     from datetime import timedelta
 
     from flows.tick import tick
-    from models import clock
-    from models.saisine import STEP_FOLLOW_UP
+    from models.core import clock
+    from models.saisine.domain import STEP_FOLLOW_UP
 
     setup_cell()
     run_id = await run("saisine/saisine", intake_parameters(), run_env(db_url))

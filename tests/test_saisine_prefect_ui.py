@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from models import db
-from models.audit import case_events
-from models.enums import SaisineStatus
-from models.links import StepLink
-from models.saisine import STEP_CONSULTATION, orientations
+from models.core import db
+from models.core.audit import case_events
+from models.core.enums import SaisineStatus
+from models.core.links import StepLink
+from models.saisine.domain import STEP_CONSULTATION, orientations
 from tests.support.browser import chromium, prefect_field, submit_prefect_form
 from tests.support.env import PREFECT_API_URL, TMP
 from tests.support.prefect_stack import PrefectStack, run, run_env, state_of, wait_for_state

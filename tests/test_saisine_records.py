@@ -8,18 +8,18 @@ from datetime import date, timedelta
 import pytest
 from sqlmodel import Session, select
 
-from models import clock
-from models.audit import Actor, case_events, verify_case
-from models.enums import (
+from models.core import clock
+from models.core.audit import Actor, case_events, verify_case
+from models.core.enums import (
     ActionStatus,
     CaseType,
     ConsultationStatus,
     MeetingStatus,
     SaisineStatus,
 )
-from models.errors import DomainError
-from models.outbox import OutboxMessage
-from models.saisine import (
+from models.core.errors import DomainError
+from models.core.outbox import OutboxMessage
+from models.saisine.domain import (
     STEP_ACTION,
     STEP_ATTENDANCE,
     STEP_CONSULTATION,
@@ -49,7 +49,7 @@ from models.saisine import (
     yearly_report,
     yearly_report_csv,
 )
-from models.saisine_rules import OrientationKind, ReportLevel
+from models.saisine.rules import OrientationKind, ReportLevel
 from tests.support.saisine import (
     DIFFICULTY,
     INITIALS,
@@ -133,7 +133,7 @@ def test_level1_consultations_answers_reminders_escalation_and_orientation(
         session, CaseType.SAISINE, saisine.id, STEP_CONSULTATION, cell.contacts["CCAS"].id or 0
     )
     # the page (not the mail) shows the pseudonymised description
-    from models.steps import step_kind
+    from models.catalogue import step_kind
 
     page = step_kind(STEP_CONSULTATION).page(session, ccas)
     assert ("Difficulté rencontrée", DIFFICULTY) in page.details
@@ -371,7 +371,7 @@ def test_yearly_report_csv_has_the_table_and_the_counts(session: Session, cell: 
 def test_two_writers_of_the_same_saisine_cannot_both_win(db_url: str) -> None:
     from sqlalchemy.orm.exc import StaleDataError
 
-    from models import db
+    from models.core import db
 
     with db.session_scope() as setup:
         build_cell(setup)

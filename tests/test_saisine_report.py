@@ -5,12 +5,12 @@ from __future__ import annotations
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from models import db
-from models.audit import verify_all
-from models.outbox import OutboxMessage
-from models.people import Clsm
-from models.saisine import Saisine, yearly_report
-from models.saisine_rules import ReportLevel
+from models.core import db
+from models.core.audit import verify_all
+from models.core.outbox import OutboxMessage
+from models.core.people import Clsm
+from models.saisine.domain import Saisine, yearly_report
+from models.saisine.rules import ReportLevel
 from service.demo import load_demo, load_saisine_demo
 
 
@@ -77,7 +77,7 @@ def test_the_report_command_prints_the_table_and_the_csv(db_url: str) -> None:
 
 
 def test_the_open_demo_saisine_is_a_valid_intake_form() -> None:
-    from flows.saisine_inputs import SaisineIntakeForm
+    from flows.inputs.saisine import SaisineIntakeForm
     from service.demo import OPEN_SAISINE
 
     form = SaisineIntakeForm.model_validate(OPEN_SAISINE)

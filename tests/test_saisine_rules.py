@@ -6,9 +6,9 @@ from datetime import date
 
 import pytest
 
-from models.enums import ActionStatus, MeetingStatus, SaisineStatus
-from models.errors import DomainError
-from models.saisine_rules import (
+from models.core.enums import ActionStatus, MeetingStatus, SaisineStatus
+from models.core.errors import DomainError
+from models.saisine.rules import (
     Convention,
     OrientationKind,
     ReportCase,

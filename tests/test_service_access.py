@@ -12,13 +12,12 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from models import db
-from models.audit import case_events
-from models.cases import CASE_KINDS
-from models.enums import CaseType, Role
-from models.people import User
-from models.steps import STEP_KINDS
-from models.waits import open_wait
+from models.catalogue import CASE_KINDS, STEP_KINDS
+from models.core import db
+from models.core.audit import case_events
+from models.core.enums import CaseType, Role
+from models.core.people import User
+from models.core.waits import open_wait
 from service.deps import FailureLimiter
 from service.main import create_app
 from service.security import SESSION_COOKIE
@@ -352,7 +351,7 @@ def test_openapi_routes_are_typed_tagged_and_described(client: TestClient) -> No
 def test_dev_mail_sink_pages(client: TestClient, world: World, tmp_path: object) -> None:
     from email.message import EmailMessage
 
-    from models.settings import get_settings
+    from models.core.settings import get_settings
 
     sink = get_settings().mail_sink_dir
     sink.mkdir(parents=True, exist_ok=True)
@@ -381,7 +380,7 @@ def test_the_session_cookie_is_secure_behind_https(
 ) -> None:
     import os
 
-    from models.settings import get_settings
+    from models.core.settings import get_settings
 
     previous = os.environ["CLSM_BASE_URL"]
     monkeypatch.setenv("CLSM_BASE_URL", "https://clsm.example")

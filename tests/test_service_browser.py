@@ -11,11 +11,10 @@ import aiosmtplib
 import pytest
 from sqlmodel import Session
 
-from models import db
-from models.audit import case_events
-from models.cases import CASE_KINDS
-from models.enums import CaseType
-from models.steps import STEP_KINDS
+from models.catalogue import CASE_KINDS, STEP_KINDS
+from models.core import db
+from models.core.audit import case_events
+from models.core.enums import CaseType
 from notifications.sink import list_mails, start_sink
 from tests.support.env import free_port
 from tests.support.service_kit import (

@@ -11,12 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from models import clock, db
-from models.cases import CASE_KINDS
-from models.enums import CaseType
-from models.links import StepLink, find_link
-from models.outbox import OutboxMessage
-from models.steps import STEP_KINDS
+from models.catalogue import CASE_KINDS, STEP_KINDS
+from models.core import clock, db
+from models.core.enums import CaseType
+from models.core.links import StepLink, find_link
+from models.core.outbox import OutboxMessage
 from service.deps import FailureLimiter
 from service.main import create_app
 from tests.support.service_kit import (
@@ -96,7 +95,7 @@ def test_a_valid_answer_is_recorded_once_and_the_link_is_then_used(
     assert "Merci, votre réponse (3 place(s)) est enregistrée." in done.text
     assert _link(token).used_at is not None
     with Session(db.get_engine()) as session:
-        from models.audit import case_events
+        from models.core.audit import case_events
 
         event = case_events(session, "session", world.case_a)[-1]
     assert event.action == "probe.ready"
@@ -255,7 +254,7 @@ def test_a_refusal_of_the_domain_is_shown_and_nothing_is_stored(
 ) -> None:
     from dataclasses import replace
 
-    from models.errors import DomainError
+    from models.core.errors import DomainError
 
     def refuse(*_: object) -> str:
         raise DomainError("Cette session est close : les réponses ne sont plus acceptées.")

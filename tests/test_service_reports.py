@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from models import db
-from models.enums import Role
+from models.core import db
+from models.core.enums import Role
 from service.demo import load_demo, load_saisine_demo
 from service.main import create_app
 from tests import factories
@@ -26,7 +26,7 @@ def client(db_url: str) -> Iterator[TestClient]:
 def _login(client: TestClient, role: Role, clsm_slug: str | None = "poitiers") -> None:
     from sqlmodel import select
 
-    from models.people import Clsm
+    from models.core.people import Clsm
 
     with db.session_scope() as session:
         clsm = session.exec(select(Clsm).where(Clsm.slug == clsm_slug)).first()

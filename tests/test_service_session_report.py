@@ -7,10 +7,10 @@ import re
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from models import db
-from models import immersion as im
-from models.audit import case_events
-from models.enums import Role
+from models.core import db
+from models.core.audit import case_events
+from models.core.enums import Role
+from models.immersion import domain as im
 from service.main import create_app
 from tests import factories
 from tests.support.service_kit import PASSWORD
@@ -84,7 +84,7 @@ def test_coordinator_moves_a_meeting_and_cancels_the_session(
     session: Session,
     launched: im.ImmersionSession,  # noqa: F811  (the fixture imported above)
 ) -> None:
-    from models.enums import SessionStatus
+    from models.core.enums import SessionStatus
 
     assert launched.id is not None
     with TestClient(create_app()) as client:

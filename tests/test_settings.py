@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from models.settings import ConfigurationError, load_settings
+from models.core.settings import ConfigurationError, load_settings
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,10 @@ from enum import StrEnum
 import pytest
 from sqlmodel import Session
 
-from models.audit import Actor, case_events
-from models.enums import TRANSITIONS, CaseType, allowed
-from models.errors import IllegalTransition
-from models.status import change_status
+from models.core.audit import Actor, case_events
+from models.core.enums import TRANSITIONS, CaseType, allowed
+from models.core.errors import IllegalTransition
+from models.core.status import change_status
 
 
 @dataclass
@@ -68,6 +68,6 @@ def test_transition(
 
 
 def test_a_status_of_another_kind_is_refused() -> None:
-    from models.enums import SaisineStatus, SessionStatus
+    from models.core.enums import SaisineStatus, SessionStatus
 
     assert not allowed(SessionStatus.DRAFT, SaisineStatus.LEVEL1)

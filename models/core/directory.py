@@ -28,10 +28,10 @@ from sqlalchemy import UniqueConstraint, update
 from sqlmodel import Field as Column
 from sqlmodel import Session, SQLModel, col, select
 
-from models.audit import Actor, record_event
-from models.enums import CaseType
-from models.errors import DomainError, NotFound, StaleUpdate
-from models.people import Clsm, Contact, MailAddress, Organisation, Partnership
+from models.core.audit import Actor, record_event
+from models.core.enums import CaseType
+from models.core.errors import DomainError, NotFound, StaleUpdate
+from models.core.people import Clsm, Contact, MailAddress, Organisation, Partnership
 
 EXPIRY_WARNING_DAYS = 60
 """The directory shows the conventions that end within this many days."""

@@ -21,10 +21,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
 
-from models.audit import Actor
 from models.core import directory as d
-from models.errors import DomainError
-from models.people import Contact, Organisation
+from models.core.audit import Actor
+from models.core.errors import DomainError
+from models.core.people import Contact, Organisation
 
 COLUMNS: list[tuple[str, str]] = [
     ("type", "Type"),

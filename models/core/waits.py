@@ -17,9 +17,9 @@ from uuid import UUID
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from models import clock
-from models.base import UTCDateTime
-from models.enums import CaseType
+from models.core import clock
+from models.core.base import UTCDateTime
+from models.core.enums import CaseType
 
 KEY_PATTERN = re.compile(r"^[a-z0-9-]+$")
 
@@ -193,7 +193,7 @@ async def deliver_resumes(wait_ids: list[int] | None = None) -> dict[str, int]:
     """
     import asyncio
 
-    from models.db import session_scope
+    from models.core.db import session_scope
 
     def read_targets() -> list[tuple[int | None, str, str]]:
         with session_scope() as session:

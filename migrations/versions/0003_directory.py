@@ -1,8 +1,8 @@
 """directory: CLSM settings, structures' aliases and activity, contacts' phone and roles,
 conventions' signature, cell rotation, orientation catalogue, past yearly totals
 
-Revision ID: 0002_directory
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "0002_directory"
-down_revision: str | None = "0001"
+revision: str = "0003"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

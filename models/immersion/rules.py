@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
-from models.calendar import add_business_days, is_business_day
+from models.core.calendar import add_business_days, is_business_day
 
 ABSOLUTE_MIN_DAYS = 1
 ABSOLUTE_MAX_DAYS = 5

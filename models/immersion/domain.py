@@ -4,7 +4,7 @@ One session is one case (case_type SESSION, case_id = session id) and one flow r
 `immersion-session` deployment. The functions here are the steps: each reads the state,
 changes what is still to change, audits it and queues its mails in the caller's
 transaction, and does nothing the second time (replays are safe). The decisions themselves
-are the pure rules of `models.immersion_rules`.
+are the pure rules of `models.immersion.rules`.
 """
 
 from __future__ import annotations
@@ -21,12 +21,11 @@ from pydantic import Field as FormField
 from sqlalchemy import JSON, Column, UniqueConstraint, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from models import clock
-from models.audit import Actor, record_event
-from models.base import UTCDateTime
-from models.calendar import add_business_days, at_local
-from models.cases import CaseKind, CaseSummary, register_case_kind
-from models.enums import (
+from models.core import clock
+from models.core.audit import Actor, record_event
+from models.core.base import UTCDateTime
+from models.core.calendar import add_business_days, at_local
+from models.core.enums import (
     STATUS_LABELS,
     AgreementStatus,
     ApplicationStatus,
@@ -34,8 +33,16 @@ from models.enums import (
     PlacementStatus,
     SessionStatus,
 )
-from models.errors import DomainError, NotFound, StaleUpdate
-from models.immersion_rules import (
+from models.core.errors import DomainError, NotFound, StaleUpdate
+from models.core.kinds import CaseKind, CaseScope, CaseSummary, StepKind, StepPage
+from models.core.links import StepLink, issue_link
+from models.core.outbox import CalendarMethod, CalendarPart, OutboxMessage, Recipient, enqueue
+from models.core.people import Clsm, Contact, MailAddress, Organisation
+from models.core.reminders import plan_reminders, stop_case_reminders, stop_reminders
+from models.core.settings import get_settings
+from models.core.status import change_status
+from models.core.waits import Wait, WaitStatus
+from models.immersion.rules import (
     ApplicationFacts,
     Assignment,
     Candidate,
@@ -50,14 +57,6 @@ from models.immersion_rules import (
     replacement,
     report_figures,
 )
-from models.links import StepLink, issue_link
-from models.outbox import CalendarMethod, CalendarPart, OutboxMessage, Recipient, enqueue
-from models.people import Clsm, Contact, MailAddress, Organisation
-from models.reminders import plan_reminders, stop_case_reminders, stop_reminders
-from models.settings import get_settings
-from models.status import change_status
-from models.steps import StepKind, StepPage, register
-from models.waits import Wait, WaitStatus
 
 CASE = CaseType.SESSION
 _T = TypeVar("_T", bound=SQLModel)
@@ -394,6 +393,12 @@ def _event(
 
 
 # -- mails ------------------------------------------------------------------------------
+def scope(row: ImmersionSession) -> CaseScope:
+    """What this session's mails and reminders are filed under."""
+    assert row.id is not None
+    return CaseScope(CASE, row.id, row.clsm_id, row.reference)
+
+
 def _mail(
     session: Session,
     row: ImmersionSession,
@@ -410,8 +415,7 @@ def _mail(
     )
     return enqueue(
         session=session,
-        case_type=CASE,
-        case_id=row.id,
+        scope=scope(row),
         to=recipient,
         template=template,
         context={
@@ -472,10 +476,11 @@ def _awaited_link(
     step_label: str,
 ) -> StepLink:
     """A link whose answer is awaited: reminded before `deadline`, escalated after it
-    (`models.reminders`, sent by tick; the plan stops once the link is used)."""
+    (`models.core.reminders`, sent by tick; the plan stops once the link is used)."""
     link = _link(session, row, contact, step, subject_id)
     plan_reminders(
         session=session,
+        scope=scope(row),
         link=link,
         deadline=deadline,
         template_context={"case_label": row.reference, "step_label": step_label},
@@ -1034,7 +1039,7 @@ def _cancelled(part: CalendarPart) -> CalendarPart:
 
 # -- selection --------------------------------------------------------------------------
 def selection_proposal(session: Session, row: ImmersionSession) -> list[SelectionDecision]:
-    from models.immersion_rules import propose_selection
+    from models.immersion.rules import propose_selection
 
     assert row.id is not None
     candidates = [
@@ -1657,7 +1662,7 @@ def awaited(session: Session, row: ImmersionSession) -> list[str]:
 
 def close_stale_waits(*, session: Session, row: ImmersionSession, keep: set[str]) -> int:
     """Close the waits of finished phases (a resumed run may skip the wait it was in)."""
-    from models.waits import close_wait, next_generation, open_waits
+    from models.core.waits import close_wait, next_generation, open_waits
 
     stale = [w for w in open_waits(session, CASE) if w.case_id == row.id and w.step not in keep]
     for wait in stale:
@@ -1680,7 +1685,7 @@ def note_refused_form(
 
 
 def last_refusal(session: Session, row: ImmersionSession, step: str) -> str:
-    from models.audit import AuditEvent
+    from models.core.audit import AuditEvent
 
     assert row.id is not None
     event = session.exec(
@@ -2142,9 +2147,9 @@ def cancel_and_wake(*, session: Session, row: ImmersionSession, actor: Actor, re
     """Cancel the session (coordinator, through the service) and wake its run so it ends.
 
     Returns the number of mails queued; the caller delivers the resumes
-    (`models.waits.deliver_resumes`) after the commit.
+    (`models.core.waits.deliver_resumes`) after the commit.
     """
-    from models.waits import open_waits, request_resume
+    from models.core.waits import open_waits, request_resume
 
     count = cancel_session(session=session, row=row, actor=actor, reason=reason)
     for wait in open_waits(session, CASE):
@@ -2595,7 +2600,7 @@ def _initial_host(session: Session, link: StepLink) -> dict[str, Any]:
     return {"capacity": inv.declared_capacity or inv.host_capacity if inv else 1}
 
 
-for _kind in (
+STEP_KINDS: tuple[StepKind, ...] = (
     StepKind(
         STEP_APPLY,
         ApplicationForm,
@@ -2643,8 +2648,7 @@ for _kind in (
         _record_host_evaluation,
         wait_step=current_wait_step,
     ),
-):
-    register(_kind)
+)
 
 
 # -- case kind --------------------------------------------------------------------------
@@ -2674,4 +2678,4 @@ def _one(session: Session, case_id: int) -> CaseSummary | None:
     return _summary(row) if row else None
 
 
-register_case_kind(CaseKind(CASE, "session d'immersion", _summaries, _one))
+CASE_KIND = CaseKind(CASE, "session d'immersion", _summaries, _one)

@@ -19,10 +19,10 @@ from enum import StrEnum
 from sqlalchemy import update
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from models import clock
-from models.base import UTCDateTime
-from models.enums import CaseType
-from models.settings import get_settings
+from models.core import clock
+from models.core.base import UTCDateTime
+from models.core.enums import CaseType
+from models.core.settings import get_settings
 
 
 class LinkState(StrEnum):

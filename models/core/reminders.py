@@ -21,15 +21,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from models import clock
-from models.audit import Actor, record_event
-from models.base import UTCDateTime
-from models.calendar import add_business_days, at_local, local_date
-from models.enums import CaseType
-from models.links import StepLink
-from models.outbox import Recipient, enqueue, resolve_clsm
-from models.people import Contact
-from models.settings import get_settings
+from models.core import clock
+from models.core.audit import Actor, record_event
+from models.core.base import UTCDateTime
+from models.core.calendar import add_business_days, at_local, local_date
+from models.core.enums import CaseType
+from models.core.kinds import CaseScope
+from models.core.links import StepLink
+from models.core.outbox import Recipient, enqueue, resolve_clsm
+from models.core.people import Contact
+from models.core.settings import get_settings
 
 
 @dataclass(frozen=True)
@@ -68,29 +69,16 @@ class Schedule:
         return at_local(day, self.hour, tz)
 
 
-SCHEDULES: dict[str, Schedule] = {}
-
-
-def register_schedule(schedule: Schedule) -> Schedule:
-    if schedule.name in SCHEDULES and SCHEDULES[schedule.name] != schedule:
-        raise ValueError(f"schedule {schedule.name!r} registered twice")
-    SCHEDULES[schedule.name] = schedule
-    return schedule
-
-
-STANDARD = register_schedule(
-    Schedule(
-        name="standard",
-        reminders=(BusinessDaysBefore(5), BusinessDaysBefore(2)),
-        escalate_after=BusinessDaysAfter(1),
-    )
+STANDARD = Schedule(
+    name="standard",
+    reminders=(BusinessDaysBefore(5), BusinessDaysBefore(2)),
+    escalate_after=BusinessDaysAfter(1),
 )
-SHORT = register_schedule(
-    Schedule(name="short", reminders=(BusinessDaysBefore(1),), escalate_after=BusinessDaysAfter(1))
+SHORT = Schedule(
+    name="short", reminders=(BusinessDaysBefore(1),), escalate_after=BusinessDaysAfter(1)
 )
-REMIND_ONLY = register_schedule(
-    Schedule(name="remind-only", reminders=(BusinessDaysBefore(2),), escalate_after=None)
-)
+REMIND_ONLY = Schedule(name="remind-only", reminders=(BusinessDaysBefore(2),), escalate_after=None)
+SCHEDULES: dict[str, Schedule] = {s.name: s for s in (STANDARD, SHORT, REMIND_ONLY)}
 
 
 class ReminderPlan(SQLModel, table=True):
@@ -103,6 +91,8 @@ class ReminderPlan(SQLModel, table=True):
     contact_id: int = Field(foreign_key="contact.id")
     case_type: str = Field(max_length=20)
     case_id: int = Field(index=True)
+    clsm_id: int | None = Field(default=None, foreign_key="clsm.id")
+    case_label: str = Field(default="", max_length=200)
     deadline: datetime = Field(sa_type=UTCDateTime)
     schedule: str = Field(max_length=40)
     reminder_template: str = Field(default="reminder", max_length=80)
@@ -119,6 +109,7 @@ class ReminderPlan(SQLModel, table=True):
 def plan_reminders(
     *,
     session: Session,
+    scope: CaseScope,
     link: StepLink,
     deadline: datetime,
     schedule: str = "standard",
@@ -130,8 +121,8 @@ def plan_reminders(
 
     `template_context` is what the reminder and escalation templates need besides what is
     added here (`link_id`, `deadline`): for the generic templates, `case_label` and
-    `step_label` (French, e.g. "confirmer vos disponibilités"), and `clsm_id` if the case
-    kind is not registered. Reminders already past at planning time are skipped.
+    `step_label` (French, e.g. "confirmer vos disponibilités"). Reminders already past at
+    planning time are skipped.
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown reminder schedule {schedule!r}")
@@ -148,6 +139,8 @@ def plan_reminders(
         contact_id=link.contact_id,
         case_type=link.case_type,
         case_id=link.case_id,
+        clsm_id=scope.clsm_id,
+        case_label=scope.label,
         deadline=deadline,
         schedule=schedule,
         reminder_template=reminder_template,
@@ -193,11 +186,15 @@ def stop_case_reminders(
     return len(plans)
 
 
+def _scope(plan: ReminderPlan) -> CaseScope:
+    assert plan.clsm_id is not None
+    return CaseScope(CaseType(plan.case_type), plan.case_id, plan.clsm_id, plan.case_label)
+
+
 def _remind(session: Session, plan: ReminderPlan, contact: Contact, index: int) -> None:
     enqueue(
         session=session,
-        case_type=CaseType(plan.case_type),
-        case_id=plan.case_id,
+        scope=_scope(plan),
         to=Recipient(email=contact.email, name=contact.name, contact_id=contact.id),
         template=plan.reminder_template,
         context={
@@ -213,9 +210,7 @@ def _remind(session: Session, plan: ReminderPlan, contact: Contact, index: int) 
 
 def _escalate(session: Session, plan: ReminderPlan, contact: Contact, moment: datetime) -> bool:
     """Stop the plan; queue the escalation mail to the coordinator if there is one."""
-    clsm = resolve_clsm(
-        session=session, case_type=plan.case_type, case_id=plan.case_id, context=plan.context
-    )
+    clsm = resolve_clsm(session=session, clsm_id=plan.clsm_id)
     plan.escalated_at = moment
     plan.stopped_at = moment
     if clsm is None or not clsm.coordinator_email:
@@ -224,13 +219,11 @@ def _escalate(session: Session, plan: ReminderPlan, contact: Contact, moment: da
     plan.stop_reason = "escalated"
     enqueue(
         session=session,
-        case_type=CaseType(plan.case_type),
-        case_id=plan.case_id,
+        scope=_scope(plan),
         to=Recipient(email=clsm.coordinator_email, name=clsm.coordinator_name),
         template=plan.escalation_template,
         context={
             **plan.context,
-            "clsm_id": clsm.id,
             "deadline": plan.deadline.isoformat(),
             "contact_name": contact.name,
             "contact_email": contact.email,

@@ -7,9 +7,9 @@ from typing import Any, Protocol
 
 from sqlmodel import Session
 
-from models.audit import Actor, record_event
-from models.enums import CaseType, allowed
-from models.errors import IllegalTransition
+from models.core.audit import Actor, record_event
+from models.core.enums import CaseType, allowed
+from models.core.errors import IllegalTransition
 
 
 class Stateful(Protocol):

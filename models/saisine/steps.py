@@ -12,13 +12,15 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
-from models.audit import Actor
-from models.cases import CaseKind, CaseSummary, register_case_kind
-from models.enums import STATUS_LABELS, CaseType, MeetingStatus
-from models.errors import NotFound
-from models.links import StepLink
-from models.people import Organisation
-from models.saisine import (
+from models.core.audit import Actor
+from models.core.enums import STATUS_LABELS, CaseType, MeetingStatus
+from models.core.errors import NotFound
+from models.core.kinds import CaseKind, CaseSummary, StepKind, StepPage
+from models.core.links import StepLink
+from models.core.people import Organisation
+from models.core.settings import get_settings
+from models.core.waits import WaitStatus, find_wait
+from models.saisine.domain import (
     STEP_ACTION,
     STEP_ATTENDANCE,
     STEP_CONSULTATION,
@@ -35,14 +37,12 @@ from models.saisine import (
     decision_of,
     get_saisine,
     meeting_items,
+    meeting_label,
     orientations,
     record_attendance,
     record_consultation_answer,
     record_follow_up_answer,
 )
-from models.settings import get_settings
-from models.steps import StepKind, StepPage, register
-from models.waits import WaitStatus, find_wait
 
 YesNo = Literal["oui", "non"]
 T = TypeVar("T", Consultation, FollowUp, MeetingMember, DecisionAction)
@@ -271,7 +271,7 @@ def _outcome_page(session: Session, link: StepLink) -> StepPage:
 
 
 def _outcome_record(session: Session, link: StepLink, answer: Acknowledgement, actor: Actor) -> str:
-    from models.audit import record_event
+    from models.core.audit import record_event
 
     record_event(
         session=session,
@@ -284,51 +284,41 @@ def _outcome_record(session: Session, link: StepLink, answer: Acknowledgement, a
     return "Merci, c'est noté."
 
 
-register(
-    StepKind(
-        name=STEP_CONSULTATION,
-        form=ConsultationAnswer,
-        page=_consultation_page,
-        record=_consultation_record,
-        wait_step=_consultation_wait,
-        submit_label="Envoyer ma réponse",
-    )
+CONSULTATION_STEP = StepKind(
+    name=STEP_CONSULTATION,
+    form=ConsultationAnswer,
+    page=_consultation_page,
+    record=_consultation_record,
+    wait_step=_consultation_wait,
+    submit_label="Envoyer ma réponse",
 )
-register(
-    StepKind(
-        name=STEP_FOLLOW_UP,
-        form=FollowUpAnswer,
-        page=_follow_up_page,
-        record=_follow_up_record,
-        wait_step=_follow_up_wait,
-    )
+FOLLOW_UP_STEP = StepKind(
+    name=STEP_FOLLOW_UP,
+    form=FollowUpAnswer,
+    page=_follow_up_page,
+    record=_follow_up_record,
+    wait_step=_follow_up_wait,
 )
-register(
-    StepKind(
-        name=STEP_ATTENDANCE,
-        form=AttendanceAnswer,
-        page=_attendance_page,
-        record=_attendance_record,
-    )
+ATTENDANCE_STEP = StepKind(
+    name=STEP_ATTENDANCE,
+    form=AttendanceAnswer,
+    page=_attendance_page,
+    record=_attendance_record,
 )
-register(
-    StepKind(
-        name=STEP_ACTION,
-        form=ActionClosure,
-        page=_action_page,
-        record=_action_record,
-        wait_step=_action_wait,
-        submit_label="Action réalisée",
-    )
+ACTION_STEP = StepKind(
+    name=STEP_ACTION,
+    form=ActionClosure,
+    page=_action_page,
+    record=_action_record,
+    wait_step=_action_wait,
+    submit_label="Action réalisée",
 )
-register(
-    StepKind(
-        name=STEP_OUTCOME,
-        form=Acknowledgement,
-        page=_outcome_page,
-        record=_outcome_record,
-        submit_label="Bien reçu",
-    )
+OUTCOME_STEP = StepKind(
+    name=STEP_OUTCOME,
+    form=Acknowledgement,
+    page=_outcome_page,
+    record=_outcome_record,
+    submit_label="Bien reçu",
 )
 
 
@@ -365,30 +355,35 @@ MEETING_LABELS = {
 
 def _meeting_summary(meeting: CellMeeting) -> CaseSummary:
     assert meeting.id is not None
-    tz = get_settings().tz
     return CaseSummary(
         case_type=CaseType.MEETING,
         case_id=meeting.id,
-        reference=f"Réunion de cellule du {meeting.starts_at.astimezone(tz):%d/%m/%Y}",
+        reference=meeting_label(meeting),
         status=MEETING_LABELS[meeting.status],
         clsm_id=meeting.clsm_id,
         opened_at=meeting.starts_at,
     )
 
 
-register_case_kind(
-    CaseKind(case_type=CaseType.SAISINE, label="saisine", summaries=_summaries, summary=_one)
+SAISINE_KIND = CaseKind(
+    case_type=CaseType.SAISINE, label="saisine", summaries=_summaries, summary=_one
 )
-register_case_kind(
-    CaseKind(
-        case_type=CaseType.MEETING,
-        label="réunion de cellule",
-        summaries=lambda s, clsm_id: [
-            _meeting_summary(m)
-            for m in s.exec(select(CellMeeting).where(CellMeeting.clsm_id == clsm_id))
-        ],
-        summary=lambda s, meeting_id: (
-            _meeting_summary(m) if (m := s.get(CellMeeting, meeting_id)) else None
-        ),
-    )
+MEETING_KIND = CaseKind(
+    case_type=CaseType.MEETING,
+    label="réunion de cellule",
+    summaries=lambda s, clsm_id: [
+        _meeting_summary(m)
+        for m in s.exec(select(CellMeeting).where(CellMeeting.clsm_id == clsm_id))
+    ],
+    summary=lambda s, meeting_id: (
+        _meeting_summary(m) if (m := s.get(CellMeeting, meeting_id)) else None
+    ),
+)
+
+STEP_KINDS: tuple[StepKind, ...] = (
+    CONSULTATION_STEP,
+    FOLLOW_UP_STEP,
+    ATTENDANCE_STEP,
+    ACTION_STEP,
+    OUTCOME_STEP,
 )

@@ -16,11 +16,10 @@ from typing import Any
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, Session, SQLModel, select
 
-from models import clock
-from models.base import UTCDateTime
-from models.cases import case_summary
-from models.enums import CaseType
-from models.people import Clsm
+from models.core import clock
+from models.core.base import UTCDateTime
+from models.core.kinds import CaseScope
+from models.core.people import Clsm
 
 
 class OutboxStatus(StrEnum):
@@ -72,6 +71,8 @@ class OutboxMessage(SQLModel, table=True):
     recipient_email: str = Field(max_length=254)
     recipient_name: str = Field(default="", max_length=200)
     contact_id: int | None = Field(default=None, foreign_key="contact.id")
+    clsm_id: int | None = Field(default=None, foreign_key="clsm.id", index=True)
+    case_label: str = Field(default="", max_length=200)
     context: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     calendar: dict[str, Any] | None = Field(
         default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
@@ -101,8 +102,7 @@ def message_id_for(outbox_id: int, dedup_key: str, domain: str = "clsm.localhost
 def enqueue(
     *,
     session: Session,
-    case_type: CaseType,
-    case_id: int,
+    scope: CaseScope,
     to: Recipient,
     template: str,
     context: dict[str, Any],
@@ -116,8 +116,8 @@ def enqueue(
     """
     existing = session.exec(
         select(OutboxMessage).where(
-            OutboxMessage.case_type == case_type.value,
-            OutboxMessage.case_id == case_id,
+            OutboxMessage.case_type == scope.case_type.value,
+            OutboxMessage.case_id == scope.case_id,
             OutboxMessage.dedup_key == dedup_key,
         )
     ).first()
@@ -125,8 +125,10 @@ def enqueue(
         return existing
     moment = clock.now(session)
     message = OutboxMessage(
-        case_type=case_type.value,
-        case_id=case_id,
+        case_type=scope.case_type.value,
+        case_id=scope.case_id,
+        clsm_id=scope.clsm_id,
+        case_label=scope.label,
         dedup_key=dedup_key,
         template=template,
         recipient_email=to.email,
@@ -144,32 +146,6 @@ def enqueue(
     return message
 
 
-def resolve_clsm(
-    *, session: Session, case_type: str, case_id: int, context: dict[str, Any]
-) -> Clsm | None:
-    """The CLSM a mail speaks for: `context["clsm_id"]` if given, else the case's CLSM.
-
-    The case's CLSM comes from the registry of case kinds (`models.cases`); a domain whose
-    case kind is not registered must put `clsm_id` in the context.
-    """
-    clsm_id = context.get("clsm_id")
-    if clsm_id is None:
-        try:
-            summary = case_summary(session, CaseType(case_type), case_id)
-        except ValueError:
-            summary = None
-        clsm_id = summary.clsm_id if summary else None
-    return session.get(Clsm, int(clsm_id)) if clsm_id is not None else None
-
-
-def case_label(
-    *, session: Session, case_type: str, case_id: int, context: dict[str, Any] | None = None
-) -> str:
-    """A French reference of the case: registry of case kinds, else `context["case_label"]`."""
-    try:
-        summary = case_summary(session, CaseType(case_type), case_id)
-    except ValueError:
-        summary = None
-    if summary is not None:
-        return summary.reference
-    return str((context or {}).get("case_label") or f"dossier {case_type} n°{case_id}")
+def resolve_clsm(*, session: Session, clsm_id: int | None) -> Clsm | None:
+    """The CLSM a mail speaks for, stored on its row when it was queued."""
+    return session.get(Clsm, clsm_id) if clsm_id is not None else None

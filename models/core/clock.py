@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Field, Session, SQLModel
 
-from models.settings import Environment, get_settings
+from models.core.settings import Environment, get_settings
 
 
 class ClockOffset(SQLModel, table=True):

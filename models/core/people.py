@@ -9,8 +9,8 @@ from pydantic import AfterValidator, EmailStr
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from models.base import UTCDateTime
-from models.enums import Role
+from models.core.base import UTCDateTime
+from models.core.enums import Role
 
 
 def _deliverable(address: str) -> str:

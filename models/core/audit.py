@@ -35,9 +35,9 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Connection, Dialect
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from models import clock
-from models.base import UTCDateTime
-from models.enums import ActorKind, CaseType, Channel
+from models.core import clock
+from models.core.base import UTCDateTime
+from models.core.enums import ActorKind, CaseType, Channel
 
 GENESIS = "0" * 64
 
@@ -168,7 +168,7 @@ def _link_hash(
 def _payload_intact(payload: str | dict[str, Any] | None, payload_digest: str) -> bool:
     """Whether a payload (as stored, or decoded) still has its digest; None: erased.
 
-    The database stores JSON in canonical form (models.db), so the stored text is hashed as
+    The database stores JSON in canonical form (models.core.db), so the stored text is hashed as
     it is; text stored otherwise (written by other means) is decoded and made canonical.
     """
     if payload is None:
@@ -200,7 +200,7 @@ def _chain_hash(prev_hash: str, event: AuditEvent) -> str:
 def _lock_chain(session: Session, case_type: CaseType, case_id: int) -> None:
     """Serialise writers of one chain until the end of their transaction.
 
-    SQLite transactions already take the write lock at BEGIN (see models.db); PostgreSQL
+    SQLite transactions already take the write lock at BEGIN (see models.core.db); PostgreSQL
     needs a per-case advisory lock, or two writers would both read the same last event.
     """
     if session.get_bind().dialect.name != "postgresql":

@@ -1,7 +1,7 @@
 """Every status of the domain, with the transitions it allows.
 
-A transition table maps each status to the statuses it may move to; `models.status.change_status`
-is the only way to move, and it refuses anything not in the table.
+A transition table maps each status to the statuses it may move to;
+`models.core.status.change_status` is the only way to move; it refuses anything not in the table.
 """
 
 from __future__ import annotations

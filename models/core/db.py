@@ -13,7 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
-from models.settings import get_settings
+from models.core.settings import get_settings
 
 # JSON is stored in canonical form (keys sorted, no spaces, UTF-8 as is): the audit trail's
 # payload digests are then checked on the stored text, without decoding it.

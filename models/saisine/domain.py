@@ -18,23 +18,27 @@ from typing import Any
 from sqlalchemy import Column, Integer, Text, UniqueConstraint, func
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from models import clock
-from models.audit import Actor, record_event, redact_case
-from models.base import UTCDateTime
-from models.calendar import add_business_days, at_local, local_date
+from models.core import clock
+from models.core.audit import Actor, record_event, redact_case
+from models.core.base import UTCDateTime
+from models.core.calendar import add_business_days, at_local, local_date
 from models.core.directory import cell_members
-from models.enums import (
+from models.core.enums import (
     ActionStatus,
     CaseType,
     ConsultationStatus,
     MeetingStatus,
     SaisineStatus,
 )
-from models.errors import DomainError, NotFound
-from models.links import StepLink, issue_link
-from models.outbox import CalendarMethod, CalendarPart, Recipient, enqueue
-from models.people import Clsm, Contact, Organisation, Partnership
-from models.saisine_rules import (
+from models.core.errors import DomainError, NotFound
+from models.core.kinds import CaseScope
+from models.core.links import StepLink, issue_link
+from models.core.outbox import CalendarMethod, CalendarPart, Recipient, enqueue
+from models.core.people import Clsm, Contact, Organisation, Partnership
+from models.core.settings import get_settings
+from models.core.status import change_status
+from models.core.waits import Wait, WaitStatus, find_wait, request_resume
+from models.saisine.rules import (
     ORIENTATION_LABELS,
     Convention,
     OrientationKind,
@@ -48,14 +52,11 @@ from models.saisine_rules import (
     next_host,
     report_csv_rows,
 )
-from models.settings import get_settings
-from models.status import change_status
-from models.waits import Wait, WaitStatus, find_wait, request_resume
 
 SAISINE = CaseType.SAISINE
 MEETING = CaseType.MEETING
 
-# Steps answered by link (registered in models.saisine_steps).
+# Steps answered by link (registered in models.saisine.steps).
 STEP_CONSULTATION = "saisine-consultation"
 STEP_FOLLOW_UP = "saisine-follow-up"
 STEP_ATTENDANCE = "saisine-attendance"
@@ -355,6 +356,22 @@ def first_contact(session: Session, organisation_id: int) -> Contact:
     return contact
 
 
+def saisine_scope(saisine: Saisine) -> CaseScope:
+    """What this saisine's mails are filed under."""
+    assert saisine.id is not None
+    return CaseScope(SAISINE, saisine.id, saisine.clsm_id, saisine.label)
+
+
+def meeting_label(meeting: CellMeeting) -> str:
+    return f"Réunion de cellule du {meeting.starts_at.astimezone(get_settings().tz):%d/%m/%Y}"
+
+
+def meeting_scope(meeting: CellMeeting) -> CaseScope:
+    """What this meeting's convocations are filed under."""
+    assert meeting.id is not None
+    return CaseScope(MEETING, meeting.id, meeting.clsm_id, meeting_label(meeting))
+
+
 def _mail(
     session: Session,
     saisine: Saisine,
@@ -372,8 +389,7 @@ def _mail(
         body["link_id"] = link.id
     enqueue(
         session=session,
-        case_type=SAISINE,
-        case_id=saisine.id,
+        scope=saisine_scope(saisine),
         to=to,
         template=template,
         context=body,
@@ -538,7 +554,7 @@ def conventions(session: Session, clsm_id: int) -> list[Convention]:
 
 def consultable_organisations(session: Session, saisine: Saisine) -> list[Organisation]:
     """Structures the coordinator may consult today (valid convention), referrer excluded."""
-    from models.saisine_rules import consultable
+    from models.saisine.rules import consultable
 
     today = local_date(clock.now(session), get_settings().tz)
     allowed = consultable(conventions(session, saisine.clsm_id), today)
@@ -1017,8 +1033,7 @@ def _convoke(session: Session, meeting: CellMeeting, members: list[MeetingMember
         )
         enqueue(
             session=session,
-            case_type=MEETING,
-            case_id=meeting.id,
+            scope=meeting_scope(meeting),
             to=_recipient(session, member.contact_id),
             template="saisine_convocation",
             context={
@@ -1169,8 +1184,7 @@ def cancel_meeting(*, session: Session, meeting: CellMeeting, reason: str, actor
     for member in meeting_members(session, meeting):
         enqueue(
             session=session,
-            case_type=MEETING,
-            case_id=meeting.id,
+            scope=meeting_scope(meeting),
             to=_recipient(session, member.contact_id),
             template="saisine_meeting_cancelled",
             context={"references": [s.reference for s in meeting_items(session, meeting)]},
