@@ -706,3 +706,11 @@ def export_xlsx(session: Session, clsm_id: int) -> bytes:
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+def export(*, session: Session, clsm_id: int, fmt: str, actor: Actor) -> bytes:
+    """The directory as a file (csv or xlsx); the export, which holds professionals' contact
+    details, is recorded on the CLSM's chain."""
+    content = export_xlsx(session, clsm_id) if fmt == "xlsx" else export_csv(session, clsm_id)
+    d._record(session, clsm_id, "directory.exported", actor, {"format": fmt})
+    return content
