@@ -107,7 +107,7 @@ def build_trail(ctx: Context, kind: str, total: int, in_case: int) -> Trail:
     from models.core.enums import Role
     from models.immersion.domain import ImmersionSessionCreate, create_session
     from tests import factories
-    from tests.immersion_support import STRUCTURES, build_clsm, session_dates
+    from tests.support.immersion import STRUCTURES, build_clsm, session_dates
 
     started = time.perf_counter()
     url = ctx.database(kind)

@@ -105,7 +105,7 @@ def queue_invitations(count: int) -> list[str]:
         create_session,
         ensure_invitations,
     )
-    from tests.immersion_support import STRUCTURES, build_clsm, session_dates
+    from tests.support.immersion import STRUCTURES, build_clsm, session_dates
 
     with session_scope() as session:
         owner, orgs = build_clsm(session)

@@ -137,7 +137,8 @@ async def drive_session(
     from models.core import clock
     from models.core.db import session_scope
     from models.immersion import domain as im
-    from tests.immersion_support import (
+    from tests.immersion.test_immersion_flow import Mailbox
+    from tests.support.immersion import (
         build_clsm,
         immersion_days,
         launch_parameters,
@@ -145,7 +146,6 @@ async def drive_session(
         session_dates,
         session_status,
     )
-    from tests.test_immersion_flow import Mailbox
 
     mailbox = Mailbox(inst.smtp)
     with session_scope() as session:
@@ -349,9 +349,9 @@ async def drive_saisines(
     from models.core.db import session_scope
     from models.core.links import find_link
     from models.core.waits import Wait, WaitStatus
+    from tests.saisine.test_saisine_end_to_end import Channel
+    from tests.saisine.test_saisine_flow import intake_parameters
     from tests.support.saisine import build_cell
-    from tests.test_saisine_end_to_end import Channel
-    from tests.test_saisine_flow import intake_parameters
 
     with session_scope() as session:
         build_cell(session)

@@ -12,10 +12,10 @@ from sqlmodel import select
 from models.core import db
 from models.core.enums import ApplicationStatus, SessionStatus
 from models.immersion import domain as im
+from tests.immersion.test_prefect_ui import _sync
 from tests.support.browser import chromium, prefect_field, submit_prefect_form
 from tests.support.env import PREFECT_API_URL, TMP
 from tests.support.prefect_stack import PrefectStack, run_env, state_of, wait_for_state
-from tests.test_prefect_ui import _sync
 
 pytestmark = [pytest.mark.prefect, pytest.mark.browser]
 

@@ -22,7 +22,7 @@ from models.core.links import StepLink, consume
 from models.core.outbox import OutboxMessage
 from models.core.people import Contact
 from models.immersion import domain as im
-from tests.immersion_support import PARIS, build_clsm, immersion_days, session_dates
+from tests.support.immersion import PARIS, build_clsm, immersion_days, session_dates
 
 SYSTEM = Actor.system("test")
 

@@ -28,10 +28,7 @@ from models.saisine.domain import (
     meeting_members,
     meetings_of,
 )
-from tests.support.prefect_stack import PrefectStack, run, run_env, state_of
-from tests.support.saisine import DIFFICULTY, INITIALS, build_cell
-from tests.support.smtp import SmtpServer
-from tests.test_saisine_flow import (
+from tests.saisine.test_saisine_flow import (
     intake_parameters,
     moved_on,
     paused_form_description,
@@ -39,6 +36,9 @@ from tests.test_saisine_flow import (
     resume_form,
     the_saisine,
 )
+from tests.support.prefect_stack import PrefectStack, run, run_env, state_of
+from tests.support.saisine import DIFFICULTY, INITIALS, build_cell
+from tests.support.smtp import SmtpServer
 
 pytestmark = [pytest.mark.prefect, pytest.mark.asyncio(loop_scope="session")]
 

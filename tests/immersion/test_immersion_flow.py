@@ -18,7 +18,7 @@ from models.core.outbox import OutboxMessage, OutboxStatus
 from models.immersion import domain as im
 from notifications.mime import ascii_address
 from notifications.send import drain
-from tests.immersion_support import (
+from tests.support.immersion import (
     advance_clock,
     build_clsm,
     immersion_days,

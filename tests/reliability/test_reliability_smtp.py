@@ -19,10 +19,10 @@ from models.core.outbox import OutboxMessage, OutboxStatus, Recipient, enqueue
 from models.core.settings import get_settings
 from notifications.send import drain
 from service.main import create_app
+from tests.service.test_service_access import login
 from tests.support.figures import record, scale
 from tests.support.service_kit import World, build_world, register_kinds
 from tests.support.smtp import SmtpServer, point_settings_at
-from tests.test_service_access import login
 
 pytestmark = pytest.mark.reliability
 

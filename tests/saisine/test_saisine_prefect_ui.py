@@ -14,11 +14,8 @@ from models.core.audit import case_events
 from models.core.enums import SaisineStatus
 from models.core.links import StepLink
 from models.saisine.domain import STEP_CONSULTATION, orientations
-from tests.support.browser import chromium, prefect_field, submit_prefect_form
-from tests.support.env import PREFECT_API_URL, TMP
-from tests.support.prefect_stack import PrefectStack, run, run_env, state_of, wait_for_state
-from tests.test_prefect_ui import _sync
-from tests.test_saisine_flow import (
+from tests.immersion.test_prefect_ui import _sync
+from tests.saisine.test_saisine_flow import (
     answer_as_the_service,
     intake_parameters,
     moved_on,
@@ -26,6 +23,9 @@ from tests.test_saisine_flow import (
     setup_cell,
     the_saisine,
 )
+from tests.support.browser import chromium, prefect_field, submit_prefect_form
+from tests.support.env import PREFECT_API_URL, TMP
+from tests.support.prefect_stack import PrefectStack, run, run_env, state_of, wait_for_state
 
 pytestmark = [pytest.mark.prefect, pytest.mark.browser]
 

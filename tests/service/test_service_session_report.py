@@ -13,8 +13,8 @@ from models.core.enums import Role
 from models.immersion import domain as im
 from service.main import create_app
 from tests import factories
+from tests.immersion.test_immersion_steps import apply, launched  # noqa: F401  (fixture)
 from tests.support.service_kit import PASSWORD
-from tests.test_immersion_steps import apply, launched  # noqa: F401  (fixture)
 
 
 def _login(client: TestClient, session: Session, clsm_id: int | None, role: Role) -> None:

@@ -21,15 +21,15 @@ from models.core.enums import SaisineStatus
 from models.core.links import StepLink
 from models.saisine.domain import consultations
 from models.saisine.steps import STEP_CONSULTATION
-from tests.support.figures import record, scale
-from tests.support.prefect_stack import PrefectStack, run, run_env, state_of, stop_process
-from tests.support.smtp import SmtpServer
-from tests.test_saisine_flow import (
+from tests.saisine.test_saisine_flow import (
     answer_as_the_service,
     intake_parameters,
     setup_cell,
     the_saisine,
 )
+from tests.support.figures import record, scale
+from tests.support.prefect_stack import PrefectStack, run, run_env, state_of, stop_process
+from tests.support.smtp import SmtpServer
 
 pytestmark = [
     pytest.mark.prefect,

@@ -15,14 +15,14 @@ from models.core.enums import CaseType, SessionStatus
 from models.core.outbox import OutboxMessage
 from models.core.waits import resume_run
 from models.immersion import domain as im
-from tests.immersion_support import (
+from tests.support.immersion import (
     advance_clock,
     build_clsm,
     resume_form,
     session_dates,
     settle,
 )
-from tests.immersion_support import outbox as mails
+from tests.support.immersion import outbox as mails
 from tests.support.prefect_stack import PrefectStack, run, run_env, state_of, wait_for_state
 
 pytestmark = [pytest.mark.prefect, pytest.mark.asyncio(loop_scope="session")]
