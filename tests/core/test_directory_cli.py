@@ -14,7 +14,7 @@ from models.core.enums import CaseType
 from service.cli import app
 from service.demo import DEMO_DIRECTORY, load_demo
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "docs" / "annuaire-exemple.csv"
 
 
