@@ -18,8 +18,8 @@ from models.core.enums import CaseType
 from models.core.people import Clsm, User
 from service.main import create_app
 from service.security import api_token_hash
-from tests.support.service_kit import World, build_world
 from tests.service.test_service_access import login
+from tests.support.service_kit import World, build_world
 
 NETWORK = (
     "Type;Structure;Alias;Catégorie;Nom;Courriel;Rôles;Valable du;Valable au\n"
