@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger, task
 
 from flows.mail import drain_outbox, queue_reminders
 from models.core.db import session_scope
+from models.core.directory import queue_convention_reminders
 from models.core.settings import get_settings
 from models.core.waits import (
     crash_silent_runs,
@@ -38,6 +39,12 @@ async def rescue_runs() -> int:
     return await reschedule_stuck_runs(settings.stuck_run_seconds)
 
 
+@task(name="Prévenir des conventions qui expirent")
+def convention_reminders() -> int:
+    with session_scope() as session:
+        return queue_convention_reminders(session)
+
+
 @flow(name="tick", flow_run_name="tick", log_prints=True)
 async def tick() -> dict[str, Any]:
     """Resume runs whose due date passed; retry resumes that Prefect refused earlier;
@@ -46,12 +53,14 @@ async def tick() -> dict[str, Any]:
     due = mark_due()
     woken = await wake_runs()
     reminders = queue_reminders()
+    conventions = convention_reminders()
     mail = drain_outbox()
     summary: dict[str, Any] = {
         "rescued": rescued,
         "due": due,
         **woken,
         "reminders": reminders,
+        "conventions": conventions,
         "mail": mail,
     }
     if rescued:

@@ -18,7 +18,7 @@ import difflib
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -28,9 +28,12 @@ from sqlalchemy import UniqueConstraint, update
 from sqlmodel import Field as Column
 from sqlmodel import Session, SQLModel, col, select
 
+from models.core import clock
 from models.core.audit import Actor, record_event
 from models.core.enums import CaseType
 from models.core.errors import DomainError, NotFound, StaleUpdate
+from models.core.kinds import CaseScope
+from models.core.outbox import OutboxMessage, Recipient, enqueue
 from models.core.people import Clsm, Contact, MailAddress, Organisation, Partnership
 
 EXPIRY_WARNING_DAYS = 60
@@ -861,3 +864,43 @@ def set_past_totals(
         actor=actor,
     )
     return row
+
+
+def queue_convention_reminders(session: Session) -> int:
+    """Queue, for each CLSM's coordinator, one mail per convention ending within
+    `EXPIRY_MAIL_DAYS` days (once per convention and end date); how many were new."""
+    today = clock.now(session).date()
+    queued = 0
+    for owner in session.exec(select(Clsm).where(Clsm.coordinator_email != "")):
+        assert owner.id is not None
+        scope = CaseScope(CaseType.CLSM, owner.id, owner.id, f"Annuaire du {owner.name}")
+        for convention, structure in expiring_conventions(
+            session, owner.id, today, within_days=EXPIRY_MAIL_DAYS
+        ):
+            key = f"convention-{convention.id}-fin-{convention.ends_on.isoformat()}"
+            known = session.exec(
+                select(OutboxMessage.id).where(
+                    OutboxMessage.case_type == CaseType.CLSM.value,
+                    OutboxMessage.case_id == owner.id,
+                    OutboxMessage.dedup_key == key,
+                )
+            ).first()
+            if known is not None:
+                continue
+            enqueue(
+                session=session,
+                scope=scope,
+                to=Recipient(email=owner.coordinator_email, name=owner.coordinator_name),
+                template="convention_expiring",
+                context={
+                    "structure": structure.name,
+                    # a moment (noon, the CLSM's time) that the mail shows as that day
+                    "ends_on": datetime.combine(
+                        convention.ends_on, time(12), ZoneInfo(owner.time_zone)
+                    ).isoformat(),
+                    "directory_path": f"/directory/{owner.slug}/conventions",
+                },
+                dedup_key=key,
+            )
+            queued += 1
+    return queued
