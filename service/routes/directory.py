@@ -149,6 +149,7 @@ def directory_home(request: Request, user: CurrentUser, session: SessionDep) -> 
     responses=READ,
 )
 def clsm_form(request: Request, user: CurrentUser) -> Response:
+    """Formulaire de création d'un CLSM (administration)."""
     _admin(user)
     return _clsm_page(request, user, form_fields(d.ClsmCreate))
 
@@ -184,6 +185,7 @@ def _clsm_page(
 
 @router.post("/directory/clsm", summary="Créer un CLSM (admin)", responses=DONE)
 async def clsm_create(request: Request, user: Writer, session: SessionDep) -> Response:
+    """Crée le CLSM avec le catalogue d'orientations par défaut ; création auditée."""
     _admin(user)
     parsed, typed, errors = parse_form(d.ClsmCreate, await _posted(request))
     if parsed is None:
@@ -238,6 +240,7 @@ def overview(
     responses=READ,
 )
 def structure_new(request: Request, slug: Slug, user: CurrentUser, session: SessionDep) -> Response:
+    """Formulaire d'une nouvelle structure du réseau."""
     clsm = clsm_of(session, user, slug)
     return _form_page(
         request,
@@ -254,6 +257,7 @@ def structure_new(request: Request, slug: Slug, user: CurrentUser, session: Sess
 async def structure_create(
     request: Request, slug: Slug, user: Writer, session: SessionDep
 ) -> Response:
+    """Un nom proche d'une structure existante est proposé et doit être confirmé."""
     clsm = clsm_of(session, user, slug)
     posted = await _posted(request)
     parsed, typed, errors = parse_form(d.StructureCreate, posted)
@@ -330,6 +334,7 @@ def _structure_page(
 def structure_page(
     request: Request, slug: Slug, structure_id: RowId, user: CurrentUser, session: SessionDep
 ) -> Response:
+    """Fiche modifiable d'une structure, avec ses contacts et ses conventions."""
     clsm = clsm_of(session, user, slug)
     row = d.get_structure(session, _id(clsm), structure_id)
     values = _values(row, d.StructureCreate)
@@ -349,6 +354,7 @@ async def structure_update(
     session: SessionDep,
     version: Version,
 ) -> Response:
+    """Enregistre les modifications (auditées, avant → après) ; page périmée : 409."""
     clsm = clsm_of(session, user, slug)
     row = d.get_structure(session, _id(clsm), structure_id)
     parsed, typed, errors = parse_form(d.StructureCreate, await _posted(request))
@@ -412,6 +418,7 @@ def structure_active(
 def contact_list(
     request: Request, slug: Slug, user: CurrentUser, session: SessionDep, q: SEARCH = ""
 ) -> Response:
+    """Contacts des structures, recherche par nom, courriel ou structure."""
     clsm = clsm_of(session, user, slug)
     return _render(
         request,
@@ -451,6 +458,7 @@ def contact_new(
     session: SessionDep,
     structure: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
+    """Formulaire d'un nouveau contact (structure proposée si indiquée)."""
     clsm = clsm_of(session, user, slug)
     values = {"organisation_id": structure} if structure else None
     return _form_page(
@@ -468,6 +476,7 @@ def contact_new(
 async def contact_create(
     request: Request, slug: Slug, user: Writer, session: SessionDep
 ) -> Response:
+    """Un courriel déjà connu dans le CLSM est refusé."""
     clsm = clsm_of(session, user, slug)
     parsed, typed, errors = parse_form(d.ContactCreate, _lines(await _posted(request), "roles"))
     if parsed is not None:
@@ -530,6 +539,7 @@ def _contact_page(
 def contact_page(
     request: Request, slug: Slug, contact_id: RowId, user: CurrentUser, session: SessionDep
 ) -> Response:
+    """Fiche modifiable d'un contact."""
     clsm = clsm_of(session, user, slug)
     row = d.get_contact(session, _id(clsm), contact_id)
     values = _values(row, d.ContactCreate)
@@ -548,6 +558,7 @@ async def contact_update(
     session: SessionDep,
     version: Version,
 ) -> Response:
+    """Enregistre les modifications (auditées) ; page périmée : 409."""
     clsm = clsm_of(session, user, slug)
     row = d.get_contact(session, _id(clsm), contact_id)
     parsed, typed, errors = parse_form(d.ContactCreate, _lines(await _posted(request), "roles"))
@@ -589,6 +600,7 @@ def contact_active(
     version: Version,
     active: Annotated[bool, Form()],
 ) -> Response:
+    """Un contact désactivé n'est plus proposé ; son historique reste."""
     clsm = clsm_of(session, user, slug)
     row = d.get_contact(session, _id(clsm), contact_id)
     d.set_contact_active(
@@ -616,6 +628,7 @@ def contact_active(
 def convention_list(
     request: Request, slug: Slug, user: CurrentUser, session: SessionDep
 ) -> Response:
+    """Conventions, leur validité et celles qui expirent sous 60 jours."""
     clsm = clsm_of(session, user, slug)
     today = clock.now(session).date()
     return _render(
@@ -654,6 +667,7 @@ def convention_new(
     session: SessionDep,
     structure: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
+    """Formulaire d'une nouvelle convention bilatérale."""
     clsm = clsm_of(session, user, slug)
     values = {"organisation_id": structure} if structure else None
     return _form_page(
@@ -671,6 +685,7 @@ def convention_new(
 async def convention_create(
     request: Request, slug: Slug, user: Writer, session: SessionDep
 ) -> Response:
+    """Enregistre une convention (auditée) ; la fin ne peut précéder le début."""
     clsm = clsm_of(session, user, slug)
     parsed, typed, errors = parse_form(d.ConventionCreate, await _posted(request))
     if parsed is not None:
@@ -706,6 +721,7 @@ async def convention_create(
 def convention_page(
     request: Request, slug: Slug, convention_id: RowId, user: CurrentUser, session: SessionDep
 ) -> Response:
+    """Fiche modifiable d'une convention."""
     clsm = clsm_of(session, user, slug)
     row = d.get_convention(session, _id(clsm), convention_id)
     return _form_page(
@@ -733,6 +749,7 @@ async def convention_update(
     session: SessionDep,
     version: Version,
 ) -> Response:
+    """Enregistre les modifications (auditées) ; page périmée : 409."""
     clsm = clsm_of(session, user, slug)
     row = d.get_convention(session, _id(clsm), convention_id)
     parsed, typed, errors = parse_form(d.ConventionCreate, await _posted(request))
@@ -778,6 +795,7 @@ async def convention_update(
     responses=READ,
 )
 def cell_page(request: Request, slug: Slug, user: CurrentUser, session: SessionDep) -> Response:
+    """Membres permanents dans l'ordre de rotation des réunions."""
     clsm = clsm_of(session, user, slug)
     return _render(
         request,
@@ -798,6 +816,7 @@ def cell_page(request: Request, slug: Slug, user: CurrentUser, session: SessionD
 def orientation_page(
     request: Request, slug: Slug, user: CurrentUser, session: SessionDep
 ) -> Response:
+    """Catalogue des orientations du CLSM, retirées comprises."""
     clsm = clsm_of(session, user, slug)
     return _orientations(request, user, session, clsm)
 
@@ -828,6 +847,7 @@ def _orientations(
 async def orientation_add(
     request: Request, slug: Slug, user: Writer, session: SessionDep
 ) -> Response:
+    """Ajoute une orientation à la fin du catalogue."""
     clsm = clsm_of(session, user, slug)
     parsed, typed, errors = parse_form(d.OrientationCreate, await _posted(request))
     if parsed is not None:
@@ -884,6 +904,7 @@ def orientation_active(
     version: Version,
     active: Annotated[bool, Form()],
 ) -> Response:
+    """Une orientation retirée n'est plus proposée ; les dossiers gardent leur libellé."""
     clsm = clsm_of(session, user, slug)
     row = d.get_orientation(session, _id(clsm), entry_id)
     d.set_orientation_active(
@@ -900,6 +921,7 @@ def orientation_active(
     responses=READ,
 )
 def totals_page(request: Request, slug: Slug, user: CurrentUser, session: SessionDep) -> Response:
+    """Totaux annuels saisis pour les années d'avant l'outil."""
     clsm = clsm_of(session, user, slug)
     return _totals(request, user, session, clsm, form_fields(d.PastTotalsCreate))
 
@@ -958,6 +980,7 @@ async def totals_set(request: Request, slug: Slug, user: Writer, session: Sessio
     responses=READ,
 )
 def import_form(request: Request, slug: Slug, user: CurrentUser, session: SessionDep) -> Response:
+    """Formulaire d'envoi d'un tableur (.csv, .xlsx, .ods)."""
     clsm = clsm_of(session, user, slug)
     return _render(
         request, user, "directory_import.html", title="Importer l'annuaire", clsm=clsm, plan=None

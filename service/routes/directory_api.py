@@ -110,6 +110,7 @@ def structure_list(
     session: SessionDep,
     q: Annotated[str, Query(max_length=200)] = "",
 ) -> list[OrganisationPublic]:
+    """Structures du CLSM, désactivées comprises ; `q` cherche dans les noms et alias."""
     clsm = clsm_of(session, user, slug)
     assert clsm.id is not None
     return [_org(o) for o in d.structures(session, clsm.id, search=q)]
@@ -133,7 +134,7 @@ def structure_match(
     )
 
 
-@router.post("/structures", summary="Créer une structure", status_code=201, responses=WRITE)
+@router.post("/structures", summary="Créer une structure", responses=WRITE)
 def structure_create(
     request: Request,
     slug: Slug,
@@ -165,6 +166,7 @@ def structure_update(
     user: Writer,
     session: SessionDep,
 ) -> OrganisationPublic:
+    """Modification auditée (avant → après) ; `version` périmée : 409."""
     clsm = clsm_of(session, user, slug)
     assert clsm.id is not None
     row = d.get_structure(session, clsm.id, structure_id)
@@ -189,6 +191,7 @@ def structure_active(
     user: Writer,
     session: SessionDep,
 ) -> OrganisationPublic:
+    """Désactivation (jamais de suppression) ou réactivation, auditée."""
     clsm = clsm_of(session, user, slug)
     assert clsm.id is not None
     row = d.get_structure(session, clsm.id, structure_id)
@@ -213,6 +216,7 @@ def contact_list(
     session: SessionDep,
     q: Annotated[str, Query(max_length=200)] = "",
 ) -> list[ContactPublic]:
+    """Contacts du CLSM ; `q` cherche dans le nom, le courriel et la structure."""
     clsm = clsm_of(session, user, slug)
     assert clsm.id is not None
     return [
@@ -221,10 +225,11 @@ def contact_list(
     ]
 
 
-@router.post("/contacts", summary="Créer un contact", status_code=201, responses=WRITE)
+@router.post("/contacts", summary="Créer un contact", responses=WRITE)
 def contact_create(
     request: Request, slug: Slug, data: d.ContactCreate, user: Writer, session: SessionDep
 ) -> ContactPublic:
+    """Un courriel déjà connu dans le CLSM est refusé (409)."""
     clsm = clsm_of(session, user, slug)
     assert clsm.id is not None
     row = d.create_contact(
@@ -243,6 +248,7 @@ def contact_update(
     user: Writer,
     session: SessionDep,
 ) -> ContactPublic:
+    """Modification auditée ; `version` périmée : 409."""
     clsm = clsm_of(session, user, slug)
     assert clsm.id is not None
     row = d.get_contact(session, clsm.id, contact_id)
@@ -269,6 +275,7 @@ def contact_active(
     user: Writer,
     session: SessionDep,
 ) -> ContactPublic:
+    """Désactivation ou réactivation d'un contact, auditée."""
     clsm = clsm_of(session, user, slug)
     assert clsm.id is not None
     row = d.get_contact(session, clsm.id, contact_id)
@@ -296,6 +303,7 @@ def convention_list(
         bool, Query(description="Seulement celles qui expirent sous 60 jours")
     ] = False,
 ) -> list[PartnershipPublic]:
+    """Conventions du CLSM, ou seulement celles qui expirent sous 60 jours."""
     clsm = clsm_of(session, user, slug)
     assert clsm.id is not None
     rows = (
@@ -306,10 +314,11 @@ def convention_list(
     return [PartnershipPublic.model_validate(p, from_attributes=True) for p, _o in rows]
 
 
-@router.post("/conventions", summary="Enregistrer une convention", status_code=201, responses=WRITE)
+@router.post("/conventions", summary="Enregistrer une convention", responses=WRITE)
 def convention_create(
     request: Request, slug: Slug, data: d.ConventionCreate, user: Writer, session: SessionDep
 ) -> PartnershipPublic:
+    """Convention bilatérale avec une structure du CLSM, auditée."""
     clsm = clsm_of(session, user, slug)
     assert clsm.id is not None
     row = d.create_convention(
@@ -328,6 +337,7 @@ def convention_update(
     user: Writer,
     session: SessionDep,
 ) -> PartnershipPublic:
+    """Modification auditée ; `version` périmée : 409."""
     clsm = clsm_of(session, user, slug)
     assert clsm.id is not None
     row = d.get_convention(session, clsm.id, convention_id)
@@ -353,16 +363,18 @@ def orientation_list(
     session: SessionDep,
     retired: Annotated[bool, Query(description="Inclure les orientations retirées")] = False,
 ) -> list[OrientationPublic]:
+    """Catalogue des orientations, dans l'ordre."""
     clsm = clsm_of(session, user, slug)
     assert clsm.id is not None
     entries = d.orientation_catalogue(session, clsm.id, include_retired=retired)
     return [OrientationPublic.model_validate(e, from_attributes=True) for e in entries]
 
 
-@router.post("/orientations", summary="Ajouter une orientation", status_code=201, responses=WRITE)
+@router.post("/orientations", summary="Ajouter une orientation", responses=WRITE)
 def orientation_add(
     request: Request, slug: Slug, data: d.OrientationCreate, user: Writer, session: SessionDep
 ) -> OrientationPublic:
+    """Nouvelle orientation à la fin du catalogue."""
     clsm = clsm_of(session, user, slug)
     assert clsm.id is not None
     row = d.add_orientation(
@@ -381,6 +393,7 @@ def orientation_rename(
     user: Writer,
     session: SessionDep,
 ) -> OrientationPublic:
+    """Nouveau libellé pour les prochains dossiers ; les anciens gardent le leur."""
     clsm = clsm_of(session, user, slug)
     assert clsm.id is not None
     row = d.get_orientation(session, clsm.id, entry_id)
@@ -408,6 +421,7 @@ def orientation_active(
     user: Writer,
     session: SessionDep,
 ) -> OrientationPublic:
+    """Retirer ou rétablir une orientation."""
     clsm = clsm_of(session, user, slug)
     assert clsm.id is not None
     row = d.get_orientation(session, clsm.id, entry_id)
@@ -424,6 +438,7 @@ def orientation_active(
 
 @router.get("/totals", summary="Activité des années passées", responses=READ)
 def totals_list(slug: Slug, user: CurrentUser, session: SessionDep) -> list[PastTotalsPublic]:
+    """Totaux annuels des années passées (niveau 1, niveau 2, urgences)."""
     clsm = clsm_of(session, user, slug)
     assert clsm.id is not None
     return [
@@ -441,6 +456,7 @@ def totals_set(
     session: SessionDep,
     version: Annotated[int | None, Query(ge=1, description="Version lue (année existante)")] = None,
 ) -> PastTotalsPublic:
+    """Saisit ou corrige une année ; `version` vérifiée pour une année existante."""
     clsm = clsm_of(session, user, slug)
     assert clsm.id is not None
     row = d.set_past_totals(
