@@ -23,9 +23,11 @@ from models.core.links import (
     issue_link,
     link_state,
 )
-from models.core.outbox import OutboxMessage, Recipient, enqueue
+from models.core.mails import LinkRenewedMail
+from models.core.outbox import OutboxMessage
 from models.core.people import Contact
-from models.core.waits import WaitStatus, find_wait, request_resume
+from models.core.scope import mail
+from models.core.waits import wake_case
 from service.forms import FormField, form_fields, parse_form
 
 
@@ -114,16 +116,10 @@ def _request_resume(session: Session, link: StepLink, kind: StepKind) -> int | N
     step = kind.wait_step(session, link)
     if not step:
         return None
-    wait = find_wait(
-        session=session, case_type=CaseType(link.case_type), case_id=link.case_id, step=step
+    woken = wake_case(
+        session=session, case_type=CaseType(link.case_type), case_id=link.case_id, steps=[step]
     )
-    if wait is None or wait.status is not WaitStatus.OPEN:
-        return None
-    request_resume(session=session, wait=wait, reason="answer")
-    return wait.id
-
-
-RENEWAL_TEMPLATE = "link_renewed"
+    return woken[0] if woken else None
 
 
 def renew_link(token: str) -> bool:
@@ -156,16 +152,12 @@ def renew_link(token: str) -> bool:
         page = STEP_KINDS[old.step].page(session, old)
         case = case_summary(session, case_type, old.case_id)
         assert case is not None
-        enqueue(
+        assert fresh.id is not None
+        mail(
             session=session,
             scope=case.scope,
-            to=Recipient(email=contact.email, name=contact.name, contact_id=contact.id),
-            template=RENEWAL_TEMPLATE,
-            context={
-                "link_id": fresh.id,
-                "step_title": page.title,
-                "case_label": page.case_label,
-            },
+            to=contact,
+            message=LinkRenewedMail(step_title=page.title, link_id=fresh.id),
             dedup_key=dedup_key,
         )
         record_event(

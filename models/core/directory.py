@@ -20,7 +20,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -33,6 +33,7 @@ from models.core.audit import Actor, record_event
 from models.core.enums import CaseType
 from models.core.errors import DomainError, NotFound, StaleUpdate
 from models.core.kinds import CaseScope
+from models.core.mails import MailContext
 from models.core.outbox import OutboxMessage, Recipient, enqueue
 from models.core.people import Clsm, Contact, MailAddress, Organisation, Partnership
 
@@ -866,6 +867,26 @@ def set_past_totals(
     return row
 
 
+class ConventionExpiringMail(MailContext):
+    """To the coordinator: a convention ends soon (the structure then leaves the partners)."""
+
+    template: ClassVar[str] = "convention_expiring"
+    structure: str
+    ends_on: datetime  # noon of the last day, in the CLSM's time zone
+    directory_path: str
+
+    @classmethod
+    def example(cls) -> ConventionExpiringMail:
+        return cls(
+            structure="CCAS de Bressuire",
+            ends_on=datetime.fromisoformat("2027-01-15T12:00:00+01:00"),
+            directory_path="/directory/bocage-bressuirais/conventions",
+        )
+
+
+DIRECTORY_MAILS: tuple[type[MailContext], ...] = (ConventionExpiringMail,)
+
+
 def queue_convention_reminders(session: Session) -> int:
     """Queue, for each CLSM's coordinator, one mail per convention ending within
     `EXPIRY_MAIL_DAYS` days (once per convention and end date); how many were new."""
@@ -892,14 +913,13 @@ def queue_convention_reminders(session: Session) -> int:
                 scope=scope,
                 to=Recipient(email=owner.coordinator_email, name=owner.coordinator_name),
                 template="convention_expiring",
-                context={
-                    "structure": structure.name,
-                    # a moment (noon, the CLSM's time) that the mail shows as that day
-                    "ends_on": datetime.combine(
+                context=ConventionExpiringMail(
+                    structure=structure.name,
+                    ends_on=datetime.combine(
                         convention.ends_on, time(12), ZoneInfo(owner.time_zone)
-                    ).isoformat(),
-                    "directory_path": f"/directory/{owner.slug}/conventions",
-                },
+                    ),
+                    directory_path=f"/directory/{owner.slug}/conventions",
+                ).as_context(),
                 dedup_key=key,
             )
             queued += 1
