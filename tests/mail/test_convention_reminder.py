@@ -1,5 +1,6 @@
 """`tick`'s convention reminder: the coordinator receives one mail 30 days before a
-convention ends, through a real SMTP server, and only once."""
+convention ends, through a real SMTP server, and only once, from the CLSM's own sending and
+reply-to addresses."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ async def test_the_coordinator_is_mailed_30_days_before_a_convention_ends(
                 name="CLSM du Bocage Bressuirais",
                 coordinator_name="Lucie Coordination",
                 coordinator_email="coordination@bocage.example",
+                sender_email="ne-pas-repondre@clsm-bocage.example",
+                reply_to_email="secretariat@clsm-bocage.example",
             ),
             actor=ACTOR,
         )
@@ -66,5 +69,8 @@ async def test_the_coordinator_is_mailed_30_days_before_a_convention_ends(
     ]
     mail = smtp_server.messages[0]
     assert mail.recipients == ["coordination@bocage.example"]
+    assert mail.message["From"].addresses[0].addr_spec == "ne-pas-repondre@clsm-bocage.example"
+    assert mail.message["From"].addresses[0].display_name == "CLSM du Bocage Bressuirais"
+    assert mail.message["Reply-To"].addresses[0].addr_spec == "secretariat@clsm-bocage.example"
     assert "Bonjour Lucie Coordination" in mail.text()
     assert "/directory/bocage/conventions" in mail.text()
