@@ -137,21 +137,22 @@ class PastTotals(SQLModel, table=True):
 _PHONE = re.compile(r"^\+?[0-9 .()-]{6,25}$")
 
 
-class ClsmCreate(BaseModel):
-    slug: str = Field(
-        title="Identifiant court",
-        description="Lettres minuscules, chiffres et tirets, par exemple « bocage-bressuirais ».",
-        min_length=2,
-        max_length=40,
-        pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$",
-    )
+class ClsmSettings(BaseModel):
     name: str = Field(title="Nom du CLSM", min_length=2, max_length=200)
     territory: str = Field(default="", title="Territoire", max_length=200)
     coordinator_name: str = Field(default="", title="Coordination (nom)", max_length=200)
     coordinator_email: MailAddress | None = Field(default=None, title="Adresse de la coordination")
     time_zone: str = Field(default="Europe/Paris", title="Fuseau horaire", max_length=60)
-    sender_email: MailAddress | None = Field(default=None, title="Adresse d'expédition")
-    reply_to_email: MailAddress | None = Field(default=None, title="Adresse de réponse")
+    sender_email: MailAddress | None = Field(
+        default=None,
+        title="Adresse d'expédition",
+        description="Vide : l'adresse d'expédition de l'installation.",
+    )
+    reply_to_email: MailAddress | None = Field(
+        default=None,
+        title="Adresse de réponse",
+        description="Vide : l'adresse de la coordination.",
+    )
 
     @field_validator("time_zone")
     @classmethod
@@ -161,6 +162,19 @@ class ClsmCreate(BaseModel):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"Fuseau horaire inconnu : « {value} » (ex. Europe/Paris).") from None
         return value
+
+    def values(self) -> dict[str, Any]:
+        return {k: ("" if v is None else v) for k, v in self.model_dump().items()}
+
+
+class ClsmCreate(ClsmSettings):
+    slug: str = Field(
+        title="Identifiant court",
+        description="Lettres minuscules, chiffres et tirets, par exemple « bocage-bressuirais ».",
+        min_length=2,
+        max_length=40,
+        pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$",
+    )
 
 
 class StructureCreate(BaseModel):
@@ -433,9 +447,7 @@ def create_clsm(*, session: Session, data: ClsmCreate, actor: Actor) -> Clsm:
     """A new CLSM with the default orientation catalogue (admins only, checked by callers)."""
     if session.exec(select(Clsm).where(Clsm.slug == data.slug)).first() is not None:
         raise DomainError(f"Un CLSM a déjà l'identifiant « {data.slug} ».")
-    values = data.model_dump()
-    values = {k: ("" if v is None else v) for k, v in values.items()}
-    row = Clsm(**values)
+    row = Clsm(**data.values())
     session.add(row)
     session.flush()
     assert row.id is not None
@@ -444,6 +456,23 @@ def create_clsm(*, session: Session, data: ClsmCreate, actor: Actor) -> Clsm:
         session.add(OrientationEntry(clsm_id=row.id, code=code, label=label, position=position))
     session.flush()
     return row
+
+
+def update_clsm(
+    *, session: Session, row: Clsm, data: ClsmSettings, version: int | None, actor: Actor
+) -> dict[str, dict[str, Any]]:
+    """Name, territory, coordination, time zone and mail addresses (the slug stays)."""
+    assert row.id is not None
+    return _change(
+        session,
+        row=row,
+        clsm_id=row.id,
+        values=data.values(),
+        version=version,
+        what=f"Le CLSM « {row.name} »",
+        action="directory.clsm.updated",
+        actor=actor,
+    )
 
 
 def clsm_by_slug(session: Session, slug: str) -> Clsm:

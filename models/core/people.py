@@ -46,6 +46,7 @@ class Clsm(ClsmBase, table=True):
 
 class ClsmPublic(ClsmBase):
     id: int
+    version: int
 
 
 class OrganisationBase(SQLModel):

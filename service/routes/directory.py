@@ -203,6 +203,62 @@ async def clsm_create(request: Request, user: Writer, session: SessionDep) -> Re
     return RedirectResponse(f"/directory/{row.slug}", status_code=303)
 
 
+@router.get(
+    "/directory/{slug}/settings",
+    summary="Paramètres du CLSM",
+    response_class=HTMLResponse,
+    responses=READ,
+)
+def settings_page(request: Request, slug: Slug, user: CurrentUser, session: SessionDep) -> Response:
+    """Nom, territoire, coordination, fuseau horaire, adresses d'expédition et de réponse."""
+    clsm = clsm_of(session, user, slug)
+    values = _values(clsm, d.ClsmSettings)
+    return _settings_page(request, user, clsm, form_fields(d.ClsmSettings, values))
+
+
+def _settings_page(
+    request: Request,
+    user: User,
+    clsm: Clsm,
+    fields: list[FormField],
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    return _form_page(
+        request,
+        user,
+        clsm,
+        title=f"Paramètres — {clsm.name}",
+        fields=fields,
+        action=f"/directory/{clsm.slug}/settings",
+        submit="Enregistrer les paramètres",
+        version=clsm.version,
+        errors=errors,
+        status=status,
+        aside={"done": request.query_params.get("fait", "")},
+    )
+
+
+@router.post(
+    "/directory/{slug}/settings", summary="Modifier les paramètres du CLSM", responses=DONE
+)
+async def settings_update(
+    request: Request, slug: Slug, user: Writer, session: SessionDep, version: Version
+) -> Response:
+    """Modification auditée sur la chaîne du CLSM ; page périmée : 409."""
+    clsm = clsm_of(session, user, slug)
+    parsed, typed, errors = parse_form(d.ClsmSettings, await _posted(request))
+    if parsed is None:
+        fields = form_fields(d.ClsmSettings, typed, errors, raw=True)
+        return _settings_page(request, user, clsm, fields, errors, 422)
+    assert isinstance(parsed, d.ClsmSettings)
+    d.update_clsm(
+        session=session, row=clsm, data=parsed, version=version, actor=actor_of(request, user)
+    )
+    session.commit()
+    return RedirectResponse(f"/directory/{slug}/settings?fait=modifie", status_code=303)
+
+
 # -- overview and structures ---------------------------------------------------------------
 
 

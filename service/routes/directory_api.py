@@ -16,6 +16,7 @@ from models.core import clock
 from models.core import directory as d
 from models.core import directory_sheet as sheet
 from models.core.people import (
+    ClsmPublic,
     ContactPublic,
     Organisation,
     OrganisationPublic,
@@ -98,6 +99,33 @@ class ImportReport(BaseModel):
 
 def _org(row: Organisation) -> OrganisationPublic:
     return OrganisationPublic.model_validate(row, from_attributes=True)
+
+
+class ClsmUpdate(d.ClsmSettings, Versioned):
+    pass
+
+
+@router.get("", summary="Paramètres du CLSM", responses=READ)
+def clsm_read(slug: Slug, user: CurrentUser, session: SessionDep) -> ClsmPublic:
+    """Nom, territoire, coordination, fuseau horaire, adresses d'expédition et de réponse."""
+    return ClsmPublic.model_validate(clsm_of(session, user, slug), from_attributes=True)
+
+
+@router.put("", summary="Modifier les paramètres du CLSM", responses=WRITE)
+def clsm_update(
+    request: Request, slug: Slug, data: ClsmUpdate, user: Writer, session: SessionDep
+) -> ClsmPublic:
+    """Modification auditée ; `version` périmée : 409. L'identifiant ne change pas."""
+    clsm = clsm_of(session, user, slug)
+    d.update_clsm(
+        session=session,
+        row=clsm,
+        data=d.ClsmSettings.model_validate(data.model_dump(exclude={"version"})),
+        version=data.version,
+        actor=actor_of(request, user),
+    )
+    session.commit()
+    return ClsmPublic.model_validate(clsm, from_attributes=True)
 
 
 # -- structures ----------------------------------------------------------------------------

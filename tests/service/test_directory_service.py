@@ -249,3 +249,44 @@ def test_the_api_reads_and_writes_the_directory_with_problem_json(
         client.post(f"{base}/orientations", json={"label": "Autre"}, headers=auditor).status_code
         == 403
     )
+
+
+def test_the_clsm_settings_are_edited_with_their_version(client: TestClient, world: World) -> None:
+    csrf = login(client, world.coordinator)
+    slug = world.clsm_a.slug
+    page = client.get(f"/directory/{slug}/settings")
+    assert page.status_code == 200
+    assert 'id="sender_email"' in page.text and 'id="slug"' not in page.text
+    saved = client.post(
+        f"/directory/{slug}/settings",
+        data={
+            "csrf_token": csrf,
+            "version": "1",
+            "name": "CLSM A",
+            "time_zone": "Europe/Paris",
+            "sender_email": "ne-pas-repondre@clsm-a.example",
+            "territory": "Communauté d'agglomération A",
+        },
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303
+    wrong_zone = client.post(
+        f"/directory/{slug}/settings",
+        data={"csrf_token": csrf, "version": "2", "name": "CLSM A", "time_zone": "Paris"},
+    )
+    assert wrong_zone.status_code == 422
+    assert "Fuseau horaire inconnu : « Paris » (ex. Europe/Paris)." in html.unescape(
+        wrong_zone.text
+    )
+    headers = {"Authorization": f"Bearer {_token(world.coordinator)}"}
+    current = client.get(f"/api/directory/{slug}", headers=headers).json()
+    assert current["sender_email"] == "ne-pas-repondre@clsm-a.example"
+    assert current["version"] == 2
+    stale = client.put(
+        f"/api/directory/{slug}",
+        json={"name": "CLSM A bis", "version": 1},
+        headers=headers,
+    )
+    assert stale.status_code == 409
+    changed = [e for e in _events(world.clsm_a) if e[0] == "directory.clsm.updated"]
+    assert changed == [("directory.clsm.updated", world.coordinator.name)]
