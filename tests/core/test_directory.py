@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from xml.sax.saxutils import escape
 
 import pytest
@@ -463,3 +463,37 @@ def test_factories_structures_keep_working_with_the_directory(session: Session) 
     owner = factories.clsm(session)
     org = factories.organisation(session, owner, "Structure ancienne")
     assert org.active and org.aliases == [] and org.version == 1
+
+
+def test_a_coordinators_own_xlsx_reads_right(session: Session, clsm: Clsm) -> None:
+    """Headers as people write them (case, synonyms), real date cells, a number as rank."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    table = book.active
+    assert table is not None
+    table.append(["TYPE", "structure", "Membre permanent", "Rang de rotation", "Nom", "E-mail",
+                  "Valide du", "Valide au"])  # fmt: skip
+    table.append(["Structure", "Gendarmerie de Bressuire", "x", 3, None, None, None, None])
+    table.append(["Contact", "gendarmerie de bressuire", None, None, "Adjudant Morel",
+                  "MOREL@gendarmerie.example", None, None])  # fmt: skip
+    table.append(["Convention", "Gendarmerie de Bressuire", None, None, None, None,
+                  datetime(2025, 9, 1), date(2029, 8, 31)])  # fmt: skip
+    buffer = io.BytesIO()
+    book.save(buffer)
+    sheet.import_file(
+        session=session,
+        clsm_id=_id(clsm),
+        filename="Annuaire réseau.XLSX",
+        content=buffer.getvalue(),
+        actor=ACTOR,
+    )
+    session.commit()
+    [member] = d.cell_members(session, _id(clsm))
+    assert (member.name, member.rotation_order) == ("Gendarmerie de Bressuire", 3)
+    assert d.contact_by_email(session, _id(clsm), "morel@gendarmerie.example") is not None
+    [(convention, _org)] = d.conventions(session, _id(clsm))
+    assert (convention.starts_on, convention.ends_on) == (date(2025, 9, 1), date(2029, 8, 31))
+    assert [
+        o.name for o in valid_partners(session=session, clsm_id=_id(clsm), on=date(2026, 1, 5))
+    ] == ["Gendarmerie de Bressuire"]
