@@ -12,6 +12,7 @@ from models.core import (  # noqa: F401
     audit,
     clock,
     directory,
+    gateway,
     links,
     outbox,
     people,

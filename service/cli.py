@@ -303,8 +303,8 @@ def setup(block: bool = typer.Option(True, help="Rester actif après la mise en 
     typer.echo(load_immersion_demo())
     typer.echo(
         "\n================ CLSM prêt ================\n"
-        f"  Interface Prefect : {settings.ui_url}\n"
-        f"  Service           : {settings.base_url}/\n"
+        f"  Coordination      : {settings.base_url}/  (compte du service)\n"
+        f"  Interface Prefect : {settings.ui_url}/  (par le service, après connexion)\n"
         f"  Boîte mail locale : {settings.base_url}/dev/mails   (ou : clsm mail list)\n"
         "  Arrêt : Ctrl-C\n"
         "===========================================\n"
@@ -312,6 +312,14 @@ def setup(block: bool = typer.Option(True, help="Rester actif après la mise en 
     sys.stdout.flush()
     while block:
         signals.pause()
+
+
+@app.command("prefect-auth")
+def prefect_auth_command() -> None:
+    """Affiche le secret du serveur Prefect (créé sous var/ au premier appel), pour `make up`."""
+    from models.core.settings import get_settings
+
+    typer.echo(get_settings().prefect_auth)
 
 
 @app.command("purge")

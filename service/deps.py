@@ -101,7 +101,7 @@ def limiter(request: Request, name: str) -> FailureLimiter:
 def wants_json(request: Request) -> bool:
     """Problem JSON for the API and for clients asking JSON rather than HTML."""
     path = request.url.path
-    if path.startswith("/api/") or path.endswith(".json"):
+    if path.startswith(("/api/", "/prefect/api/")) or path.endswith(".json"):
         return True
     accept = request.headers.get("accept", "")
     return "application/json" in accept and "text/html" not in accept

@@ -27,7 +27,6 @@ class Role(StrEnum):
 class ActorKind(StrEnum):
     USER = "user"
     CONTACT = "contact"
-    COORDINATOR_UI = "coordinator-ui"
     SYSTEM = "system"
 
 

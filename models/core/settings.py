@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import sys
 from enum import StrEnum
 from functools import lru_cache
@@ -35,7 +37,8 @@ class Settings(BaseSettings):
     var_dir: Path = Path("var")
     database_url: str = ""
     prefect_api_url: str = "http://127.0.0.1:4200/api"
-    prefect_ui_url: str = ""
+    # the Prefect server's secret (`user:password`); empty: generated once under var_dir
+    prefect_auth_string: str = ""
     base_url: str = "http://127.0.0.1:8000"
     secret_key: str = DEV_SECRET
     timezone: str = "Europe/Paris"
@@ -107,7 +110,32 @@ class Settings(BaseSettings):
 
     @property
     def ui_url(self) -> str:
-        return (self.prefect_ui_url or self.prefect_api_url.removesuffix("/api")).rstrip("/")
+        """Where people open the Prefect UI: the service's gateway, never the server."""
+        return f"{self.base_url}/prefect"
+
+    @property
+    def prefect_server_url(self) -> str:
+        return self.prefect_api_url.removesuffix("/api")
+
+    @property
+    def prefect_auth(self) -> str:
+        """The Prefect server's secret: given, or generated at first use under var_dir."""
+        return self.prefect_auth_string or _stored_secret(self.var_dir / "prefect-auth")
+
+
+def _stored_secret(path: Path) -> str:
+    """Read the secret kept in `path`, creating it (owner-only) on first use."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        secret = f"clsm:{secrets.token_urlsafe(32)}"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process of the installation wrote it first
+        else:
+            with os.fdopen(fd, "w") as file:
+                file.write(secret)
+    return path.read_text().strip()
 
 
 class ConfigurationError(SystemExit):

@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 
 from models.core import clock
 from models.core.audit import Actor, case_events, verify_case
-from models.core.enums import CaseType
+from models.core.enums import CaseType, Channel
 from models.core.errors import DomainError
 from models.core.outbox import OutboxMessage
 from models.saisine.common import (
@@ -58,7 +58,7 @@ from tests.support.saisine import (
     outbox,
 )
 
-COORD = Actor.prefect_ui("test-run")
+COORD = Actor.user(1, "Inès Moreau (coordination)", Channel.PREFECT_UI)
 
 
 @pytest.fixture
