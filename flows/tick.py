@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger, task
 from flows.mail import drain_outbox, queue_reminders
 from models.core.checkpoints import write_checkpoint
 from models.core.db import session_scope
+from models.core.directory import queue_convention_reminders
 from models.core.runs import crash_silent_runs, deliver_resumes, reschedule_stuck_runs
 from models.core.settings import get_settings
 from models.core.waits import mark_due_waits
@@ -41,6 +42,12 @@ def sign_checkpoint() -> bool:
         return write_checkpoint(session) is not None
 
 
+@task(name="Prévenir des conventions qui expirent")
+def convention_reminders() -> int:
+    with session_scope() as session:
+        return queue_convention_reminders(session)
+
+
 @flow(name="tick", flow_run_name="tick", log_prints=True)
 async def tick() -> dict[str, Any]:
     """Resume runs whose due date passed; retry resumes that Prefect refused earlier;
@@ -49,6 +56,7 @@ async def tick() -> dict[str, Any]:
     due = mark_due()
     woken = await wake_runs()
     reminders = queue_reminders()
+    conventions = convention_reminders()
     mail = drain_outbox()
     signed = sign_checkpoint()
     summary: dict[str, Any] = {
@@ -56,6 +64,7 @@ async def tick() -> dict[str, Any]:
         "due": due,
         **woken,
         "reminders": reminders,
+        "conventions": conventions,
         "mail": mail,
         "checkpoint": signed,
     }

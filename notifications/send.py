@@ -147,15 +147,17 @@ def build_message(
         clsm = resolve_clsm(session=session, clsm_id=row.clsm_id)
     rendered = render_message(session=session, message=row, clsm=clsm)
     sender_name, sender = parseaddr(settings.mail_from)
+    if clsm and clsm.sender_email:  # the CLSM's own sending address, when it has one
+        sender = clsm.sender_email
     headers = [
         ("Subject", encoded(rendered.subject)),
         ("From", Mailbox(sender, clsm.name if clsm else sender_name).header()),
         ("To", Mailbox(row.recipient_email, row.recipient_name).header()),
     ]
-    if clsm and clsm.coordinator_email and clsm.coordinator_email != row.recipient_email:
-        headers.append(
-            ("Reply-To", Mailbox(clsm.coordinator_email, clsm.coordinator_name).header())
-        )
+    reply_to = clsm.reply_to_email or clsm.coordinator_email if clsm else ""
+    if clsm and reply_to and reply_to != row.recipient_email:
+        name = "" if clsm.reply_to_email else clsm.coordinator_name
+        headers.append(("Reply-To", Mailbox(reply_to, name).header()))
     headers += [
         ("Date", format_datetime(moment or clock.now(session))),
         ("Message-ID", row.message_id),

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from models.core.settings import fail_fast
+from service.directory_cli import clsm_app, directory_app
 
 app = typer.Typer(help="Moteur de processus des CLSM.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Base de données de l'application.", no_args_is_help=True)
@@ -26,6 +27,8 @@ users_app = typer.Typer(
     help="Comptes du service (coordination, audit, admin).", no_args_is_help=True
 )
 app.add_typer(users_app, name="users")
+app.add_typer(clsm_app, name="clsm")
+app.add_typer(directory_app, name="directory")
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 

@@ -143,7 +143,18 @@ def _redact_logs() -> None:
 
 def create_app() -> FastAPI:
     from service import gateway
-    from service.routes import api, auth, cases, dev, history, links, reports, sessions
+    from service.routes import (
+        api,
+        auth,
+        cases,
+        dev,
+        directory,
+        directory_api,
+        history,
+        links,
+        reports,
+        sessions,
+    )
 
     settings = get_settings()
     _redact_logs()
@@ -163,6 +174,7 @@ def create_app() -> FastAPI:
             {"name": "dossiers", "description": "Liste et pages des dossiers"},
             {"name": "historique", "description": "Historique audité de chaque dossier"},
             {"name": "rapports", "description": "Bilans annuels et de session"},
+            {"name": "annuaire", "description": "Structures, contacts, conventions du réseau"},
             {"name": "api", "description": "API JSON (jeton porteur)"},
             {"name": "développement", "description": "Outils hors production"},
             {"name": "système", "description": "État du service"},
@@ -187,7 +199,18 @@ def create_app() -> FastAPI:
     )
     swagger_ui = str(files("swagger_ui").joinpath("static"))  # Swagger UI 5, from swagger-ui-py
     app.mount("/docs/assets", StaticFiles(directory=swagger_ui), name="docs-assets")
-    for module in (links, auth, cases, sessions, history, reports, api, gateway):
+    for module in (
+        links,
+        auth,
+        cases,
+        sessions,
+        history,
+        reports,
+        directory,
+        api,
+        directory_api,
+        gateway,
+    ):
         app.include_router(module.router)
     if settings.env is not Environment.PRODUCTION:
         app.include_router(dev.router)
