@@ -271,7 +271,12 @@ def _alert(session: Session, saisine: Saisine, alert: str, dedup: str, names: li
         scope=saisine_scope(saisine),
         to=Recipient(email=clsm.coordinator_email, name=clsm.coordinator_name),
         template="saisine_coordinator_alert",
-        context={"reference": saisine.reference, "alert": alert, "names": names},
+        context={
+            "reference": saisine.reference,
+            "alert": alert,
+            "names": names,
+            "run_url": get_settings().run_url(saisine.flow_run_id),
+        },
         dedup_key=dedup,
     )
 

@@ -192,7 +192,7 @@ def step_label(step: str) -> str:
 
 def flow_run_url(flow_run_id: str | None) -> str | None:
     """The run's page in the Prefect UI, through the service's gateway."""
-    return f"{get_settings().ui_url}/runs/flow-run/{flow_run_id}" if flow_run_id else None
+    return get_settings().run_url(flow_run_id) or None
 
 
 def open_waits_of(session: Session, case_type: CaseType, case_id: int) -> list[Wait]:

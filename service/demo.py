@@ -41,9 +41,10 @@ def _ensure_users(session: Session, clsm: Clsm) -> None:
     from service.security import hash_password
 
     for email, name, role in [
-        ("coordination@clsm-poitiers.example", "Coordination du CLSM", Role.COORDINATOR),
-        ("audit@clsm-poitiers.example", "Auditrice", Role.AUDITOR),
-        ("admin@clsm.example", "Administration", Role.ADMIN),
+        # people's names: the audit trail names whoever decides in the Prefect UI
+        ("coordination@clsm-poitiers.example", "Hélène Garnier", Role.COORDINATOR),
+        ("audit@clsm-poitiers.example", "Martine Roche", Role.AUDITOR),
+        ("admin@clsm.example", "Yves Lemoine", Role.ADMIN),
     ]:
         if session.exec(select(User).where(User.email == email)).first() is None:
             session.add(

@@ -145,6 +145,10 @@ class Settings(BaseSettings):
         """Where people open the Prefect UI: the service's gateway, never the server."""
         return f"{self.base_url}/prefect"
 
+    def run_url(self, flow_run_id: str | None) -> str:
+        """A run's page in the Prefect UI (through the gateway); "" without a run."""
+        return f"{self.ui_url}/runs/flow-run/{flow_run_id}" if flow_run_id else ""
+
     @property
     def prefect_server_url(self) -> str:
         return self.prefect_api_url.removesuffix("/api")

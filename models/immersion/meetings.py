@@ -14,6 +14,7 @@ from models.core.audit import Actor
 from models.core.errors import DomainError
 from models.core.outbox import Recipient
 from models.core.people import Contact
+from models.core.settings import get_settings
 from models.core.status import change_status
 from models.immersion.common import (
     EXAMPLE_TITLE,
@@ -282,6 +283,7 @@ def immersion_notices(*, session: Session, row: ImmersionSession) -> datetime | 
             to=coordinator(session, row),
             message=AlertMail(
                 session_title=row.title,
+                run_url=get_settings().run_url(row.flow_run_id),
                 alert="Immersions sans convention signée (elles ne peuvent pas "
                 "commencer) : " + ", ".join(names) + ".",
             ),

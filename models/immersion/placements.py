@@ -15,6 +15,7 @@ from models.core.errors import DomainError
 from models.core.kinds import StepKind, StepPage
 from models.core.links import StepLink
 from models.core.people import MailAddress
+from models.core.settings import get_settings
 from models.core.status import change_status
 from models.immersion.common import (
     EXAMPLE_TITLE,
@@ -131,6 +132,7 @@ def _create_placement(
             to=coordinator(session, row),
             message=AlertMail(
                 session_title=row.title,
+                run_url=get_settings().run_url(row.flow_run_id),
                 alert=f"Aucune structure d'accueil pour la candidature n°{application.number} "
                 f"({name}) : {assignment.reason}.",
             ),

@@ -10,14 +10,16 @@ import pytest
 from sqlmodel import select
 
 from models.core import db
+from models.core.audit import case_events
 from models.immersion.common import applications, get_session
 from models.immersion.selection import selection_proposal
 from models.immersion.states import ApplicationStatus, SessionStatus
 from models.immersion.tables import ImmersionSession
 from tests.immersion.test_prefect_ui import _sync
-from tests.support.browser import chromium, prefect_field, submit_prefect_form
-from tests.support.env import PREFECT_API_URL, TMP
+from tests.support.browser import chromium, open_prefect_ui, prefect_field, submit_prefect_form
+from tests.support.env import TMP
 from tests.support.prefect_stack import PrefectStack, run_env, state_of, wait_for_state
+from tests.support.service_kit import ServiceProcess
 
 pytestmark = [pytest.mark.prefect, pytest.mark.browser]
 
@@ -25,7 +27,7 @@ pytestmark = [pytest.mark.prefect, pytest.mark.browser]
 def test_the_selection_form_is_prefilled_in_french_and_goes_on(
     prefect_stack: PrefectStack, db_url: str
 ) -> None:
-    from service.demo import load_demo, load_immersion_demo
+    from service.demo import DEMO_PASSWORD, load_demo, load_immersion_demo
 
     load_demo()
     load_immersion_demo(run_env(db_url))
@@ -36,10 +38,15 @@ def test_the_selection_form_is_prefilled_in_french_and_goes_on(
         proposal = selection_proposal(session, row)
     kept = [d.number for d in proposal if d.outcome.value == "selected"]
     paused = _sync(wait_for_state(run_id, "PAUSED", timeout=120))
-    ui = PREFECT_API_URL.removesuffix("/api")
-    with chromium() as browser:
-        page = browser.new_page()
-        page.goto(f"{ui}/runs/flow-run/{run_id}")
+    # the demo's coordinator logs in at the service, which opens the Prefect UI for her
+    with ServiceProcess(db_url) as service, chromium() as browser:
+        page = open_prefect_ui(
+            browser,
+            service.url,
+            "coordination@clsm-poitiers.example",
+            f"/runs/flow-run/{run_id}",
+            DEMO_PASSWORD,
+        )
         page.get_by_role("button", name=re.compile("Resume", re.I)).first.click(timeout=60_000)
         field = prefect_field(page, "Candidatures retenues (numéros)")
         field.wait_for(timeout=30_000)
@@ -60,3 +67,7 @@ def test_the_selection_form_is_prefilled_in_french_and_goes_on(
         statuses = {a.number: a.status for a in applications(session, row_id)}
     assert statuses[kept[-1]] is ApplicationStatus.NOT_SELECTED
     assert sum(s is ApplicationStatus.SELECTED for s in statuses.values()) == 15
+    with db.session_scope() as session:
+        decided = [e for e in case_events(session, "session", row_id) if e.channel == "prefect-ui"]
+    # the selection's decisions name the person who submitted the form
+    assert decided and {e.actor_label for e in decided} == {"Hélène Garnier (coordination)"}

@@ -106,14 +106,16 @@ def account(role: str = "coordinator", clsm_slug: str | None = "poitiers", name:
 PASSWORD = "mot-de-passe-de-test"
 
 
-def open_prefect_ui(browser: Browser, service_url: str, email: str, path: str) -> Page:
+def open_prefect_ui(
+    browser: Browser, service_url: str, email: str, path: str, password: str = PASSWORD
+) -> Page:
     """A page of the Prefect UI through the service's gateway, logged in as a person would:
     the gateway sends them to the login page, then back to what they asked for."""
     page = browser.new_page()
     page.goto(f"{service_url}/prefect{path}")
     page.wait_for_url(re.compile(r"/login\?next="))
     page.get_by_label("Adresse électronique").fill(email)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_label("Mot de passe").fill(password)
     page.get_by_role("button", name="Se connecter").click()
     page.wait_for_url(re.compile(r"/prefect/"))
     return page
