@@ -10,10 +10,15 @@ from sqlmodel import Session, select
 from models.core.db import session_scope
 from models.core.enums import Role
 from models.core.people import Clsm, Contact, Organisation, Partnership, User
-from models.core.settings import get_settings
+from models.core.settings import Environment, get_settings
 from models.saisine.domain import SaisineIntake
 
 DEMO_PASSWORD = "demo-clsm-2026"
+
+
+class DemoRefused(RuntimeError):
+    """Demo data and accounts are never created in production."""
+
 
 ORGANISATIONS: list[tuple[str, str, str, bool, list[tuple[str, str, str]]]] = [
     (
@@ -120,14 +125,23 @@ def _ensure_people(session: Session, clsm: Clsm) -> None:
                 )
 
 
+# Development only: `clsm setup` does not create them in production, and the service
+# refuses them there (and any account whose password is the demo one).
+DEMO_ACCOUNTS: list[tuple[str, str, Role]] = [
+    ("coordination@clsm-poitiers.example", "Coordination du CLSM", Role.COORDINATOR),
+    ("audit@clsm-poitiers.example", "Auditrice", Role.AUDITOR),
+    ("admin@clsm.example", "Administration", Role.ADMIN),
+]
+
+
+def is_demo_login(email: str, password: str) -> bool:
+    return password == DEMO_PASSWORD or email in {a[0] for a in DEMO_ACCOUNTS}
+
+
 def _ensure_users(session: Session, clsm: Clsm) -> None:
     from service.security import hash_password
 
-    for email, name, role in [
-        ("coordination@clsm-poitiers.example", "Coordination du CLSM", Role.COORDINATOR),
-        ("audit@clsm-poitiers.example", "Auditrice", Role.AUDITOR),
-        ("admin@clsm.example", "Administration", Role.ADMIN),
-    ]:
+    for email, name, role in DEMO_ACCOUNTS:
         if session.exec(select(User).where(User.email == email)).first() is None:
             session.add(
                 User(
@@ -142,6 +156,8 @@ def _ensure_users(session: Session, clsm: Clsm) -> None:
 
 def load_demo() -> str:
     """Create the demo CLSM, structures, contacts, conventions and accounts if missing."""
+    if get_settings().env is Environment.PRODUCTION:
+        raise DemoRefused("Données de démonstration refusées en production.")
     with session_scope() as session:
         clsm = session.exec(select(Clsm).where(Clsm.slug == "poitiers")).first()
         if clsm is None:

@@ -24,7 +24,7 @@ from models.core.audit import Actor, record_event
 from models.core.base import UTCDateTime
 from models.core.calendar import add_business_days, at_local
 from models.core.enums import CaseType
-from models.core.errors import DomainError, NotFound, StaleUpdate
+from models.core.errors import DomainError, InvalidInput, NotFound, StaleUpdate
 from models.core.kinds import CaseKind, CaseScope, CaseSummary, StepKind, StepPage
 from models.core.links import StepLink, issue_link
 from models.core.outbox import CalendarMethod, CalendarPart, OutboxMessage, Recipient, enqueue
@@ -2052,6 +2052,8 @@ def move_meeting(
     assert row.id is not None
     if end <= start:
         raise DomainError("la réunion finit avant de commencer")
+    if start <= clock.now(session):
+        raise InvalidInput("une réunion ne peut pas être déplacée dans le passé")
     invited_before = {
         (m.recipient_email, m.recipient_name, m.contact_id)
         for m in _invited_to(session, row.id, f"{meeting}-")
