@@ -13,9 +13,10 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session, col, func, select
 
 from models.catalogue import CASE_KINDS, case_summary, clsm_cases
+from models.core import clock
 from models.core.audit import Actor, AuditEvent, record_event, verify_case
 from models.core.enums import CaseType, Role
-from models.core.errors import DomainError, NotFound
+from models.core.errors import NotFound
 from models.core.kinds import CaseSummary
 from models.core.outbox import OutboxMessage, OutboxStatus
 from models.core.people import Clsm, User
@@ -73,10 +74,6 @@ def action_label(action: str) -> str:
     return ACTION_LABELS.get(action, action)
 
 
-class Forbidden(DomainError):
-    status_code = 403
-
-
 def user_sees(user: User, case: CaseSummary) -> bool:
     return user.role is Role.ADMIN or (user.clsm_id is not None and user.clsm_id == case.clsm_id)
 
@@ -116,14 +113,13 @@ MAX_ID = 2**63 - 1
 
 
 def visible_case(session: Session, user: User, case_type: str, case_id: int) -> CaseSummary:
-    """The case if it exists and the user may see it; NotFound or Forbidden otherwise."""
+    """The case if it exists and the user may see it; NotFound otherwise (a case of another
+    CLSM answers as one that does not exist: its number tells nothing)."""
     kind = parse_case_type(case_type)
     in_range = 1 <= case_id <= MAX_ID  # larger ids cannot exist (and overflow SQLite)
     case = case_summary(session, kind, case_id) if kind in CASE_KINDS and in_range else None
-    if case is None:
+    if case is None or not user_sees(user, case):
         raise NotFound("Ce dossier n'existe pas.")
-    if not user_sees(user, case):
-        raise Forbidden("Ce dossier ne relève pas de votre CLSM : vous ne pouvez pas le consulter.")
     return case
 
 
@@ -270,8 +266,15 @@ def case_public(session: Session, case: CaseSummary) -> CasePublic:
 class HistoryFilters(BaseModel):
     action: str = Field(default="", max_length=80, description="Action exacte")
     actor: str = Field(default="", max_length=200, description="Partie du nom de l'auteur")
-    since: date | None = Field(default=None, description="À partir du (jour, heure de Paris)")
-    until: date | None = Field(default=None, description="Jusqu'au (inclus)")
+    since: date | None = Field(
+        default=None,
+        ge=clock.FIRST_DAY,
+        le=clock.LAST_DAY,
+        description="À partir du (jour, heure de Paris)",
+    )
+    until: date | None = Field(
+        default=None, ge=clock.FIRST_DAY, le=clock.LAST_DAY, description="Jusqu'au (inclus)"
+    )
     page: int = Field(default=1, ge=1, le=100_000)
     per_page: int = Field(default=50, ge=1, le=500)
 

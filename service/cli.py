@@ -408,11 +408,15 @@ def setup(block: bool = typer.Option(True, help="Rester actif après la mise en 
         raise typer.Exit(1)
     ensure_work_pool()
     deploy_all(PROJECT_DIR)
+    from models.core.settings import Environment
     from service.demo import load_demo, load_immersion_demo, load_saisine_demo
 
-    typer.echo(load_demo())
-    typer.echo(load_saisine_demo())
-    typer.echo(load_immersion_demo())
+    if settings.env is Environment.PRODUCTION:
+        typer.echo("Production : aucune donnée ni aucun compte de démonstration.")
+    else:
+        typer.echo(load_demo())
+        typer.echo(load_saisine_demo())
+        typer.echo(load_immersion_demo())
     typer.echo(
         "\n================ CLSM prêt ================\n"
         f"  Coordination      : {settings.base_url}/  (compte du service)\n"

@@ -13,10 +13,29 @@ from models.core.db import session_scope
 from models.core.directory import ClsmCreate, create_clsm
 from models.core.enums import Role
 from models.core.people import Clsm, Organisation, User
-from models.core.settings import get_settings
+from models.core.settings import Environment, get_settings
 from models.saisine.intake import SaisineIntake
 
 DEMO_PASSWORD = "demo-clsm-2026"
+
+
+class DemoRefused(RuntimeError):
+    """Demo data and accounts are never created in production."""
+
+
+# Development only: `clsm setup` does not create them in production, and the service
+# refuses them there (and any account whose password is the demo one). People's names:
+# the audit trail names whoever decides in the Prefect UI.
+DEMO_ACCOUNTS: list[tuple[str, str, Role]] = [
+    ("coordination@clsm-poitiers.example", "Hélène Garnier", Role.COORDINATOR),
+    ("audit@clsm-poitiers.example", "Martine Roche", Role.AUDITOR),
+    ("admin@clsm.example", "Yves Lemoine", Role.ADMIN),
+]
+
+
+def is_demo_login(email: str, password: str) -> bool:
+    return password == DEMO_PASSWORD or email in {a[0] for a in DEMO_ACCOUNTS}
+
 
 DEMO_DIRECTORY = Path(__file__).parent / "demo_data" / "poitiers-annuaire.csv"
 """The Poitiers network (structures, contacts, conventions), loaded through the import."""
@@ -40,12 +59,7 @@ def _ensure_people(session: Session, clsm: Clsm) -> None:
 def _ensure_users(session: Session, clsm: Clsm) -> None:
     from service.security import hash_password
 
-    for email, name, role in [
-        # people's names: the audit trail names whoever decides in the Prefect UI
-        ("coordination@clsm-poitiers.example", "Hélène Garnier", Role.COORDINATOR),
-        ("audit@clsm-poitiers.example", "Martine Roche", Role.AUDITOR),
-        ("admin@clsm.example", "Yves Lemoine", Role.ADMIN),
-    ]:
+    for email, name, role in DEMO_ACCOUNTS:
         if session.exec(select(User).where(User.email == email)).first() is None:
             session.add(
                 User(
@@ -60,6 +74,8 @@ def _ensure_users(session: Session, clsm: Clsm) -> None:
 
 def load_demo() -> str:
     """Create the demo CLSM, structures, contacts, conventions and accounts if missing."""
+    if get_settings().env is Environment.PRODUCTION:
+        raise DemoRefused("Données de démonstration refusées en production.")
     with session_scope() as session:
         clsm = session.exec(select(Clsm).where(Clsm.slug == "poitiers")).first()
         if clsm is None:

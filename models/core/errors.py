@@ -19,6 +19,12 @@ class NotFound(DomainError):
     status_code = 404
 
 
+class InvalidInput(DomainError):
+    """A value a person gave cannot be taken (a date out of range, a move into the past)."""
+
+    status_code = 422
+
+
 class IllegalTransition(DomainError):
     def __init__(self, case: str, from_: StrEnum, to: StrEnum) -> None:
         super().__init__(f"{case} : passage de « {from_.value} » à « {to.value} » non autorisé")

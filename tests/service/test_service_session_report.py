@@ -60,7 +60,7 @@ def test_another_clsm_cannot_read_the_report(
 ) -> None:
     with TestClient(create_app()) as client:
         _login(client, session, None, Role.COORDINATOR)
-        assert client.get(f"/cases/session/{launched.id}/report").status_code == 403
+        assert client.get(f"/cases/session/{launched.id}/report").status_code == 404
         assert client.get("/cases/session/0/report").status_code == 422
 
 
@@ -103,7 +103,15 @@ def test_coordinator_moves_a_meeting_and_cancels_the_session(
                 "version": version,
             },
         )
-        assert bad.status_code == 409 and "Date et heure invalides" in bad.text
+        assert bad.status_code == 422 and "Date et heure invalides" in bad.text
+        for start, end, reason in (
+            ("0001-01-01T09:00", "0001-01-01T17:00", "hors des bornes admises"),
+            ("9999-12-31T09:00", "9999-12-31T17:00", "hors des bornes admises"),
+            ("2020-01-06T09:00", "2020-01-06T17:00", "déplacée dans le passé"),
+        ):
+            data = {"csrf_token": token, "start": start, "end": end, "place": "CCAS"}
+            refused = client.post(url, data={**data, "version": version})
+            assert refused.status_code == 422 and reason in refused.text, refused.text
         moved = client.post(
             url,
             follow_redirects=False,
