@@ -17,11 +17,11 @@ from typing import TypeVar
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.runtime import flow_run
 from sqlmodel import Session
 
 from flows.inputs.immersion import AttendanceForm, SelectionForm
-from flows.run import coordinator_actor, run_id, system_actor
+from flows.run import run_id, system_actor
+from flows.tags import tag_run
 from flows.waits import ask, wait_until
 from models.core import clock
 from models.core.audit import Actor
@@ -158,13 +158,13 @@ def _ask_selection(row_id: int, question: SelectionQuestion) -> None:
         key=f"session-{row_id}-selection-resume", markdown=question.description
     )
 
-    def record(session: Session, answer: SelectionForm) -> None:
+    def record(session: Session, answer: SelectionForm, actor: Actor) -> None:
         progress.answer_selection(
             session=session,
             row=get_session(session, row_id),
             kept=answer.kept,
             waitlist=answer.waitlist,
-            actor=coordinator_actor(),
+            actor=actor,
         )
 
     ask(
@@ -186,7 +186,7 @@ def _pause_or_ask(row_id: int, next_: Pause | AttendanceQuestion) -> None:
         return
     question = next_
 
-    def record(session: Session, answer: AttendanceForm) -> None:
+    def record(session: Session, answer: AttendanceForm, actor: Actor) -> None:
         progress.answer_attendance(
             session=session,
             row=get_session(session, row_id),
@@ -194,7 +194,7 @@ def _pause_or_ask(row_id: int, next_: Pause | AttendanceQuestion) -> None:
             present=answer.present,
             withdraw=answer.withdraw,
             withdraw_reason=answer.withdraw_reason,
-            actor=coordinator_actor(),
+            actor=actor,
         )
 
     ask(
@@ -328,21 +328,10 @@ def immersion_session(
         offer_days=offer_days,
     )
     row_id = setup_session(data, session_id, run_id())
-    _tag_run(clsm)
+    tag_run(run_id(), clsm, "immersion")
     while True:
         status = read_status(row_id)
         if status in (S.CLOSED, S.CANCELLED):
             logger.info("Session %s : %s", title, STATUS_LABELS[status])
             return {"session_id": row_id, "status": status.value}
         PHASES[status](row_id)
-
-
-def _tag_run(clsm: str) -> None:
-    """Tags per CLSM, so that the Prefect UI can filter a CLSM's sessions."""
-    from uuid import UUID
-
-    from prefect.client.orchestration import get_client
-
-    tags = sorted({*(flow_run.get_tags() or []), f"clsm:{clsm}", "immersion"})
-    with get_client(sync_client=True) as client:
-        client.update_flow_run(UUID(run_id()), tags=tags)

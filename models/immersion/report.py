@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlmodel import Session, select
@@ -11,6 +10,7 @@ from sqlmodel import Session, select
 from models.core import clock
 from models.core.audit import Actor
 from models.core.people import Clsm
+from models.core.spreadsheet import csv_text
 from models.immersion.common import (
     applications,
     contact,
@@ -147,14 +147,12 @@ def _rating(value: float | None) -> str:
 
 def report_csv(data: SessionReportData) -> str:
     """The report's per-structure table and per-participant table, as CSV (';', UTF-8)."""
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=";")
-    writer.writerow(
+    rows: list[Sequence[object]] = [
         ["structure", "candidatures", "retenues", "stagiaires accueillis", "jours accueillis"]
-    )
+    ]
     for s in data.figures.structures:
-        writer.writerow([s.structure, s.applications, s.kept, s.hosted, s.days_hosted])
-    writer.writerow([])
+        rows.append([s.structure, s.applications, s.kept, s.hosted, s.days_hosted])
+    rows.append([])
     columns = [
         "n°",
         "participant",
@@ -164,10 +162,9 @@ def report_csv(data: SessionReportData) -> str:
         "statut",
         "motif",
     ]
-    writer.writerow(columns)
-    for r in data.participants:
-        writer.writerow([r[c] for c in columns])
-    return out.getvalue()
+    rows.append(columns)
+    rows += [[r[c] for c in columns] for r in data.participants]
+    return csv_text(rows)
 
 
 def store_report(*, session: Session, row: ImmersionSession, actor: Actor) -> SessionReportData:
