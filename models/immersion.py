@@ -782,10 +782,13 @@ def _wish_ids(
     for name in names:
         org = find_organisation(session, row.clsm_id, name)
         if org is None or org.id not in allowed:
-            raise DomainError(f"« {name} » ne fait pas partie des structures de la session")
+            raise DomainError(
+                f"« {name} » ne fait pas partie des structures de la session", field="wishes"
+            )
         if org.id == home:
             raise DomainError(
-                f"« {name} » est votre propre structure : choisissez une autre structure"
+                f"« {name} » est votre propre structure : choisissez une autre structure",
+                field="wishes",
             )
         if org.id not in ids:
             ids.append(org.id)
@@ -1273,7 +1276,7 @@ class HostForm(BaseModel):
     )
     days: list[date] = FormField(
         title="Jours d'immersion proposés",
-        description="Un jour par ligne (aaaa-mm-jj), jours ouvrés dans la période",
+        description="Jours ouvrés dans la période d'immersion",
         min_length=1,
         max_length=5,
     )
@@ -1416,7 +1419,7 @@ def confirm_host(*, session: Session, placement: Placement, form: HostForm, acto
         max_days=row.max_days,
     )
     if errors:
-        raise DomainError("Jours refusés : " + " ; ".join(errors))
+        raise DomainError("Jours refusés : " + " ; ".join(errors), field="days")
     tutor = ensure_contact(
         session,
         organisation_id=placement.host_organisation_id,

@@ -68,7 +68,7 @@ def show_step(request: Request, token: str, session: SessionDep) -> Response:
     "/r/{token}",
     response_class=HTMLResponse,
     summary="Enregistrer la réponse d'une étape",
-    responses={**UNUSABLE, **problem_responses(413, 422)},
+    responses={**UNUSABLE, **problem_responses(409, 413, 422)},
 )
 async def answer_step(request: Request, token: str) -> Response:
     """Valide le formulaire ; lien consommé, réponse et audit dans une seule transaction.
@@ -84,8 +84,8 @@ async def answer_step(request: Request, token: str) -> Response:
         outcome = await run_in_threadpool(submit_step, token, data)
     except LinkUnusable as error:
         return _unusable_page(request, token, error)
-    if outcome.view is not None:
-        return _step_page(request, token, outcome.view, status=422)
+    if outcome.view is not None:  # refused: typing errors (422) or a rule of the domain (409)
+        return _step_page(request, token, outcome.view, status=409 if outcome.view.refused else 422)
     resume = (
         BackgroundTask(deliver_resumes, [outcome.wait_id]) if outcome.wait_id is not None else None
     )
@@ -97,6 +97,7 @@ async def answer_step(request: Request, token: str) -> Response:
             title="Réponse enregistrée",
             message=outcome.confirmation,
             case_label=outcome.case_label,
+            coordination=outcome.coordination,
         ),
         background=resume,
     )
