@@ -11,8 +11,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.asyncutils import run_coro_as_sync
 
-from models.db import session_scope
-from models.reminders import send_due_reminders
+from models.core.db import session_scope
+from models.core.reminders import send_due_reminders
 from notifications.send import drain
 
 

@@ -8,9 +8,9 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 
 from flows.mail import drain_outbox, queue_reminders
-from models.db import session_scope
-from models.settings import get_settings
-from models.waits import (
+from models.core.db import session_scope
+from models.core.settings import get_settings
+from models.core.waits import (
     crash_silent_runs,
     deliver_resumes,
     mark_due_waits,

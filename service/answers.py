@@ -8,13 +8,14 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from models import clock
-from models.audit import Actor, record_event
-from models.cases import case_summary
-from models.db import session_scope
-from models.enums import CaseType
-from models.errors import DomainError
-from models.links import (
+from models.catalogue import STEP_KINDS, case_summary
+from models.core import clock
+from models.core.audit import Actor, record_event
+from models.core.db import session_scope
+from models.core.enums import CaseType
+from models.core.errors import DomainError
+from models.core.kinds import StepKind, StepPage
+from models.core.links import (
     LinkAlreadyUsed,
     LinkState,
     StepLink,
@@ -23,10 +24,9 @@ from models.links import (
     issue_link,
     link_state,
 )
-from models.outbox import OutboxMessage, Recipient, enqueue
-from models.people import Clsm, Contact
-from models.steps import STEP_KINDS, StepKind, StepPage
-from models.waits import WaitStatus, find_wait, request_resume
+from models.core.outbox import OutboxMessage, Recipient, enqueue
+from models.core.people import Clsm, Contact
+from models.core.waits import WaitStatus, find_wait, request_resume
 from service.forms import FormField, form_fields, parse_form
 
 
@@ -228,10 +228,11 @@ def renew_link(token: str) -> bool:
             valid_for=validity,
         )
         page = STEP_KINDS[old.step].page(session, old)
+        case = case_summary(session, case_type, old.case_id)
+        assert case is not None
         enqueue(
             session=session,
-            case_type=case_type,
-            case_id=old.case_id,
+            scope=case.scope,
             to=Recipient(email=contact.email, name=contact.name, contact_id=contact.id),
             template=RENEWAL_TEMPLATE,
             context={

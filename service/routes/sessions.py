@@ -12,11 +12,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
-from models import immersion as im
-from models.enums import CaseType
-from models.errors import DomainError, StaleUpdate
-from models.settings import get_settings
-from models.waits import deliver_resumes, open_waits, request_resume
+from models.core.enums import CaseType
+from models.core.errors import DomainError, StaleUpdate
+from models.core.settings import get_settings
+from models.core.waits import deliver_resumes, open_waits, request_resume
+from models.immersion import domain as im
 from service.casework import visible_case
 from service.deps import SessionDep, Writer, actor_of
 from service.errors import problem_responses
