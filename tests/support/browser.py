@@ -7,7 +7,9 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date
 
+import pytest
 from playwright.sync_api import Browser, Locator, Page, sync_playwright
 
 CHROMIUM_ARGS = [
@@ -71,3 +73,117 @@ def submit_prefect_form(
             page.wait_for_timeout(500)
     shown = " ".join(page.inner_text("body").split())[:600]
     raise AssertionError(f"the run stayed paused after {attempts} submissions; page: {shown}")
+
+
+# -- a person at the keyboard ----------------------------------------------------------------
+SERIOUS = ("serious", "critical")
+
+
+def accessibility_problems(page: Page) -> list[str]:
+    """axe-core's serious and critical violations of the page, one line each."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} — "
+        + ", ".join(str(n["target"]) for n in v["nodes"][:3])
+        for v in results.response["violations"]
+        if v.get("impact") in SERIOUS
+    ]
+
+
+def assert_accessible(page: Page) -> None:
+    problems = accessibility_problems(page)
+    assert not problems, f"{page.url}: " + "; ".join(problems)
+
+
+class Person:
+    """Fills a page with the keyboard alone, as a person would: Tab to a field, type, Space
+    on a box, arrows in a group of radio buttons, Enter on the button.
+
+    Every field is reached by Tab from where the focus is (wrapping to the top of the page
+    once): a field the keyboard cannot reach fails the test.
+    """
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+
+    def _focused(self, target: Locator) -> bool:
+        return bool(target.evaluate("el => el === document.activeElement"))
+
+    def tab_to(self, target: Locator, limit: int = 120) -> None:
+        target.wait_for(state="visible")
+        for _ in range(limit):
+            if self._focused(target):
+                return
+            self.page.keyboard.press("Tab")
+        raise AssertionError(f"Tab never reaches {target}")
+
+    def type(self, label: str | re.Pattern[str], text: str) -> None:
+        """Replace the field's content by typing `text` (new lines with Enter)."""
+        field = self.page.get_by_label(label, exact=isinstance(label, str))
+        self.tab_to(field)
+        self.page.keyboard.press("Control+A")
+        self.page.keyboard.press("Delete")
+        for number, line in enumerate(text.split("\n")):
+            if number:
+                self.page.keyboard.press("Enter")
+            if line:
+                self.page.keyboard.type(line)
+
+    def type_days(self, label: str, days: list[date]) -> None:
+        """Days typed the French way, one a line."""
+        self.type(label, "\n".join(f"{d:%d/%m/%Y}" for d in days))
+
+    def choose(self, question: str, answer: str) -> None:
+        """Pick `answer` in the group of radio buttons of `question` with the arrow keys."""
+        group = self.page.get_by_role("group", name=question)
+        radios = group.get_by_role("radio")
+        labels = [r.evaluate("el => el.labels[0].textContent.trim()") for r in radios.all()]
+        wanted = labels.index(answer)
+        checked = [i for i, r in enumerate(radios.all()) if r.is_checked()]
+        self.tab_to(radios.nth(checked[0] if checked else 0))
+        if not checked:
+            self.page.keyboard.press("Space")
+        current = checked[0] if checked else 0
+        key = "ArrowDown" if wanted > current else "ArrowUp"
+        for _ in range(abs(wanted - current)):
+            self.page.keyboard.press(key)
+        assert radios.nth(wanted).is_checked(), f"{question}: {answer} not chosen"
+
+    def tick(self, label: str, on: bool = True) -> None:
+        box = self.page.get_by_label(label, exact=True)
+        if box.is_checked() != on:
+            self.tab_to(box)
+            self.page.keyboard.press("Space")
+        assert box.is_checked() == on
+
+    def submit(self, name: str) -> None:
+        """Enter on the form's button; waits for the page that answers."""
+        self.tab_to(self.page.get_by_role("button", name=name, exact=True))
+        with self.page.expect_navigation():
+            self.page.keyboard.press("Enter")
+
+    def value(self, label: str) -> str:
+        return self.page.get_by_label(label, exact=True).input_value()
+
+    def error_of(self, label: str) -> str:
+        """The message beside a field (the one its aria-describedby names)."""
+        field = self.page.get_by_label(label, exact=True)
+        described = (field.get_attribute("aria-describedby") or "").split()
+        errors = [i for i in described if i.endswith("-erreur")]
+        return self.page.locator(f"#{errors[0]}").inner_text() if errors else ""
+
+    def group_error(self, question: str) -> str:
+        """The message beside a group of radio buttons."""
+        group = self.page.get_by_role("group", name=question)
+        described = (group.get_attribute("aria-describedby") or "").split()
+        errors = [i for i in described if i.endswith("-erreur")]
+        return self.page.locator(f"#{errors[0]}").inner_text() if errors else ""
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One Chromium for the whole test session; each test opens its own page."""
+    with chromium() as shared:
+        yield shared
