@@ -19,7 +19,7 @@ from models.core.outbox import OutboxMessage
 from models.saisine import domain as sa
 from models.saisine.rules import OrientationKind
 from tests import factories
-from tests.support.browser import Person, assert_accessible
+from tests.support.browser import Person, assert_accessible, labelled
 from tests.support.saisine import Cell, build_cell, intake, link_of
 from tests.support.service_kit import PASSWORD, ServiceProcess
 
@@ -87,8 +87,8 @@ def test_every_partner_step_of_a_saisine_typed_in_a_browser(
 
     # consultation: the question has no preset answer; sent without it, the text stays
     person = _open(page, service, ccas)
-    question = "Connaissez-vous cette situation ? (obligatoire)"
-    radios = page.get_by_role("group", name=question).get_by_role("radio")
+    question = "Connaissez-vous cette situation ?"
+    radios = page.get_by_role("group", name=labelled(question)).get_by_role("radio")
     assert [r.is_checked() for r in radios.all()] == [False, False]
     person.type("Ce que votre structure peut proposer", LONG.strip())
     person.submit("Envoyer ma réponse")
@@ -139,7 +139,7 @@ def test_every_partner_step_of_a_saisine_typed_in_a_browser(
 
     # follow-up: "non" without saying which way to go is refused by the rule, then corrected
     person = _open(page, service, follow_up)
-    worked = "L'orientation proposée a-t-elle fonctionné ? (obligatoire)"
+    worked = "L'orientation proposée a-t-elle fonctionné ?"
     person.choose(worked, "non")
     person.type("Commentaire", "Refus du rendez-vous à domicile ; la fille s'inquiète.")
     person.submit("Envoyer")
@@ -175,7 +175,7 @@ def test_every_partner_step_of_a_saisine_typed_in_a_browser(
         meeting_id, second_id = meeting.id, second.id
     for link, answer in zip(invitations, ("non", "oui"), strict=True):
         person = _open(page, service, link)
-        person.choose("Serez-vous présent(e) à la réunion ? (obligatoire)", answer)
+        person.choose("Serez-vous présent(e) à la réunion ?", answer)
         person.submit("Envoyer")
         _done(page, "Merci")
     with db.session_scope() as session:

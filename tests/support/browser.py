@@ -97,6 +97,11 @@ def assert_accessible(page: Page) -> None:
     assert not problems, f"{page.url}: " + "; ".join(problems)
 
 
+def labelled(text: str) -> re.Pattern[str]:
+    """A field's accessible name: its label, with or without " (obligatoire)"."""
+    return re.compile(rf"^{re.escape(text)}( \(obligatoire\))?$")
+
+
 class Person:
     """Fills a page with the keyboard alone, as a person would: Tab to a field, type, Space
     on a box, arrows in a group of radio buttons, Enter on the button.
@@ -119,9 +124,9 @@ class Person:
             self.page.keyboard.press("Tab")
         raise AssertionError(f"Tab never reaches {target}")
 
-    def type(self, label: str | re.Pattern[str], text: str) -> None:
+    def type(self, label: str, text: str) -> None:
         """Replace the field's content by typing `text` (new lines with Enter)."""
-        field = self.page.get_by_label(label, exact=isinstance(label, str))
+        field = self.page.get_by_label(labelled(label))
         self.tab_to(field)
         self.page.keyboard.press("Control+A")
         self.page.keyboard.press("Delete")
@@ -137,7 +142,7 @@ class Person:
 
     def choose(self, question: str, answer: str) -> None:
         """Pick `answer` in the group of radio buttons of `question` with the arrow keys."""
-        group = self.page.get_by_role("group", name=question)
+        group = self.page.get_by_role("group", name=labelled(question))
         radios = group.get_by_role("radio")
         labels = [r.evaluate("el => el.labels[0].textContent.trim()") for r in radios.all()]
         wanted = labels.index(answer)
@@ -152,7 +157,7 @@ class Person:
         assert radios.nth(wanted).is_checked(), f"{question}: {answer} not chosen"
 
     def tick(self, label: str, on: bool = True) -> None:
-        box = self.page.get_by_label(label, exact=True)
+        box = self.page.get_by_label(labelled(label))
         if box.is_checked() != on:
             self.tab_to(box)
             self.page.keyboard.press("Space")
@@ -165,18 +170,18 @@ class Person:
             self.page.keyboard.press("Enter")
 
     def value(self, label: str) -> str:
-        return self.page.get_by_label(label, exact=True).input_value()
+        return self.page.get_by_label(labelled(label)).input_value()
 
     def error_of(self, label: str) -> str:
         """The message beside a field (the one its aria-describedby names)."""
-        field = self.page.get_by_label(label, exact=True)
+        field = self.page.get_by_label(labelled(label))
         described = (field.get_attribute("aria-describedby") or "").split()
         errors = [i for i in described if i.endswith("-erreur")]
         return self.page.locator(f"#{errors[0]}").inner_text() if errors else ""
 
     def group_error(self, question: str) -> str:
         """The message beside a group of radio buttons."""
-        group = self.page.get_by_role("group", name=question)
+        group = self.page.get_by_role("group", name=labelled(question))
         described = (group.get_attribute("aria-describedby") or "").split()
         errors = [i for i in described if i.endswith("-erreur")]
         return self.page.locator(f"#{errors[0]}").inner_text() if errors else ""
