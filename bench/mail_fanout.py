@@ -96,7 +96,6 @@ def queue_invitations(count: int) -> list[str]:
     from models.core import clock
     from models.core.audit import Actor
     from models.core.db import session_scope
-    from models.core.enums import ApplicationStatus
     from models.core.outbox import OutboxMessage
     from models.core.people import Contact
     from models.immersion.domain import (
@@ -105,6 +104,7 @@ def queue_invitations(count: int) -> list[str]:
         create_session,
         ensure_invitations,
     )
+    from models.immersion.states import ApplicationStatus
     from tests.support.immersion import STRUCTURES, build_clsm, session_dates
 
     with session_scope() as session:

@@ -25,12 +25,13 @@ from models.core import clock
 from models.core.audit import Actor
 from models.core.calendar import add_business_days, at_local
 from models.core.db import session_scope
-from models.core.enums import STATUS_LABELS, ApplicationStatus, CaseType, SessionStatus
+from models.core.enums import CaseType
 from models.core.errors import DomainError
 from models.core.settings import get_settings
 from models.core.waits import find_wait, next_generation
 from models.immersion import domain as im
 from models.immersion.rules import apply_coordinator_choice, parse_numbers
+from models.immersion.states import STATUS_LABELS, ApplicationStatus, SessionStatus
 
 S = SessionStatus
 CASE = CaseType.SESSION

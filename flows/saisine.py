@@ -45,18 +45,19 @@ from models.core import clock
 from models.core.audit import Actor, record_event
 from models.core.calendar import add_business_days, at_local, local_date
 from models.core.db import session_scope
-from models.core.enums import (
-    STATUS_LABELS,
-    CaseType,
-    ConsultationStatus,
-    MeetingStatus,
-    SaisineStatus,
-)
+from models.core.enums import CaseType
 from models.core.errors import DomainError
 from models.core.outbox import Recipient, enqueue
 from models.core.people import Contact, Organisation
 from models.core.settings import get_settings
-from models.core.waits import Wait, WaitStatus, close_wait, next_generation, open_wait
+from models.core.waits import (
+    COORDINATOR_STEP_PREFIX,
+    Wait,
+    WaitStatus,
+    close_wait,
+    next_generation,
+    open_wait,
+)
 from models.saisine.domain import (
     ActionPlan,
     CellMeeting,
@@ -96,6 +97,7 @@ from models.saisine.domain import (
     saisine_scope,
     start_follow_up,
 )
+from models.saisine.states import STATUS_LABELS, ConsultationStatus, MeetingStatus, SaisineStatus
 from models.saisine.steps import ACTIONS_WAIT_STEP, answers_wait_steps, follow_up_wait_step
 
 SAISINE = CaseType.SAISINE
@@ -362,7 +364,7 @@ def _ask(
     ask(
         case_type=SAISINE,
         case_id=saisine_id,
-        step=f"ask-{seq}-{what}",
+        step=f"{COORDINATOR_STEP_PREFIX}{seq}-{what}",
         form=form,
         description=description,
         initial=initial,

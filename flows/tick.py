@@ -9,13 +9,9 @@ from prefect import flow, get_run_logger, task
 
 from flows.mail import drain_outbox, queue_reminders
 from models.core.db import session_scope
+from models.core.runs import crash_silent_runs, deliver_resumes, reschedule_stuck_runs
 from models.core.settings import get_settings
-from models.core.waits import (
-    crash_silent_runs,
-    deliver_resumes,
-    mark_due_waits,
-    reschedule_stuck_runs,
-)
+from models.core.waits import mark_due_waits
 
 
 @task(name="Marquer les attentes échues")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlmodel import Session, SQLModel
 
 from models.core import audit, clock, links, outbox, people, reminders, waits  # noqa: F401
-from models.core.enums import CaseType
+from models.core.enums import CaseType, Status
 from models.core.kinds import CaseKind, CaseSummary, StepKind
 from models.immersion import process as immersion
 from models.saisine import process as saisine
@@ -22,6 +22,7 @@ CASE_KINDS: dict[CaseType, CaseKind] = {
 STEP_KINDS: dict[str, StepKind] = {
     kind.name: kind for kind in (*immersion.STEP_KINDS, *saisine.STEP_KINDS)
 }
+STATUSES: tuple[type[Status], ...] = (*immersion.STATUSES, *saisine.STATUSES)
 if len(STEP_KINDS) != len(immersion.STEP_KINDS) + len(saisine.STEP_KINDS):
     raise RuntimeError("two partner steps share a name")
 

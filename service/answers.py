@@ -26,7 +26,7 @@ from models.core.links import (
 )
 from models.core.outbox import OutboxMessage, Recipient, enqueue
 from models.core.people import Clsm, Contact
-from models.core.waits import WaitStatus, find_wait, request_resume
+from models.core.waits import wake_case
 from service.forms import FormField, form_fields, parse_form
 
 
@@ -188,13 +188,10 @@ def _request_resume(session: Session, link: StepLink, kind: StepKind) -> int | N
     step = kind.wait_step(session, link)
     if not step:
         return None
-    wait = find_wait(
-        session=session, case_type=CaseType(link.case_type), case_id=link.case_id, step=step
+    woken = wake_case(
+        session=session, case_type=CaseType(link.case_type), case_id=link.case_id, steps=[step]
     )
-    if wait is None or wait.status is not WaitStatus.OPEN:
-        return None
-    request_resume(session=session, wait=wait, reason="answer")
-    return wait.id
+    return woken[0] if woken else None
 
 
 RENEWAL_TEMPLATE = "link_renewed"

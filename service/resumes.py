@@ -7,7 +7,8 @@ from sqlmodel import Session, col, select
 
 from models.core.audit import Actor, record_event
 from models.core.kinds import CaseSummary
-from models.core.waits import Wait, WaitStatus, deliver_resumes
+from models.core.runs import deliver_resumes
+from models.core.waits import Wait, WaitStatus
 
 
 async def retry_resumes(session: Session, case: CaseSummary, actor: Actor) -> dict[str, int]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any, Protocol
 
 from sqlmodel import Session
 
 from models.core.audit import Actor, record_event
-from models.core.enums import CaseType, allowed
+from models.core.enums import CaseType, Status, allowed
 from models.core.errors import IllegalTransition
 
 
@@ -28,7 +27,7 @@ def change_status(
     *,
     session: Session,
     entity: Stateful,
-    to: StrEnum,
+    to: Status,
     actor: Actor,
     reason: str = "",
     details: dict[str, Any] | None = None,

@@ -25,14 +25,7 @@ from models.core import clock
 from models.core.audit import Actor, record_event
 from models.core.base import UTCDateTime
 from models.core.calendar import add_business_days, at_local
-from models.core.enums import (
-    STATUS_LABELS,
-    AgreementStatus,
-    ApplicationStatus,
-    CaseType,
-    PlacementStatus,
-    SessionStatus,
-)
+from models.core.enums import CaseType
 from models.core.errors import DomainError, NotFound, StaleUpdate
 from models.core.kinds import CaseKind, CaseScope, CaseSummary, StepKind, StepPage
 from models.core.links import StepLink, issue_link
@@ -41,7 +34,7 @@ from models.core.people import Clsm, Contact, MailAddress, Organisation
 from models.core.reminders import plan_reminders, stop_case_reminders, stop_reminders
 from models.core.settings import get_settings
 from models.core.status import change_status
-from models.core.waits import Wait, WaitStatus
+from models.core.waits import Wait, WaitStatus, wake_case
 from models.immersion.rules import (
     ApplicationFacts,
     Assignment,
@@ -56,6 +49,13 @@ from models.immersion.rules import (
     reminder_day,
     replacement,
     report_figures,
+)
+from models.immersion.states import (
+    STATUS_LABELS,
+    AgreementStatus,
+    ApplicationStatus,
+    PlacementStatus,
+    SessionStatus,
 )
 
 CASE = CaseType.SESSION
@@ -2150,14 +2150,11 @@ def cancel_and_wake(*, session: Session, row: ImmersionSession, actor: Actor, re
     """Cancel the session (coordinator, through the service) and wake its run so it ends.
 
     Returns the number of mails queued; the caller delivers the resumes
-    (`models.core.waits.deliver_resumes`) after the commit.
+    (`models.core.runs.deliver_resumes`) after the commit.
     """
-    from models.core.waits import open_waits, request_resume
-
     count = cancel_session(session=session, row=row, actor=actor, reason=reason)
-    for wait in open_waits(session, CASE):
-        if wait.case_id == row.id:
-            request_resume(session=session, wait=wait, reason="answer")
+    assert row.id is not None
+    wake_case(session=session, case_type=CASE, case_id=row.id)
     return count
 
 

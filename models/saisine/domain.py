@@ -22,13 +22,7 @@ from models.core import clock
 from models.core.audit import Actor, record_event, redact_case
 from models.core.base import UTCDateTime
 from models.core.calendar import add_business_days, at_local, local_date
-from models.core.enums import (
-    ActionStatus,
-    CaseType,
-    ConsultationStatus,
-    MeetingStatus,
-    SaisineStatus,
-)
+from models.core.enums import CaseType
 from models.core.errors import DomainError, NotFound
 from models.core.kinds import CaseScope
 from models.core.links import StepLink, issue_link
@@ -36,7 +30,7 @@ from models.core.outbox import CalendarMethod, CalendarPart, Recipient, enqueue
 from models.core.people import Clsm, Contact, Organisation, Partnership
 from models.core.settings import get_settings
 from models.core.status import change_status
-from models.core.waits import Wait, WaitStatus, find_wait, request_resume
+from models.core.waits import wake_case
 from models.saisine.rules import (
     ORIENTATION_LABELS,
     Convention,
@@ -51,6 +45,7 @@ from models.saisine.rules import (
     next_host,
     report_csv_rows,
 )
+from models.saisine.states import ActionStatus, ConsultationStatus, MeetingStatus, SaisineStatus
 
 SAISINE = CaseType.SAISINE
 MEETING = CaseType.MEETING
@@ -1161,11 +1156,12 @@ def _wake_meeting_runs(session: Session, meeting: CellMeeting) -> None:
     """The runs waiting for this meeting's day re-read it (cancelled or moved)."""
     for saisine in meeting_items(session, meeting):
         assert saisine.id is not None
-        wait = find_wait(
-            session=session, case_type=SAISINE, case_id=saisine.id, step=meeting_wait_step(meeting)
+        wake_case(
+            session=session,
+            case_type=SAISINE,
+            case_id=saisine.id,
+            steps=[meeting_wait_step(meeting)],
         )
-        if wait is not None and wait.status is WaitStatus.OPEN:
-            request_resume(session=session, wait=wait, reason="answer")
 
 
 def meeting_wait_step(meeting: CellMeeting) -> str:
@@ -1458,15 +1454,7 @@ def close_saisine(*, session: Session, saisine: Saisine, reason: str, actor: Act
     _touch(session, saisine)
     # runs waiting on a date or on links re-read the saisine and finish
     assert saisine.id is not None
-    for wait in session.exec(
-        select(Wait).where(
-            Wait.case_type == SAISINE.value,
-            Wait.case_id == saisine.id,
-            Wait.status == WaitStatus.OPEN,
-            col(Wait.step).not_like("ask-%"),
-        )
-    ):
-        request_resume(session=session, wait=wait, reason="answer")
+    wake_case(session=session, case_type=SAISINE, case_id=saisine.id, coordinator_forms=False)
 
 
 # -- retention ---------------------------------------------------------------------------------

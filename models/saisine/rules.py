@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
-from models.core.enums import ActionStatus, MeetingStatus, SaisineStatus
 from models.core.errors import DomainError
+from models.saisine.states import ActionStatus, MeetingStatus, SaisineStatus
 
 
 class OrientationKind(StrEnum):

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
 from models.core.audit import Actor
-from models.core.enums import STATUS_LABELS, CaseType, MeetingStatus
+from models.core.enums import CaseType
 from models.core.errors import NotFound
 from models.core.kinds import CaseKind, CaseSummary, StepKind, StepPage
 from models.core.links import StepLink
@@ -43,6 +43,7 @@ from models.saisine.domain import (
     record_consultation_answer,
     record_follow_up_answer,
 )
+from models.saisine.states import STATUS_LABELS, MeetingStatus
 
 YesNo = Literal["oui", "non"]
 T = TypeVar("T", Consultation, FollowUp, MeetingMember, DecisionAction)

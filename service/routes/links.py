@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.background import BackgroundTask
 
 from models.core.links import LinkState
-from models.core.waits import deliver_resumes
+from models.core.runs import deliver_resumes
 from service.answers import LinkUnusable, StepView, renew_link, submit_step, view_step
 from service.deps import SessionDep, client_ip, limiter, page_context, templates
 from service.errors import problem_responses

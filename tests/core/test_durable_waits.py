@@ -11,7 +11,8 @@ from sqlmodel import Session
 from models.core import clock, db
 from models.core.audit import Actor, case_events, record_event
 from models.core.enums import CaseType
-from models.core.waits import Wait, deliver_resumes, find_wait, request_resume
+from models.core.runs import deliver_resumes
+from models.core.waits import Wait, find_wait, request_resume
 from tests.support.prefect_stack import (
     PrefectStack,
     run,

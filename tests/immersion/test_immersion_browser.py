@@ -10,8 +10,8 @@ import pytest
 from sqlmodel import select
 
 from models.core import db
-from models.core.enums import ApplicationStatus, SessionStatus
 from models.immersion import domain as im
+from models.immersion.states import ApplicationStatus, SessionStatus
 from tests.immersion.test_prefect_ui import _sync
 from tests.support.browser import chromium, prefect_field, submit_prefect_form
 from tests.support.env import PREFECT_API_URL, TMP

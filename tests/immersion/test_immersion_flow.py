@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 
 from models.core import clock, db
 from models.core.audit import case_events, verify_case
-from models.core.enums import SessionStatus
 from models.core.outbox import OutboxMessage, OutboxStatus
 from models.immersion import domain as im
+from models.immersion.states import SessionStatus
 from notifications.mime import ascii_address
 from notifications.send import drain
 from tests.support.immersion import (

@@ -16,11 +16,12 @@ from sqlmodel import Session, select
 from models.catalogue import STEP_KINDS
 from models.core import clock, db
 from models.core.audit import Actor
-from models.core.enums import ApplicationStatus, PlacementStatus, Role, SessionStatus
+from models.core.enums import Role
 from models.core.links import StepLink, consume, link_token
 from models.core.outbox import OutboxMessage
 from models.core.people import Contact
 from models.immersion import domain as im
+from models.immersion.states import ApplicationStatus, PlacementStatus, SessionStatus
 from tests import factories
 from tests.support.browser import Person, assert_accessible
 from tests.support.immersion import build_clsm, immersion_days, session_dates

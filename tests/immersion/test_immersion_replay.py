@@ -11,10 +11,11 @@ from sqlmodel import select
 
 from models.core import clock, db
 from models.core.audit import Actor, AuditEvent
-from models.core.enums import CaseType, SessionStatus
+from models.core.enums import CaseType
 from models.core.outbox import OutboxMessage
-from models.core.waits import resume_run
+from models.core.runs import resume_run
 from models.immersion import domain as im
+from models.immersion.states import SessionStatus
 from tests.support.immersion import (
     advance_clock,
     build_clsm,

@@ -11,17 +11,17 @@ from sqlmodel import Session, select
 from models.catalogue import STEP_KINDS
 from models.core import clock
 from models.core.audit import Actor, case_events, verify_case
-from models.core.enums import (
-    AgreementStatus,
-    ApplicationStatus,
-    PlacementStatus,
-    SessionStatus,
-)
 from models.core.errors import DomainError
 from models.core.links import StepLink, consume
 from models.core.outbox import OutboxMessage
 from models.core.people import Contact
 from models.immersion import domain as im
+from models.immersion.states import (
+    AgreementStatus,
+    ApplicationStatus,
+    PlacementStatus,
+    SessionStatus,
+)
 from tests.support.immersion import PARIS, build_clsm, immersion_days, session_dates
 
 SYSTEM = Actor.system("test")

@@ -106,7 +106,7 @@ async def test_a_suspended_run_is_never_taken_for_a_silent_one(
     prefect_stack: PrefectStack, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A run that beat, then suspended (no process, no heartbeat): tick leaves it alone."""
-    from models.core.waits import crash_silent_runs
+    from models.core.runs import crash_silent_runs
 
     run_id = await run("probe-ask/probe-ask", {"case_id": 8}, run_env(db_url))
     await wait_for_state(run_id, "PAUSED", timeout=120)

@@ -11,7 +11,8 @@ import pytest
 from models.core import clock, db
 from models.core.audit import Actor, record_event
 from models.core.enums import CaseType
-from models.core.waits import deliver_resumes, find_wait, pending_resumes, request_resume
+from models.core.runs import deliver_resumes
+from models.core.waits import find_wait, pending_resumes, request_resume
 from tests.support.figures import record, scale
 from tests.support.prefect_stack import (
     PrefectStack,

@@ -17,9 +17,9 @@ from sqlmodel import Session, select
 
 from models.core import db
 from models.core.audit import verify_all
-from models.core.enums import SaisineStatus
 from models.core.links import StepLink
 from models.saisine.domain import consultations
+from models.saisine.states import SaisineStatus
 from models.saisine.steps import STEP_CONSULTATION
 from tests.saisine.test_saisine_flow import (
     answer_as_the_service,

@@ -18,7 +18,6 @@ from sqlmodel import Session, select
 
 from models.core import clock, db
 from models.core.audit import verify_all
-from models.core.enums import ActionStatus, ConsultationStatus, MeetingStatus, SaisineStatus
 from models.core.outbox import OutboxMessage
 from models.core.settings import get_settings
 from models.saisine.domain import (
@@ -28,6 +27,7 @@ from models.saisine.domain import (
     meeting_members,
     meetings_of,
 )
+from models.saisine.states import ActionStatus, ConsultationStatus, MeetingStatus, SaisineStatus
 from tests.saisine.test_saisine_flow import (
     intake_parameters,
     moved_on,

@@ -12,11 +12,12 @@ from sqlmodel import Session, select
 from models.catalogue import step_kind
 from models.core import db
 from models.core.audit import verify_case
-from models.core.enums import CaseType, SaisineStatus
+from models.core.enums import CaseType
 from models.core.links import StepLink
 from models.core.outbox import OutboxMessage
 from models.core.waits import find_wait, request_resume
 from models.saisine.domain import STEP_CONSULTATION, Saisine
+from models.saisine.states import SaisineStatus
 from tests.support.prefect_stack import (
     PrefectStack,
     form_schema,
@@ -66,7 +67,7 @@ def mails() -> list[OutboxMessage]:
 
 async def answer_as_the_service(link_id: int, values: dict[str, Any]) -> None:
     """What the service does on POST /r/{token}: record, consume, resume the named wait."""
-    from models.core.waits import deliver_resumes
+    from models.core.runs import deliver_resumes
 
     with db.session_scope() as session:
         link = session.get(StepLink, link_id)

@@ -11,9 +11,9 @@ from sqlmodel import Session, select
 
 from models.core import db
 from models.core.audit import case_events
-from models.core.enums import SaisineStatus
 from models.core.links import StepLink
 from models.saisine.domain import STEP_CONSULTATION, orientations
+from models.saisine.states import SaisineStatus
 from tests.immersion.test_prefect_ui import _sync
 from tests.saisine.test_saisine_flow import (
     answer_as_the_service,

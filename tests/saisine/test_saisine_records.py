@@ -10,13 +10,7 @@ from sqlmodel import Session, select
 
 from models.core import clock
 from models.core.audit import Actor, case_events, verify_case
-from models.core.enums import (
-    ActionStatus,
-    CaseType,
-    ConsultationStatus,
-    MeetingStatus,
-    SaisineStatus,
-)
+from models.core.enums import CaseType
 from models.core.errors import DomainError
 from models.core.outbox import OutboxMessage
 from models.saisine.domain import (
@@ -50,6 +44,7 @@ from models.saisine.domain import (
     yearly_report_csv,
 )
 from models.saisine.rules import OrientationKind, ReportLevel
+from models.saisine.states import ActionStatus, ConsultationStatus, MeetingStatus, SaisineStatus
 from tests.support.saisine import (
     DIFFICULTY,
     INITIALS,

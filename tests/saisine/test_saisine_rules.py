@@ -6,7 +6,6 @@ from datetime import date
 
 import pytest
 
-from models.core.enums import ActionStatus, MeetingStatus, SaisineStatus
 from models.core.errors import DomainError
 from models.saisine.rules import (
     Convention,
@@ -22,6 +21,7 @@ from models.saisine.rules import (
     next_host,
     report_csv_rows,
 )
+from models.saisine.states import ActionStatus, MeetingStatus, SaisineStatus
 
 CCAS, CHL, DEP, DAC = 1, 2, 3, 4
 

@@ -16,7 +16,8 @@ from models.catalogue import CASE_KINDS, STEP_KINDS
 from models.core import clock, db
 from models.core.audit import case_events
 from models.core.enums import CaseType
-from models.core.waits import Wait, deliver_resumes, find_wait
+from models.core.runs import deliver_resumes
+from models.core.waits import Wait, find_wait
 from service.main import create_app
 from tests.support.env import free_port
 from tests.support.prefect_stack import PrefectStack, run, run_env, state_of, wait_for_state

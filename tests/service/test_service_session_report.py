@@ -84,7 +84,7 @@ def test_coordinator_moves_a_meeting_and_cancels_the_session(
     session: Session,
     launched: im.ImmersionSession,  # noqa: F811  (the fixture imported above)
 ) -> None:
-    from models.core.enums import SessionStatus
+    from models.immersion.states import SessionStatus
 
     assert launched.id is not None
     with TestClient(create_app()) as client:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, sync_playwright
+
+from tests.support.env import free_port
 
 CHROMIUM_ARGS = [
     "--headless=new",
@@ -188,7 +192,49 @@ class Person:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    """One Chromium for the whole test session; each test opens its own page."""
-    with chromium() as shared:
-        yield shared
+def shared_chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One Chromium process for the whole test session; its DevTools address.
+
+    Tests connect to it for their own time only: a Playwright connection kept open across
+    tests would leave its event loop running under the asyncio tests that follow.
+    """
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            chromium_path(),
+            *CHROMIUM_ARGS,
+            f"--remote-debugging-port={port}",
+            "--remote-debugging-address=127.0.0.1",
+            f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    address = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{address}/json/version", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("chromium did not start")
+        time.sleep(0.2)
+    try:
+        yield address
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+@pytest.fixture
+def browser(shared_chromium: str) -> Iterator[Browser]:
+    """The session's Chromium, connected for one test (each test opens its own context)."""
+    with sync_playwright() as playwright:
+        connected = playwright.chromium.connect_over_cdp(shared_chromium)
+        try:
+            yield connected
+        finally:
+            connected.close()  # disconnects; the shared process stays
