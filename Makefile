@@ -61,6 +61,7 @@ lint: install
 	$(BIN)/ruff check flows models notifications service tests bench
 	$(BIN)/ruff format --check flows models notifications service tests bench
 	$(BIN)/mypy flows models notifications service
+	$(BIN)/lint-imports --no-logo --no-cache
 
 format: install
 	$(BIN)/ruff format flows models notifications service tests bench

@@ -413,7 +413,7 @@ async def drive_saisines(
 
 
 def _run_of(session: Any, saisine_id: int) -> str:
-    from models.saisine.domain import Saisine
+    from models.saisine.tables import Saisine
 
     saisine = session.get(Saisine, saisine_id)
     assert saisine is not None and saisine.flow_run_id

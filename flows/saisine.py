@@ -58,47 +58,51 @@ from models.core.waits import (
     next_generation,
     open_wait,
 )
-from models.saisine.domain import (
-    ActionPlan,
-    CellMeeting,
-    Saisine,
-    SaisineIntake,
-    actions_done,
+from models.saisine.common import (
     actions_of,
-    apply_follow_up,
-    back_to_level1,
-    cancel_meeting,
     close_saisine,
-    consult_partners,
-    consultable_organisations,
     consultations,
-    consultations_answered,
     current_follow_up,
     current_meeting,
     decision_of,
-    escalate_silent_partners,
     escalate_to_level2,
     get_saisine,
-    mark_meeting_held,
     meeting_members,
-    meeting_wait_step,
-    next_action_alarm,
-    open_saisine,
     orientations,
+    saisine_scope,
+)
+from models.saisine.decisions import (
+    ACTIONS_WAIT_STEP,
+    ActionPlan,
+    actions_done,
+    next_action_alarm,
+    record_decision,
+    remind_action_owners,
+)
+from models.saisine.follow_up import apply_follow_up, follow_up_wait_step, start_follow_up
+from models.saisine.intake import SaisineIntake, open_saisine
+from models.saisine.level1 import (
+    answers_wait_steps,
+    consult_partners,
+    consultable_organisations,
+    consultations_answered,
+    escalate_silent_partners,
+    record_orientation,
+    remind_silent_partners,
+)
+from models.saisine.meetings import (
+    back_to_level1,
+    cancel_meeting,
+    mark_meeting_held,
+    meeting_wait_step,
     permanent_members,
     plan_meeting,
     planned_meetings,
     proposed_host,
-    record_decision,
-    record_orientation,
-    remind_action_owners,
-    remind_silent_partners,
     reschedule_meeting,
-    saisine_scope,
-    start_follow_up,
 )
 from models.saisine.states import STATUS_LABELS, ConsultationStatus, MeetingStatus, SaisineStatus
-from models.saisine.steps import ACTIONS_WAIT_STEP, answers_wait_steps, follow_up_wait_step
+from models.saisine.tables import CellMeeting, Saisine
 
 SAISINE = CaseType.SAISINE
 FINAL = (SaisineStatus.CLOSED, SaisineStatus.URGENT_CLOSED)

@@ -164,7 +164,7 @@ def report_saisines(
     """Tableau des saisines de la cellule pour une année, puis les totaux par niveau."""
     from models.core.db import session_scope
     from models.core.people import get_clsm
-    from models.saisine.domain import yearly_report, yearly_report_csv
+    from models.saisine.report import yearly_report, yearly_report_csv
 
     with session_scope() as session:
         found = get_clsm(session=session, slug=clsm)
@@ -320,7 +320,7 @@ def purge_command() -> None:
     """Efface les données personnelles des saisines closes depuis CLSM_RETENTION_YEARS ans."""
     from models.core.db import session_scope
     from models.core.settings import get_settings
-    from models.saisine.domain import purge_closed_saisines
+    from models.saisine.retention import purge_closed_saisines
 
     years = get_settings().retention_years
     with session_scope() as session:

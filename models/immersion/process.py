@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from models.core.enums import Status
 from models.core.kinds import CaseKind, StepKind
+from models.core.mails import MailContext
 from models.immersion.domain import CASE_KIND
 from models.immersion.domain import STEP_KINDS as _STEPS
 from models.immersion.states import (
@@ -15,6 +16,7 @@ from models.immersion.states import (
 
 CASE_KINDS: tuple[CaseKind, ...] = (CASE_KIND,)
 STEP_KINDS: tuple[StepKind, ...] = _STEPS
+MAILS: tuple[type[MailContext], ...] = ()
 STATUSES: tuple[type[Status], ...] = (
     SessionStatus,
     ApplicationStatus,

@@ -16,8 +16,15 @@ from models.core import clock, db
 from models.core.enums import CaseType, Role
 from models.core.links import StepLink, link_token
 from models.core.outbox import OutboxMessage
-from models.saisine import domain as sa
+from models.saisine.common import consultations, escalate_to_level2, meeting_members
+from models.saisine.decisions import ACTION_STEP, ActionPlan, record_decision
+from models.saisine.follow_up import FOLLOW_UP_STEP, start_follow_up
+from models.saisine.intake import open_saisine
+from models.saisine.level1 import CONSULTATION_STEP, consult_partners, record_orientation
+from models.saisine.meetings import ATTENDANCE_STEP, mark_meeting_held, plan_meeting
+from models.saisine.outcome import OUTCOME_STEP
 from models.saisine.rules import OrientationKind
+from models.saisine.tables import CellMeeting, Saisine
 from tests import factories
 from tests.support.browser import Person, assert_accessible, labelled
 from tests.support.saisine import Cell, build_cell, intake, link_of
@@ -73,16 +80,16 @@ def test_every_partner_step_of_a_saisine_typed_in_a_browser(
     with db.session_scope() as session:
         cell = build_cell(session)
         coordinator = factories.user(session, cell.clsm, Role.COORDINATOR, PASSWORD)
-        saisine = sa.open_saisine(session=session, intake=intake(), actor=coord)
+        saisine = open_saisine(session=session, intake=intake(), actor=coord)
         assert saisine.id is not None
-        sa.consult_partners(
+        consult_partners(
             session=session,
             saisine=saisine,
             organisation_ids=[cell.org_id("CCAS"), cell.org_id("CHL")],
             actor=coord,
         )
-        ccas = _link(session, cell, CaseType.SAISINE, saisine.id, sa.STEP_CONSULTATION, "CCAS")
-        chl = _link(session, cell, CaseType.SAISINE, saisine.id, sa.STEP_CONSULTATION, "CHL")
+        ccas = _link(session, cell, CaseType.SAISINE, saisine.id, CONSULTATION_STEP.name, "CCAS")
+        chl = _link(session, cell, CaseType.SAISINE, saisine.id, CONSULTATION_STEP.name, "CHL")
         saisine_id = saisine.id
 
     # consultation: the question has no preset answer; sent without it, the text stays
@@ -106,16 +113,15 @@ def test_every_partner_step_of_a_saisine_typed_in_a_browser(
     _done(page, "Merci")
     with db.session_scope() as session:
         answers = {
-            c.organisation_id: c
-            for c in sa.consultations(session, session.get(sa.Saisine, saisine_id))
+            c.organisation_id: c for c in consultations(session, session.get(Saisine, saisine_id))
         }
         assert answers[cell.org_id("CCAS")].proposal == LONG.strip()
         assert answers[cell.org_id("CHL")].knows_situation is False
 
         # the orientation, then its follow-up by the referrer
-        saisine = session.get(sa.Saisine, saisine_id)
+        saisine = session.get(Saisine, saisine_id)
         assert saisine is not None
-        sa.record_orientation(
+        record_orientation(
             session=session,
             saisine=saisine,
             kind=OrientationKind.DAC_PTA,
@@ -125,11 +131,11 @@ def test_every_partner_step_of_a_saisine_typed_in_a_browser(
             actor=coord,
         )
         outcome = link_of(
-            session, CaseType.SAISINE, saisine_id, sa.STEP_OUTCOME, cell.contacts["CCAS"].id or 0
+            session, CaseType.SAISINE, saisine_id, OUTCOME_STEP.name, cell.contacts["CCAS"].id or 0
         )
-        sa.start_follow_up(session=session, saisine=saisine)
+        start_follow_up(session=session, saisine=saisine)
         follow_up = link_of(
-            session, CaseType.SAISINE, saisine_id, sa.STEP_FOLLOW_UP, saisine.referrer_contact_id
+            session, CaseType.SAISINE, saisine_id, FOLLOW_UP_STEP.name, saisine.referrer_contact_id
         )
 
     person = _open(page, service, outcome)
@@ -154,11 +160,11 @@ def test_every_partner_step_of_a_saisine_typed_in_a_browser(
 
     # level 2: a member declines the meeting, another comes; an owner closes an action
     with db.session_scope() as session:
-        saisine = session.get(sa.Saisine, saisine_id)
+        saisine = session.get(Saisine, saisine_id)
         assert saisine is not None
-        second = sa.open_saisine(session=session, intake=intake(), actor=coord)
-        sa.escalate_to_level2(session=session, saisine=second, actor=coord, reason="complexe")
-        meeting = sa.plan_meeting(
+        second = open_saisine(session=session, intake=intake(), actor=coord)
+        escalate_to_level2(session=session, saisine=second, actor=coord, reason="complexe")
+        meeting = plan_meeting(
             session=session,
             saisine=second,
             starts_at=clock.now(session) + timedelta(days=7),
@@ -166,10 +172,10 @@ def test_every_partner_step_of_a_saisine_typed_in_a_browser(
             invited_ids=[cell.org_id("MDPH")],
             actor=coord,
         )
-        members = sa.meeting_members(session, meeting)
+        members = meeting_members(session, meeting)
         assert meeting.id is not None
         invitations = [
-            link_of(session, CaseType.MEETING, meeting.id, sa.STEP_ATTENDANCE, m.contact_id)
+            link_of(session, CaseType.MEETING, meeting.id, ATTENDANCE_STEP.name, m.contact_id)
             for m in members[:2]
         ]
         meeting_id, second_id = meeting.id, second.id
@@ -179,19 +185,19 @@ def test_every_partner_step_of_a_saisine_typed_in_a_browser(
         person.submit("Envoyer")
         _done(page, "Merci")
     with db.session_scope() as session:
-        meeting = session.get(sa.CellMeeting, meeting_id)
-        second = session.get(sa.Saisine, second_id)
+        meeting = session.get(CellMeeting, meeting_id)
+        second = session.get(Saisine, second_id)
         assert meeting is not None and second is not None and second.id is not None
-        assert [m.attending for m in sa.meeting_members(session, meeting)[:2]] == [False, True]
+        assert [m.attending for m in meeting_members(session, meeting)[:2]] == [False, True]
         clock.advance(session=session, delta=timedelta(days=8))
-        sa.mark_meeting_held(session=session, meeting=meeting, actor=coord)
-        sa.record_decision(
+        mark_meeting_held(session=session, meeting=meeting, actor=coord)
+        record_decision(
             session=session,
             saisine=second,
             meeting=meeting,
             text="Synthèse organisée par le DAC avec le médecin traitant",
             actions=[
-                sa.ActionPlan(
+                ActionPlan(
                     "Organiser la synthèse",
                     cell.contacts["DAC-PTA"].id or 0,
                     clock.now(session).date() + timedelta(days=30),
@@ -199,7 +205,7 @@ def test_every_partner_step_of_a_saisine_typed_in_a_browser(
             ],
             actor=coord,
         )
-        action = _link(session, cell, CaseType.SAISINE, second.id, sa.STEP_ACTION, "DAC-PTA")
+        action = _link(session, cell, CaseType.SAISINE, second.id, ACTION_STEP.name, "DAC-PTA")
     person = _open(page, service, action)
     person.type("Ce qui a été fait", "Synthèse tenue le 12/01 à l'hôpital ; compte rendu envoyé.")
     person.submit("Action réalisée")

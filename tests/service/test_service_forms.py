@@ -9,7 +9,8 @@ import pytest
 from models.catalogue import STEP_KINDS
 from models.core.settings import get_settings
 from models.immersion.domain import HostForm, ParticipantEvaluationForm
-from models.saisine.steps import Acknowledgement, ConsultationAnswer
+from models.saisine.level1 import ConsultationAnswer
+from models.saisine.outcome import Acknowledgement
 from service.forms import (
     CHOICE_ERROR,
     EMPTY_ERROR,

@@ -13,6 +13,7 @@ from sqlmodel import Session
 from flows.waits import ask, wait_until
 from models.core.audit import Actor, record_event
 from models.core.enums import CaseType
+from models.core.errors import DomainError
 from models.core.kinds import CaseScope
 from models.core.links import issue_link
 from models.core.outbox import Recipient, enqueue
@@ -31,6 +32,8 @@ def probe_ask(case_id: int, linger: float = 0) -> str:
     answers: list[str] = []
 
     def record(session: Session, answer: ProbeForm) -> None:
+        if answer.decision == "refuser":
+            raise DomainError(f"« refuser » n'est pas une décision ({answer.count} retenus)")
         answers.append(answer.decision)
         record_event(
             session=session,
