@@ -108,7 +108,7 @@ def test_every_partner_step_of_a_session_typed_in_a_browser(
 ) -> None:
     with db.session_scope() as session:
         clsm, _orgs = build_clsm(session)
-        factories.user(session, clsm, Role.COORDINATOR, PASSWORD)
+        coordinator = factories.user(session, clsm, Role.COORDINATOR, PASSWORD)
         row = im.create_session(
             session=session,
             data=im.ImmersionSessionCreate(
@@ -338,3 +338,16 @@ def test_every_partner_step_of_a_session_typed_in_a_browser(
     )
     person.submit("Envoyer")
     _done(page, "")
+
+    # the coordinator, with the keyboard: login, the session's page, its report
+    page.goto(f"{service.url}/cases/session/{row_id}")
+    assert_accessible(page)
+    person = Person(page)
+    person.type("Adresse électronique", coordinator.email)
+    person.type("Mot de passe", PASSWORD)
+    person.submit("Se connecter")
+    assert page.url.endswith(f"/cases/session/{row_id}"), page.url
+    assert_accessible(page)
+    for path in (f"/cases/session/{row_id}/history", f"/cases/session/{row_id}/report"):
+        page.goto(f"{service.url}{path}")
+        assert_accessible(page)

@@ -220,7 +220,12 @@ def test_every_partner_step_of_a_saisine_typed_in_a_browser(
     person.submit("Se connecter")
     assert re.search(rf"/cases/saisine/{saisine_id}$", page.url), page.url
     assert_accessible(page)
-    page.goto(f"{service.url}/cases/saisine/{saisine_id}/history")
+    for path in ("/cases", f"/cases/saisine/{saisine_id}/history", "/reports/saisines"):
+        page.goto(f"{service.url}{path}")
+        assert_accessible(page)
+    # a link already used: a clear page, accessible, with a way to get a new one
+    page.goto(f"{service.url}/r/{link_token(action)}")
+    assert "Ce lien a déjà servi" in page.inner_text("main")
     assert_accessible(page)
     with db.session_scope() as session:
         sent = session.exec(select(OutboxMessage)).all()
