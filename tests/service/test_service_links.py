@@ -223,6 +223,16 @@ def test_a_refusal_by_the_domain_shows_the_form_again_and_consumes_nothing(
     assert event.payload is not None and event.payload["start"] == "2027-01-04"
 
 
+def test_the_page_says_whether_the_link_serves_once_or_again(
+    client: TestClient, world: World
+) -> None:
+    once = client.get(f"/r/{_token(world)}").text
+    again = client.get(f"/r/{_token(world, multi_use=True)}").text
+    assert "ne sert qu'une fois" in once and "plusieurs fois" not in once
+    assert "il peut servir plusieurs fois" in again and "ne sert qu'une fois" not in again
+    assert "la suite vous parviendra par courriel" in once
+
+
 def test_an_empty_post_is_refused_and_the_link_stays_usable(
     client: TestClient, world: World
 ) -> None:
