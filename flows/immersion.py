@@ -20,6 +20,7 @@ from prefect.runtime import flow_run
 from sqlmodel import Session
 
 from flows.inputs.immersion import AttendanceForm, SelectionForm
+from flows.tags import tag_run
 from flows.waits import ask, wait_until
 from models.core import clock
 from models.core.audit import Actor
@@ -47,10 +48,6 @@ def _run_id() -> str:
 
 def _system() -> Actor:
     return Actor.system(_run_id())
-
-
-def _coordinator() -> Actor:
-    return Actor.prefect_ui(_run_id())
 
 
 def _aware(moment: datetime) -> datetime:
@@ -290,7 +287,7 @@ def _selection_phase(row_id: int) -> None:
     )
     create_markdown_artifact(key=f"session-{row_id}-selection-resume", markdown=description)
 
-    def record(session: Session, answer: SelectionForm) -> None:
+    def record(session: Session, answer: SelectionForm, actor: Actor) -> None:
         row = im.get_session(session, row_id)
         if row.status is not S.SELECTION:
             return  # woken by a cancellation: nothing to record
@@ -307,10 +304,10 @@ def _selection_phase(row_id: int) -> None:
             assert wait is not None
             next_generation(session=session, wait=wait)
             im.note_refused_form(
-                session=session, row=row, step="selection", error=str(error), actor=_coordinator()
+                session=session, row=row, step="selection", error=str(error), actor=actor
             )
             return
-        im.record_selection(session=session, row=row, decisions=decisions, actor=_coordinator())
+        im.record_selection(session=session, row=row, decisions=decisions, actor=actor)
 
     error = _with_row(row_id, lambda s, row: im.last_refusal(s, row, "selection"))
     ask(
@@ -364,7 +361,7 @@ def _attendance(row_id: int, meeting: str, step: str, then: SessionStatus) -> No
     numbers, names = _with_row(row_id, lambda s, row: im.participant_numbers(s, row))
     title = "journée de préparation" if meeting == "preparation" else "restitution"
 
-    def record(session: Session, answer: AttendanceForm) -> None:
+    def record(session: Session, answer: AttendanceForm, actor: Actor) -> None:
         row = im.get_session(session, row_id)
         if row.status is S.CANCELLED:
             return
@@ -376,25 +373,23 @@ def _attendance(row_id: int, meeting: str, step: str, then: SessionStatus) -> No
                 row=row,
                 meeting=meeting,  # type: ignore[arg-type]
                 present_numbers=present,
-                actor=_coordinator(),
+                actor=actor,
             )
             for application in im.applications(session, row_id, ApplicationStatus.SELECTED):
                 if application.number in withdrawn:
                     im.withdraw_application(
                         session=session,
                         application=application,
-                        actor=_coordinator(),
+                        actor=actor,
                         reason=answer.withdraw_reason or "retrait décidé par la coordination",
                     )
         except (ValueError, DomainError) as error:
             wait = find_wait(session=session, case_type=CASE, case_id=row_id, step=step)
             assert wait is not None
             next_generation(session=session, wait=wait)
-            im.note_refused_form(
-                session=session, row=row, step=step, error=str(error), actor=_coordinator()
-            )
+            im.note_refused_form(session=session, row=row, step=step, error=str(error), actor=actor)
             return
-        im.advance_to(session=session, row=row, to=then, actor=_coordinator())
+        im.advance_to(session=session, row=row, to=then, actor=actor)
 
     error = _with_row(row_id, lambda s, row: im.last_refusal(s, row, step))
     table = "\n".join(f"| {n} | {name} |" for n, name in zip(numbers, names, strict=True))
@@ -597,7 +592,7 @@ def immersion_session(
         offer_days=offer_days,
     )
     row_id = setup_session(data, session_id, _run_id())
-    _tag_run(clsm)
+    tag_run(_run_id(), clsm, "immersion")
     while True:
         status = _status(row_id)
         _progress(row_id)
@@ -605,14 +600,3 @@ def immersion_session(
             logger.info("Session %s : %s", title, STATUS_LABELS[status])
             return {"session_id": row_id, "status": status.value}
         PHASES[status](row_id)
-
-
-def _tag_run(clsm: str) -> None:
-    """Tags per CLSM, so that the Prefect UI can filter a CLSM's sessions."""
-    from uuid import UUID
-
-    from prefect.client.orchestration import get_client
-
-    tags = sorted({*(flow_run.get_tags() or []), f"clsm:{clsm}", "immersion"})
-    with get_client(sync_client=True) as client:
-        client.update_flow_run(UUID(_run_id()), tags=tags)

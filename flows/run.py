@@ -1,4 +1,6 @@
-"""What every flow run needs to know about itself: its id and who acts in it."""
+"""What every flow run needs to know about itself: its id, and the system acting in it.
+
+A person's decision is named by `flows.waits.answered_by` (recorded by the gateway)."""
 
 from __future__ import annotations
 
@@ -18,8 +20,3 @@ def run_id() -> str:
 def system_actor() -> Actor:
     """The flow itself (deadlines, automatic steps)."""
     return Actor.system(run_id())
-
-
-def coordinator_actor() -> Actor:
-    """Whoever answered the coordinator's form in the Prefect UI of this run."""
-    return Actor.prefect_ui(run_id())

@@ -8,6 +8,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 
 from flows.mail import drain_outbox, queue_reminders
+from models.core.checkpoints import write_checkpoint
 from models.core.db import session_scope
 from models.core.runs import crash_silent_runs, deliver_resumes, reschedule_stuck_runs
 from models.core.settings import get_settings
@@ -34,6 +35,12 @@ async def rescue_runs() -> int:
     return await reschedule_stuck_runs(settings.stuck_run_seconds)
 
 
+@task(name="Signer les têtes des chaînes d'audit")
+def sign_checkpoint() -> bool:
+    with session_scope() as session:
+        return write_checkpoint(session) is not None
+
+
 @flow(name="tick", flow_run_name="tick", log_prints=True)
 async def tick() -> dict[str, Any]:
     """Resume runs whose due date passed; retry resumes that Prefect refused earlier;
@@ -43,12 +50,14 @@ async def tick() -> dict[str, Any]:
     woken = await wake_runs()
     reminders = queue_reminders()
     mail = drain_outbox()
+    signed = sign_checkpoint()
     summary: dict[str, Any] = {
         "rescued": rescued,
         "due": due,
         **woken,
         "reminders": reminders,
         "mail": mail,
+        "checkpoint": signed,
     }
     if rescued:
         get_run_logger().warning(

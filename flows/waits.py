@@ -17,12 +17,13 @@ from pydantic import Field, create_model
 from pydantic.fields import FieldInfo
 from sqlmodel import Session
 
-from flows.run import coordinator_actor, run_id
+from flows.run import run_id
 from models.core import clock
-from models.core.audit import record_event
+from models.core.audit import Actor, record_event
 from models.core.db import session_scope
 from models.core.enums import CaseType
 from models.core.errors import DomainError
+from models.core.gateway import answer_actor
 from models.core.waits import Wait, close_wait, next_generation, open_wait, refuse_answer
 
 T = TypeVar("T", bound=RunInput)
@@ -73,16 +74,16 @@ def ask(
     form: type[T],
     description: str,
     initial: dict[str, object] | None = None,
-    on_answer: Callable[[Session, T], None],
+    on_answer: Callable[[Session, T, Actor], None],
     waiting_on: str = "la coordination",
 ) -> None:
     """Ask the coordinator through a Prefect UI form until the rules accept the answer.
 
-    `on_answer` records the answer, or refuses it by raising `DomainError` (or
-    `ValueError`) with a French reason: nothing of it is kept, the refusal is audited, and
-    the form is asked again with what was typed and the reason on top. The answer is
-    recorded and the wait closed in one transaction, so a crash in between replays the
-    same key and gets the same answer back: nothing is lost or doubled.
+    `on_answer` records the answer with who gave it (`answered_by`), or refuses it by
+    raising `DomainError` (or `ValueError`) with a French reason: nothing of it is kept,
+    the refusal is audited, and the form is asked again with what was typed and the reason
+    on top. The answer is recorded and the wait closed in one transaction, so a crash in
+    between replays the same key and gets the same answer back: nothing is lost or doubled.
     """
     while True:
         with session_scope() as session:
@@ -100,9 +101,10 @@ def ask(
         with session_scope() as session:
             fresh = session.get(Wait, wait.id)
             assert fresh is not None
+            actor = answered_by(session, fresh)
             try:
                 with session.begin_nested():
-                    on_answer(session, answer)
+                    on_answer(session, answer, actor)
             except (DomainError, ValueError) as refused:
                 reason = refused.message if isinstance(refused, DomainError) else str(refused)
                 typed = answer.model_dump(mode="json", include=set(form.model_fields))
@@ -112,12 +114,18 @@ def ask(
                     case_type=case_type,
                     case_id=case_id,
                     action="form.refused",
-                    actor=coordinator_actor(),
+                    actor=actor,
                     payload={"step": step, "error": reason},
                 )
                 continue
             close_wait(session=session, wait=fresh)
             return
+
+
+def answered_by(session: Session, wait: Wait) -> Actor:
+    """The person whose answer to `wait` came through the service's gateway (recorded there
+    before it reached Prefect), or the system for a resume that did not pass it."""
+    return answer_actor(session, wait.flow_run_id, wait.key)
 
 
 def wait_until(

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from sqlmodel import Session, SQLModel
 
-from models.core import audit, clock, links, outbox, people, reminders, waits  # noqa: F401
+from models.core import (  # noqa: F401  (every table of the core)
+    access,
+    audit,
+    clock,
+    gateway,
+    links,
+    outbox,
+    people,
+    reminders,
+    waits,
+)
 from models.core.enums import CaseType, Status
 from models.core.kinds import CaseKind, CaseSummary, StepKind
 from models.core.mails import GENERIC_MAILS, MailContext

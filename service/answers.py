@@ -130,6 +130,13 @@ class Submission:
     coordination: Coordination | None = None
 
 
+def is_multi_use(token: str) -> bool:
+    """Whether a token names a multi-use link (a call for applications)."""
+    with session_scope() as session:
+        link = find_link(session, token)
+        return link is not None and link.multi_use
+
+
 def submit_step(token: str, data: dict[str, list[str]]) -> Submission:
     """Validate; then in ONE transaction consume the link, record, request the resume.
 

@@ -614,7 +614,7 @@ def load_saisine_demo(start_open_run: bool = True) -> str:
             start_run(
                 "saisine/saisine",
                 {"intake": OPEN_SAISINE},
-                tags=["saisine", "poitiers"],
+                tags=["saisine", "clsm:poitiers"],
             )
         )
     return (

@@ -9,8 +9,6 @@ are the pure rules of `models.immersion.rules`.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -33,6 +31,7 @@ from models.core.outbox import CalendarMethod, CalendarPart, OutboxMessage, Reci
 from models.core.people import Clsm, Contact, MailAddress, Organisation
 from models.core.reminders import plan_reminders, stop_case_reminders, stop_reminders
 from models.core.settings import get_settings
+from models.core.spreadsheet import csv_text
 from models.core.status import change_status
 from models.core.waits import Wait, WaitStatus, wake_case
 from models.immersion.rules import (
@@ -2293,14 +2292,12 @@ def _rating(value: float | None) -> str:
 
 def report_csv(data: SessionReportData) -> str:
     """The report's per-structure table and per-participant table, as CSV (';', UTF-8)."""
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=";")
-    writer.writerow(
+    rows: list[Sequence[object]] = [
         ["structure", "candidatures", "retenues", "stagiaires accueillis", "jours accueillis"]
-    )
+    ]
     for s in data.figures.structures:
-        writer.writerow([s.structure, s.applications, s.kept, s.hosted, s.days_hosted])
-    writer.writerow([])
+        rows.append([s.structure, s.applications, s.kept, s.hosted, s.days_hosted])
+    rows.append([])
     columns = [
         "n°",
         "participant",
@@ -2310,10 +2307,9 @@ def report_csv(data: SessionReportData) -> str:
         "statut",
         "motif",
     ]
-    writer.writerow(columns)
-    for r in data.participants:
-        writer.writerow([r[c] for c in columns])
-    return out.getvalue()
+    rows.append(columns)
+    rows += [[r[c] for c in columns] for r in data.participants]
+    return csv_text(rows)
 
 
 def store_report(*, session: Session, row: ImmersionSession, actor: Actor) -> SessionReportData:

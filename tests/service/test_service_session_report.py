@@ -14,7 +14,7 @@ from models.immersion import domain as im
 from service.main import create_app
 from tests import factories
 from tests.immersion.test_immersion_steps import apply, launched  # noqa: F401  (fixture)
-from tests.support.service_kit import PASSWORD
+from tests.support.service_kit import PASSWORD, login_data
 
 
 def _login(client: TestClient, session: Session, clsm_id: int | None, role: Role) -> None:
@@ -23,7 +23,7 @@ def _login(client: TestClient, session: Session, clsm_id: int | None, role: Role
     user.clsm_id = clsm_id if clsm_id is not None else user.clsm_id
     session.commit()
     response = client.post(
-        "/login", data={"email": user.email, "password": PASSWORD}, follow_redirects=False
+        "/login", data=login_data(client, user.email, PASSWORD), follow_redirects=False
     )
     assert response.status_code == 303
 

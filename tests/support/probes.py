@@ -31,7 +31,7 @@ def probe_ask(case_id: int, linger: float = 0) -> str:
     time.sleep(linger)
     answers: list[str] = []
 
-    def record(session: Session, answer: ProbeForm) -> None:
+    def record(session: Session, answer: ProbeForm, actor: Actor) -> None:
         if answer.decision == "refuser":
             raise DomainError(f"« refuser » n'est pas une décision ({answer.count} retenus)")
         answers.append(answer.decision)
@@ -40,7 +40,7 @@ def probe_ask(case_id: int, linger: float = 0) -> str:
             case_type=CaseType.SESSION,
             case_id=case_id,
             action="probe.answered",
-            actor=Actor.prefect_ui(),
+            actor=actor,
             payload={"decision": answer.decision, "count": answer.count},
         )
 
