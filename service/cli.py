@@ -160,10 +160,14 @@ def clock_show() -> None:
     from models.core import clock
     from models.core.db import session_scope
     from models.core.settings import get_settings
+    from service.labels import french_duration
 
     with session_scope() as session:
         moment, delta = clock.now(session), clock.offset(session)
-    typer.echo(f"{moment.astimezone(get_settings().tz):%d/%m/%Y %H:%M} (décalage {delta})")
+    typer.echo(
+        f"{moment.astimezone(get_settings().tz):%d/%m/%Y %H:%M} "
+        f"(décalage : {french_duration(delta)})"
+    )
 
 
 @clock_app.command("advance")

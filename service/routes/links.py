@@ -83,7 +83,7 @@ def show_step(request: Request, token: str, session: SessionDep) -> Response:
     "/r/{token}",
     response_class=HTMLResponse,
     summary="Enregistrer la réponse d'une étape",
-    responses={**UNUSABLE, **problem_responses(413, 422)},
+    responses={**UNUSABLE, **problem_responses(409, 413, 422)},
 )
 async def answer_step(request: Request, token: str) -> Response:
     """Valide le formulaire ; lien consommé, réponse et audit dans une seule transaction.
@@ -106,9 +106,10 @@ async def answer_step(request: Request, token: str) -> Response:
         outcome = await run_in_threadpool(submit_step, token, data)
     except LinkUnusable as error:
         return _unusable_page(request, token, error)
-    if outcome.view is not None:
+    if outcome.view is not None:  # refused: typing errors (422) or a rule of the domain (409)
         limiter(request, "link").fail(_link_key(token))
-        return _step_page(request, token, outcome.view, status=422)
+        status = 409 if outcome.view.refused else 422
+        return _step_page(request, token, outcome.view, status=status)
     if open_call:
         limiter(request, "apply-link").fail(_link_key(token))
         limiter(request, "apply-address").fail(client_ip(request))
@@ -123,6 +124,7 @@ async def answer_step(request: Request, token: str) -> Response:
             title="Réponse enregistrée",
             message=outcome.confirmation,
             case_label=outcome.case_label,
+            coordination=outcome.coordination,
         ),
         background=resume,
     )
