@@ -14,7 +14,6 @@ export CLSM_SMTP_PORT ?= 1025
 export CLSM_PREFECT_API_URL ?= http://127.0.0.1:$(CLSM_PREFECT_PORT)/api
 export CLSM_BASE_URL ?= http://127.0.0.1:$(CLSM_SERVICE_PORT)
 export CLSM_PROJECT_DIR := $(CURDIR)
-export CLSM_TICK_CRON ?= * * * * *
 
 # Prefect: its own state under var/, the UI told where its API is, results persisted so
 # that suspended runs survive, quick polling so that a resumed run goes on within seconds.

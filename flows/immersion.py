@@ -20,6 +20,7 @@ from prefect.runtime import flow_run
 from sqlmodel import Session
 
 from flows.inputs import AttendanceForm, SelectionForm
+from flows.mail import send_case_mail
 from flows.waits import ask, wait_until
 from models import clock
 from models import immersion as im
@@ -602,6 +603,7 @@ def immersion_session(
         _progress(row_id)
         if status in (S.CLOSED, S.CANCELLED):
             logger.info("Session %s : %s", title, STATUS_LABELS[status])
+            send_case_mail(CASE, row_id)
             return {"session_id": row_id, "status": status.value}
         PHASES[status](row_id)
 

@@ -18,6 +18,7 @@ from pydantic import Field, create_model
 from pydantic.fields import FieldInfo
 from sqlmodel import Session
 
+from flows.mail import send_case_mail
 from models import clock
 from models.db import session_scope
 from models.enums import CaseType
@@ -43,7 +44,13 @@ def _current_run_id() -> str:
     return str(run_id)
 
 
-def _suspend(wait: Wait, model: type[T]) -> T:
+def suspend(wait: Wait, model: type[T]) -> T:
+    """Send the case's new mail, then suspend on `wait` until `model` is given.
+
+    The mail goes before the run leaves (a partner's answer is followed by the next step's
+    mail within seconds, not at the next heartbeat); a replay finds it sent already.
+    """
+    send_case_mail(CaseType(wait.case_type), wait.case_id)
     answer = suspend_flow_run(wait_for_input=model, key=wait.key, timeout=None)
     assert answer is not None  # suspend_flow_run either returns the input or stops the run
     return answer
@@ -89,7 +96,7 @@ def ask(
             flow_run_id=_current_run_id(),
             waiting_on=waiting_on,
         )
-    answer = _suspend(wait, prefilled(form, description, initial or {}))
+    answer = suspend(wait, prefilled(form, description, initial or {}))
     with session_scope() as session:
         fresh = session.get(Wait, wait.id)
         assert fresh is not None
@@ -132,7 +139,7 @@ def wait_until(
             if outcome:
                 close_wait(session=session, wait=wait)
                 return outcome
-        _suspend(wait, Wakeup)
+        suspend(wait, Wakeup)
         with session_scope() as session:
             fresh = session.get(Wait, wait.id)
             assert fresh is not None

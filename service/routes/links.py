@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
-from starlette.background import BackgroundTask
+from starlette.background import BackgroundTask, BackgroundTasks
 
 from models.links import LinkState
 from models.waits import deliver_resumes
+from notifications.send import send_now
 from service.answers import LinkUnusable, StepView, renew_link, submit_step, view_step
 from service.deps import SessionDep, client_ip, limiter, page_context, templates
 from service.errors import problem_responses
@@ -86,9 +87,11 @@ async def answer_step(request: Request, token: str) -> Response:
         return _unusable_page(request, token, error)
     if outcome.view is not None:
         return _step_page(request, token, outcome.view, status=422)
-    resume = (
-        BackgroundTask(deliver_resumes, [outcome.wait_id]) if outcome.wait_id is not None else None
-    )
+    # after the page is sent: the run goes on, and mail the answer queued leaves at once
+    after = BackgroundTasks()
+    if outcome.wait_id is not None:
+        after.add_task(deliver_resumes, [outcome.wait_id])
+    after.add_task(send_now)
     return templates.TemplateResponse(
         request,
         "step_done.html",
@@ -98,7 +101,7 @@ async def answer_step(request: Request, token: str) -> Response:
             message=outcome.confirmation,
             case_label=outcome.case_label,
         ),
-        background=resume,
+        background=after,
     )
 
 
@@ -114,5 +117,8 @@ async def renew(request: Request, token: str) -> Response:
     if not await run_in_threadpool(renew_link, token):
         return _unusable_page(request, token, LinkUnusable(None))
     return templates.TemplateResponse(
-        request, "link_renewed.html", page_context(request, title="Nouveau lien envoyé")
+        request,
+        "link_renewed.html",
+        page_context(request, title="Nouveau lien envoyé"),
+        background=BackgroundTask(send_now),  # the new link leaves now, not at the heartbeat
     )
