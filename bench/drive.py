@@ -3,7 +3,7 @@
 An `Installation` is one app database with a real SMTP server and the service (FastAPI
 TestClient) in this process: partners answer the mailed links through the service, the
 coordinator answers Prefect forms by resuming the run with its input, the clock is moved
-with `models.clock` and the tick flow resumes what became due. `ApiCalls` counts the calls
+with `models.core.clock` and the tick flow resumes what became due. `ApiCalls` counts the calls
 each kind of Prefect client makes (bench.api_counter relays them to the server), and
 `passes` reads from each run's state history where the time of each resumption went.
 The driver polls run states on its own direct client: observing is not counted.
@@ -250,8 +250,8 @@ def resumes_by_wait() -> dict[str, int]:
     each one spent a key (the wait's generation), whether the run moved on or waited again."""
     from sqlmodel import select
 
-    from models.db import session_scope
-    from models.waits import Wait
+    from models.core.db import session_scope
+    from models.core.waits import Wait
 
     counts: Counter[str] = Counter()
     with session_scope() as session:
@@ -344,8 +344,8 @@ class Installation:
     async def settle(self, run_ids: list[UUID]) -> dict[UUID, str]:
         """Until every run is suspended with nothing due nor a wake-up pending (tick's work
         done as soon as needed: tick's minute is not waited for)."""
-        from models.db import session_scope
-        from models.waits import due_waits, pending_resumes
+        from models.core.db import session_scope
+        from models.core.waits import due_waits, pending_resumes
 
         while True:
             kinds = await self.suspended(run_ids)
@@ -374,8 +374,8 @@ class Installation:
         self.actions.forms_answered += 1
 
     def move_clock_past(self, moment: datetime) -> None:
-        from models import clock
-        from models.db import session_scope
+        from models.core import clock
+        from models.core.db import session_scope
 
         with session_scope() as session:
             delta = moment - clock.now(session)

@@ -1,7 +1,7 @@
 """History at volume: the history page and JSON of a case with 10,000 events among 100,000,
 and how fast the audit chains are verified.
 
-The trail is built with the project's own hashing (`models.audit.digest` and the chain hash
+The trail is built with the project's own hashing (`models.core.audit.digest` and the chain hash
 of `record_event`) and inserted in bulk; `verify_all` passes on it. The case with many
 events is a real immersion session of the coordinator's CLSM; the other events belong to
 900 other cases. Events of all cases are interleaved in time, as they arrive in real life.
@@ -62,7 +62,7 @@ def _chain(
     case_type: str, case_id: int, first_seq: int, prev_hash: str, count: int, start: datetime
 ) -> list[dict[str, Any]]:
     """`count` rows continuing a chain (one an hour), hashed by the project's own code."""
-    from models.audit import Actor, _link_hash, canonical, digest
+    from models.core.audit import Actor, _link_hash, canonical, digest
 
     actors = [
         Actor.system("outbox"),
@@ -101,13 +101,13 @@ def build_trail(ctx: Context, kind: str, total: int, in_case: int) -> Trail:
     from sqlalchemy import func, insert
     from sqlmodel import col, select
 
-    from models import clock
-    from models.audit import Actor, AuditEvent, verify_all
-    from models.db import session_scope
-    from models.enums import Role
-    from models.immersion import ImmersionSessionCreate, create_session
+    from models.core import clock
+    from models.core.audit import Actor, AuditEvent, verify_all
+    from models.core.db import session_scope
+    from models.core.enums import Role
+    from models.immersion.domain import ImmersionSessionCreate, create_session
     from tests import factories
-    from tests.immersion_support import STRUCTURES, build_clsm, session_dates
+    from tests.support.immersion import STRUCTURES, build_clsm, session_dates
 
     started = time.perf_counter()
     url = ctx.database(kind)
@@ -169,8 +169,8 @@ def build_trail(ctx: Context, kind: str, total: int, in_case: int) -> Trail:
 
 def use_database(url: str) -> None:
     """Make `url` this process's application database."""
-    from models import db
-    from models.settings import get_settings
+    from models.core import db
+    from models.core.settings import get_settings
 
     os.environ["CLSM_DATABASE_URL"] = url
     get_settings.cache_clear()
@@ -182,7 +182,7 @@ def audit_indexes(url: str) -> list[dict[str, Any]]:
     """The indexes on audit_event, as the migration created them."""
     from sqlalchemy import inspect
 
-    from models.db import make_engine
+    from models.core.db import make_engine
 
     engine = make_engine(url)
     try:
@@ -202,8 +202,8 @@ def audit_indexes(url: str) -> list[dict[str, Any]]:
 
 def naive_copy(url: str, tmp: Path) -> str:
     """A copy of the SQLite database whose audit_event has only its primary key."""
-    from models.audit import audit_trigger_statements
-    from models.db import make_engine
+    from models.core.audit import audit_trigger_statements
+    from models.core.db import make_engine
 
     make_engine(url).dispose()
     source = Path(url.removeprefix("sqlite:///"))
@@ -380,8 +380,8 @@ def _naive_verify(case_type: str, case_id: int, limit: int) -> int:
     """What a user would write: one query per event, checked against the previous one."""
     from sqlmodel import select
 
-    from models.audit import GENESIS, AuditEvent, _chain_hash, digest
-    from models.db import session_scope
+    from models.core.audit import GENESIS, AuditEvent, _chain_hash, digest
+    from models.core.db import session_scope
 
     prev = GENESIS
     checked = 0
@@ -406,9 +406,9 @@ def _naive_verify(case_type: str, case_id: int, limit: int) -> int:
 
 
 def _rates(trail: Trail, repeat: int, naive_events: int) -> dict[str, Any]:
-    from models import audit
-    from models.audit import verify_all, verify_case
-    from models.db import session_scope
+    from models.core import audit
+    from models.core.audit import verify_all, verify_case
+    from models.core.db import session_scope
 
     use_database(trail.url)
     all_seconds: list[float] = []

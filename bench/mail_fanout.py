@@ -93,19 +93,19 @@ def queue_invitations(count: int) -> list[str]:
     invitations queued by `ensure_invitations`. Returns their Message-IDs."""
     from sqlmodel import select
 
-    from models import clock
-    from models.audit import Actor
-    from models.db import session_scope
-    from models.enums import ApplicationStatus
-    from models.immersion import (
+    from models.core import clock
+    from models.core.audit import Actor
+    from models.core.db import session_scope
+    from models.core.outbox import OutboxMessage
+    from models.core.people import Contact
+    from models.immersion.domain import (
         Application,
         ImmersionSessionCreate,
         create_session,
         ensure_invitations,
     )
-    from models.outbox import OutboxMessage
-    from models.people import Contact
-    from tests.immersion_support import STRUCTURES, build_clsm, session_dates
+    from models.immersion.states import ApplicationStatus
+    from tests.support.immersion import STRUCTURES, build_clsm, session_dates
 
     with session_scope() as session:
         owner, orgs = build_clsm(session)
@@ -170,9 +170,9 @@ async def naive() -> int:
     import aiosmtplib
     from sqlmodel import col, select
 
-    from models.db import session_scope
-    from models.outbox import OutboxMessage, OutboxStatus
-    from models.settings import get_settings
+    from models.core.db import session_scope
+    from models.core.outbox import OutboxMessage, OutboxStatus
+    from models.core.settings import get_settings
     from notifications.send import build_message, mark_sent
 
     settings = get_settings()
@@ -252,7 +252,7 @@ def cpu_per_message(ctx: Context, count: int) -> dict[str, float]:
 
 def mail_fanout(ctx: Context) -> Result:
     """Our delivery against one connection per message, with provider delays and without."""
-    from models.settings import get_settings
+    from models.core.settings import get_settings
 
     count = ctx.scale(1000, 50)
     figures: dict[str, Any] = {}

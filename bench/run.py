@@ -117,8 +117,8 @@ class Context:
 
     def database(self, kind: str = "sqlite") -> str:
         """A fresh migrated app database ("sqlite" or "postgresql"), made this process's own."""
-        from models import db
-        from models.settings import get_settings
+        from models.core import db
+        from models.core.settings import get_settings
         from service.cli import migrate
 
         self._databases += 1
@@ -191,7 +191,7 @@ def distribution(values: list[float], unit: str = "ms", digits: int = 1) -> dict
 @contextmanager
 def settings_env(**values: str) -> Iterator[None]:
     """CLSM_* settings of this process set to values for the block, then restored."""
-    from models.settings import get_settings
+    from models.core.settings import get_settings
 
     saved = {key: os.environ.get(key) for key in values}
     os.environ.update(values)

@@ -38,10 +38,10 @@ def measure(fn: Callable[[], int], repeat: int) -> dict[str, Any]:
 
 def link_resolution(ctx: Context) -> Result:
     """Looking up a partner link by its token among many, valid and unknown tokens."""
-    from models.db import session_scope
-    from models.enums import CaseType
-    from models.links import find_link, issue_link, link_token
-    from models.people import Clsm, Contact, Organisation
+    from models.core.db import session_scope
+    from models.core.enums import CaseType
+    from models.core.links import find_link, issue_link, link_token
+    from models.core.people import Clsm, Contact, Organisation
 
     results: dict[str, Any] = {}
     for kind in ("sqlite", "postgresql"):

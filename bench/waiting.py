@@ -97,7 +97,7 @@ class Partner:
 
 
 def seed_partner() -> Partner:
-    from models.db import session_scope
+    from models.core.db import session_scope
     from tests import factories
 
     with session_scope() as session:
@@ -110,10 +110,10 @@ def seed_partner() -> Partner:
 
 def open_cases(partner: Partner, case_ids: Iterable[int]) -> dict[int, str]:
     """Open test cases with a link to the partner each; case id -> link token."""
-    from models.db import session_scope
-    from models.enums import CaseType
-    from models.links import issue_link, link_token
-    from models.people import Clsm
+    from models.core.db import session_scope
+    from models.core.enums import CaseType
+    from models.core.links import issue_link, link_token
+    from models.core.people import Clsm
     from tests.support.service_kit import STEP, open_case
 
     tokens: dict[int, str] = {}
@@ -587,8 +587,8 @@ class Mail:
 def _new_mails(after_id: int) -> tuple[int, dict[int, Mail]]:
     from sqlmodel import col, select
 
-    from models.db import session_scope
-    from models.outbox import OutboxMessage
+    from models.core.db import session_scope
+    from models.core.outbox import OutboxMessage
 
     found: dict[int, Mail] = {}
     with session_scope() as session:

@@ -134,10 +134,11 @@ async def drive_session(
 ) -> str:
     """One session of `participants` places through every phase (or up to the selection
     only, for a smoke run); its status at the end."""
-    from models import clock
-    from models import immersion as im
-    from models.db import session_scope
-    from tests.immersion_support import (
+    from models.core import clock
+    from models.core.db import session_scope
+    from models.immersion import domain as im
+    from tests.immersion.test_immersion_flow import Mailbox
+    from tests.support.immersion import (
         build_clsm,
         immersion_days,
         launch_parameters,
@@ -145,7 +146,6 @@ async def drive_session(
         session_dates,
         session_status,
     )
-    from tests.test_immersion_flow import Mailbox
 
     mailbox = Mailbox(inst.smtp)
     with session_scope() as session:
@@ -276,8 +276,8 @@ async def drive_session(
 def _open_step(run_id: UUID) -> str:
     from sqlmodel import select
 
-    from models.db import session_scope
-    from models.waits import Wait, WaitStatus
+    from models.core.db import session_scope
+    from models.core.waits import Wait, WaitStatus
 
     with session_scope() as session:
         step = session.exec(
@@ -288,8 +288,8 @@ def _open_step(run_id: UUID) -> str:
 
 def _form_answer(step: str, escalate: bool) -> dict[str, Any]:
     """The coordinator's answer to the form the run shows (step `ask-<seq>-<form>`)."""
-    from models import clock
-    from models.db import session_scope
+    from models.core import clock
+    from models.core.db import session_scope
 
     with session_scope() as session:
         today = clock.now(session).date()
@@ -346,12 +346,12 @@ async def drive_saisines(
     """
     from sqlmodel import col, select
 
-    from models.db import session_scope
-    from models.links import find_link
-    from models.waits import Wait, WaitStatus
+    from models.core.db import session_scope
+    from models.core.links import find_link
+    from models.core.waits import Wait, WaitStatus
+    from tests.saisine.test_saisine_end_to_end import Channel
+    from tests.saisine.test_saisine_flow import intake_parameters
     from tests.support.saisine import build_cell
-    from tests.test_saisine_end_to_end import Channel
-    from tests.test_saisine_flow import intake_parameters
 
     with session_scope() as session:
         build_cell(session)
@@ -413,7 +413,7 @@ async def drive_saisines(
 
 
 def _run_of(session: Any, saisine_id: int) -> str:
-    from models.saisine import Saisine
+    from models.saisine.domain import Saisine
 
     saisine = session.get(Saisine, saisine_id)
     assert saisine is not None and saisine.flow_run_id
@@ -566,7 +566,7 @@ def _common_notes(ctx: Context) -> list[str]:
         "COMPLETED; queue wait = SCHEDULED→PENDING (worker polling, 1 s), process start = "
         "PENDING→RUNNING (new Python process, imports, flow loaded), flow code = "
         "RUNNING→PAUSED/COMPLETED (replay from the top, new work, suspension)",
-        "clock injected (models.clock), tick run by the driver as soon as every run is "
+        "clock injected (models.core.clock), tick run by the driver as soon as every run is "
         "suspended (its minute is not waited for); mails to a real SMTP server in-process",
     ]
     if ctx.smoke:

@@ -19,19 +19,20 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from sqlmodel import Session
 
-from flows.inputs import AttendanceForm, SelectionForm
+from flows.inputs.immersion import AttendanceForm, SelectionForm
 from flows.mail import send_case_mail
 from flows.waits import ask, wait_until
-from models import clock
-from models import immersion as im
-from models.audit import Actor
-from models.calendar import add_business_days, at_local
-from models.db import session_scope
-from models.enums import STATUS_LABELS, ApplicationStatus, CaseType, SessionStatus
-from models.errors import DomainError
-from models.immersion_rules import apply_coordinator_choice, parse_numbers
-from models.settings import get_settings
-from models.waits import find_wait, next_generation
+from models.core import clock
+from models.core.audit import Actor
+from models.core.calendar import add_business_days, at_local
+from models.core.db import session_scope
+from models.core.enums import CaseType
+from models.core.errors import DomainError
+from models.core.settings import get_settings
+from models.core.waits import find_wait, next_generation
+from models.immersion import domain as im
+from models.immersion.rules import apply_coordinator_choice, parse_numbers
+from models.immersion.states import STATUS_LABELS, ApplicationStatus, SessionStatus
 
 S = SessionStatus
 CASE = CaseType.SESSION

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import get_run_logger
 from prefect.utilities.asyncutils import run_coro_as_sync
 
-from models.enums import CaseType
+from models.core.enums import CaseType
 from notifications.send import send_now
 
 

@@ -20,8 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from sqlmodel import Session
 
-from flows.mail import send_case_mail
-from flows.saisine_inputs import (
+from flows.inputs.saisine import (
     BACK_TO_LEVEL1,
     CANCEL,
     ESCALATE,
@@ -40,16 +39,26 @@ from flows.saisine_inputs import (
     orientation_kind,
     partners_form,
 )
+from flows.mail import send_case_mail
 from flows.waits import ask, suspend, wait_until
-from models import clock
-from models.audit import Actor, record_event
-from models.calendar import add_business_days, at_local, local_date
-from models.db import session_scope
-from models.enums import STATUS_LABELS, CaseType, ConsultationStatus, MeetingStatus, SaisineStatus
-from models.errors import DomainError
-from models.outbox import Recipient, enqueue
-from models.people import Contact, Organisation
-from models.saisine import (
+from models.core import clock
+from models.core.audit import Actor, record_event
+from models.core.calendar import add_business_days, at_local, local_date
+from models.core.db import session_scope
+from models.core.enums import CaseType
+from models.core.errors import DomainError
+from models.core.outbox import Recipient, enqueue
+from models.core.people import Contact, Organisation
+from models.core.settings import get_settings
+from models.core.waits import (
+    COORDINATOR_STEP_PREFIX,
+    Wait,
+    WaitStatus,
+    close_wait,
+    next_generation,
+    open_wait,
+)
+from models.saisine.domain import (
     ActionPlan,
     CellMeeting,
     Saisine,
@@ -85,11 +94,11 @@ from models.saisine import (
     remind_action_owners,
     remind_silent_partners,
     reschedule_meeting,
+    saisine_scope,
     start_follow_up,
 )
-from models.saisine_steps import ACTIONS_WAIT_STEP, answers_wait_steps, follow_up_wait_step
-from models.settings import get_settings
-from models.waits import Wait, WaitStatus, close_wait, next_generation, open_wait
+from models.saisine.states import STATUS_LABELS, ConsultationStatus, MeetingStatus, SaisineStatus
+from models.saisine.steps import ACTIONS_WAIT_STEP, answers_wait_steps, follow_up_wait_step
 
 SAISINE = CaseType.SAISINE
 FINAL = (SaisineStatus.CLOSED, SaisineStatus.URGENT_CLOSED)
@@ -251,14 +260,13 @@ def _open_waits_query(saisine_id: int) -> Any:
 
 
 def _alert(session: Session, saisine: Saisine, alert: str, dedup: str, names: list[str]) -> None:
-    from models.people import Clsm
+    from models.core.people import Clsm
 
     clsm = session.get(Clsm, saisine.clsm_id)
     assert clsm is not None and saisine.id is not None
     enqueue(
         session=session,
-        case_type=SAISINE,
-        case_id=saisine.id,
+        scope=saisine_scope(saisine),
         to=Recipient(email=clsm.coordinator_email, name=clsm.coordinator_name),
         template="saisine_coordinator_alert",
         context={"reference": saisine.reference, "alert": alert, "names": names},
@@ -356,7 +364,7 @@ def _ask(
     ask(
         case_type=SAISINE,
         case_id=saisine_id,
-        step=f"ask-{seq}-{what}",
+        step=f"{COORDINATOR_STEP_PREFIX}{seq}-{what}",
         form=form,
         description=description,
         initial=initial,

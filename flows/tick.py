@@ -17,15 +17,11 @@ from typing import Any
 
 from prefect import flow
 
-from models.db import session_scope
-from models.reminders import send_due_reminders
-from models.settings import fail_fast, get_settings
-from models.waits import (
-    crash_silent_runs,
-    deliver_resumes,
-    mark_due_waits,
-    reschedule_stuck_runs,
-)
+from models.core.db import session_scope
+from models.core.reminders import send_due_reminders
+from models.core.runs import crash_silent_runs, deliver_resumes, reschedule_stuck_runs
+from models.core.settings import fail_fast, get_settings
+from models.core.waits import mark_due_waits
 from notifications.send import drain
 
 

@@ -19,10 +19,10 @@ from pydantic.fields import FieldInfo
 from sqlmodel import Session
 
 from flows.mail import send_case_mail
-from models import clock
-from models.db import session_scope
-from models.enums import CaseType
-from models.waits import Wait, close_wait, next_generation, open_wait
+from models.core import clock
+from models.core.db import session_scope
+from models.core.enums import CaseType
+from models.core.waits import Wait, close_wait, next_generation, open_wait
 
 T = TypeVar("T", bound=RunInput)
 

@@ -2,9 +2,9 @@
 
 from alembic import context
 
-from models.db import make_engine
-from models.settings import get_settings
-from models.tables import metadata
+from models.core.db import make_engine
+from models.core.settings import get_settings
+from models.catalogue import metadata
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url") or get_settings().db_url

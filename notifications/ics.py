@@ -13,8 +13,8 @@ from functools import lru_cache
 
 from icalendar import Calendar, Event, Timezone, vCalAddress, vText
 
-from models.outbox import CalendarMethod, CalendarPart
-from models.settings import get_settings
+from models.core.outbox import CalendarMethod, CalendarPart
+from models.core.settings import get_settings
 
 PRODID = "-//CLSM//Moteur de processus des CLSM//FR"
 

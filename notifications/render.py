@@ -27,12 +27,14 @@ import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlmodel import Session
 
-from models.links import StepLink, link_url
-from models.outbox import CalendarPart, OutboxMessage, resolve_clsm
-from models.people import Clsm
-from models.settings import get_settings
+from models.core.links import StepLink, link_url
+from models.core.outbox import CalendarPart, OutboxMessage, resolve_clsm
+from models.core.people import Clsm
+from models.core.settings import get_settings
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+# common/ holds the layout and the generic mails; each process has its own folder
+TEMPLATE_FOLDERS = ("common", "immersion", "saisine")
 SUFFIX = ".html.j2"
 
 DAYS = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"]
@@ -105,7 +107,7 @@ def _inliner() -> css_inline.CSSInliner:
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     env = Environment(
-        loader=FileSystemLoader(TEMPLATES_DIR),
+        loader=FileSystemLoader([TEMPLATES_DIR / folder for folder in TEMPLATE_FOLDERS]),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -121,9 +123,19 @@ def template_names() -> list[str]:
     """Every message template (layouts and partials start with an underscore)."""
     return sorted(
         p.name.removesuffix(SUFFIX)
-        for p in TEMPLATES_DIR.glob(f"*{SUFFIX}")
+        for folder in TEMPLATE_FOLDERS
+        for p in (TEMPLATES_DIR / folder).glob(f"*{SUFFIX}")
         if not p.name.startswith("_")
     )
+
+
+def template_file(name: str, suffix: str = SUFFIX) -> Path:
+    """Where the file of a template (or of its sample) lies."""
+    for folder in TEMPLATE_FOLDERS:
+        path = TEMPLATES_DIR / folder / f"{name}{suffix}"
+        if path.exists():
+            return path
+    raise FileNotFoundError(f"{name}{suffix}")
 
 
 class _TextConverter(HTMLParser):
@@ -249,16 +261,11 @@ def template_context(
 
     `clsm` is the row's CLSM when the caller already has it (`resolve_clsm`).
     """
-    context: dict[str, Any] = dict(message.context)
+    context: dict[str, Any] = {"case_label": message.case_label, **message.context}
     if clsm is None:
-        clsm = resolve_clsm(
-            session=session, case_type=message.case_type, case_id=message.case_id, context=context
-        )
+        clsm = resolve_clsm(session=session, clsm_id=message.clsm_id)
     if clsm is None:
-        raise RenderError(
-            f"CLSM introuvable pour le message {message.id} "
-            "(mettre clsm_id dans le contexte ou enregistrer le type de dossier)"
-        )
+        raise RenderError(f"CLSM introuvable pour le message {message.id}")
     context.update(
         clsm_name=clsm.name,
         coordinator_name=clsm.coordinator_name,

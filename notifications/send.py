@@ -29,13 +29,14 @@ from typing import Any, TypeVar
 import aiosmtplib
 from sqlmodel import Session, col, select
 
-from models import clock
-from models.audit import Actor, record_event
-from models.db import get_engine, session_scope
-from models.enums import CaseType
-from models.outbox import OutboxMessage, OutboxStatus, Recipient, case_label, enqueue, resolve_clsm
-from models.people import Clsm
-from models.settings import Settings, SmtpSecurity, get_settings
+from models.core import clock
+from models.core.audit import Actor, record_event
+from models.core.db import get_engine, session_scope
+from models.core.enums import CaseType
+from models.core.kinds import CaseScope
+from models.core.outbox import OutboxMessage, OutboxStatus, Recipient, enqueue, resolve_clsm
+from models.core.people import Clsm
+from models.core.settings import Settings, SmtpSecurity, get_settings
 from notifications.mime import Invitation, Mailbox, ascii_address, encoded, message_bytes
 from notifications.render import render_message
 
@@ -160,9 +161,7 @@ def build_message(
     assert row.id is not None
     settings = get_settings()
     if clsm is None:
-        clsm = resolve_clsm(
-            session=session, case_type=row.case_type, case_id=row.case_id, context=row.context
-        )
+        clsm = resolve_clsm(session=session, clsm_id=row.clsm_id)
     rendered = render_message(session=session, message=row, clsm=clsm)
     sender_name, sender = parseaddr(settings.mail_from)
     headers = [
@@ -205,19 +204,14 @@ def render_claimed(ids: list[int]) -> tuple[list[Outgoing], list[tuple[int, str]
     broken: list[tuple[int, str]] = []
     with session_scope() as session:
         rows = _rows(session, ids)
-        clsms: dict[tuple[str, int, object], Clsm | None] = {}
+        clsms: dict[int | None, Clsm | None] = {}
         moment = clock.now(session)
         for outbox_id in ids:
             row = rows[outbox_id]
-            key = (row.case_type, row.case_id, row.context.get("clsm_id"))
+            key = row.clsm_id
             try:
                 if key not in clsms:
-                    clsms[key] = resolve_clsm(
-                        session=session,
-                        case_type=row.case_type,
-                        case_id=row.case_id,
-                        context=row.context,
-                    )
+                    clsms[key] = resolve_clsm(session=session, clsm_id=key)
                 ready.append(
                     build_message(session=session, row=row, clsm=clsms[key], moment=moment)
                 )
@@ -266,22 +260,16 @@ def _delivery_event(session: Session, row: OutboxMessage, action: str, **extra: 
 def _tell_coordinator(session: Session, row: OutboxMessage, subject: str, error: str) -> bool:
     if row.template == FAILURE_TEMPLATE:  # never alert about a failed alert: no loop
         return False
-    clsm = resolve_clsm(
-        session=session, case_type=row.case_type, case_id=row.case_id, context=row.context
-    )
-    if clsm is None or not clsm.coordinator_email:
+    clsm = resolve_clsm(session=session, clsm_id=row.clsm_id)
+    if clsm is None or clsm.id is None or not clsm.coordinator_email:
         return False
     enqueue(
         session=session,
-        case_type=CaseType(row.case_type),
-        case_id=row.case_id,
+        scope=CaseScope(CaseType(row.case_type), row.case_id, clsm.id, row.case_label),
         to=Recipient(email=clsm.coordinator_email, name=clsm.coordinator_name),
         template=FAILURE_TEMPLATE,
         context={
-            "clsm_id": clsm.id,
-            "case_label": case_label(
-                session=session, case_type=row.case_type, case_id=row.case_id, context=row.context
-            ),
+            "case_label": row.case_label,
             "failed_subject": subject,
             "failed_recipient_name": row.recipient_name or row.recipient_email,
             "failed_recipient_email": row.recipient_email,

@@ -8,11 +8,13 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from models import clock
-from models.audit import Actor, record_event
-from models.db import session_scope
-from models.enums import CaseType
-from models.links import (
+from models.catalogue import STEP_KINDS, case_summary
+from models.core import clock
+from models.core.audit import Actor, record_event
+from models.core.db import session_scope
+from models.core.enums import CaseType
+from models.core.kinds import StepKind, StepPage
+from models.core.links import (
     LinkAlreadyUsed,
     LinkState,
     StepLink,
@@ -21,10 +23,9 @@ from models.links import (
     issue_link,
     link_state,
 )
-from models.outbox import OutboxMessage, Recipient, enqueue
-from models.people import Contact
-from models.steps import STEP_KINDS, StepKind, StepPage
-from models.waits import WaitStatus, find_wait, request_resume
+from models.core.outbox import OutboxMessage, Recipient, enqueue
+from models.core.people import Contact
+from models.core.waits import wake_case
 from service.forms import FormField, form_fields, parse_form
 
 
@@ -113,13 +114,10 @@ def _request_resume(session: Session, link: StepLink, kind: StepKind) -> int | N
     step = kind.wait_step(session, link)
     if not step:
         return None
-    wait = find_wait(
-        session=session, case_type=CaseType(link.case_type), case_id=link.case_id, step=step
+    woken = wake_case(
+        session=session, case_type=CaseType(link.case_type), case_id=link.case_id, steps=[step]
     )
-    if wait is None or wait.status is not WaitStatus.OPEN:
-        return None
-    request_resume(session=session, wait=wait, reason="answer")
-    return wait.id
+    return woken[0] if woken else None
 
 
 RENEWAL_TEMPLATE = "link_renewed"
@@ -153,10 +151,11 @@ def renew_link(token: str) -> bool:
             valid_for=validity,
         )
         page = STEP_KINDS[old.step].page(session, old)
+        case = case_summary(session, case_type, old.case_id)
+        assert case is not None
         enqueue(
             session=session,
-            case_type=case_type,
-            case_id=old.case_id,
+            scope=case.scope,
             to=Recipient(email=contact.email, name=contact.name, contact_id=contact.id),
             template=RENEWAL_TEMPLATE,
             context={

@@ -13,14 +13,15 @@ from typing import Any
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, func, select
 
-from models.audit import Actor, AuditEvent, record_event, verify_case
-from models.cases import CASE_KINDS, CaseSummary, case_summary, clsm_cases
-from models.enums import CaseType, Role
-from models.errors import DomainError, NotFound
-from models.outbox import OutboxMessage, OutboxStatus
-from models.people import Clsm, User
-from models.settings import get_settings
-from models.waits import Wait, WaitStatus
+from models.catalogue import CASE_KINDS, case_summary, clsm_cases
+from models.core.audit import Actor, AuditEvent, record_event, verify_case
+from models.core.enums import CaseType, Role
+from models.core.errors import DomainError, NotFound
+from models.core.kinds import CaseSummary
+from models.core.outbox import OutboxMessage, OutboxStatus
+from models.core.people import Clsm, User
+from models.core.settings import get_settings
+from models.core.waits import Wait, WaitStatus
 
 ACTION_LABELS: dict[str, str] = {
     "history.read": "consultation de l'historique",
@@ -330,7 +331,7 @@ def _entry(event: AuditEvent) -> HistoryEntry:
 class HistoryRead:
     """Who reads and in which form; the read itself is recorded in the case's history."""
 
-    actor: Any  # models.audit.Actor
+    actor: Any  # models.core.audit.Actor
     form: str  # html, json, csv
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from models.settings import fail_fast
+from models.core.settings import fail_fast
 
 app = typer.Typer(help="Moteur de processus des CLSM.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Base de données de l'application.", no_args_is_help=True)
@@ -56,8 +56,8 @@ def db_upgrade() -> None:
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Vérifie toutes les chaînes d'audit ; code de sortie 1 au premier maillon rompu."""
-    from models.audit import verify_all
-    from models.db import session_scope
+    from models.core.audit import verify_all
+    from models.core.db import session_scope
 
     with session_scope() as session:
         report = verify_all(session)
@@ -72,9 +72,9 @@ def audit_verify() -> None:
 @clock_app.command("show")
 def clock_show() -> None:
     """Affiche l'heure de l'installation et son décalage."""
-    from models import clock
-    from models.db import session_scope
-    from models.settings import get_settings
+    from models.core import clock
+    from models.core.db import session_scope
+    from models.core.settings import get_settings
 
     with session_scope() as session:
         moment, delta = clock.now(session), clock.offset(session)
@@ -86,9 +86,9 @@ def clock_advance(
     days: float = typer.Option(0.0, help="Jours"), hours: float = typer.Option(0.0, help="Heures")
 ) -> None:
     """Avance l'horloge de l'installation (refusé en production)."""
-    from models import clock
-    from models.db import session_scope
-    from models.settings import get_settings
+    from models.core import clock
+    from models.core.db import session_scope
+    from models.core.settings import get_settings
 
     try:
         with session_scope() as session:
@@ -102,8 +102,8 @@ def clock_advance(
 @clock_app.command("reset")
 def clock_reset() -> None:
     """Remet l'horloge à l'heure réelle."""
-    from models import clock
-    from models.db import session_scope
+    from models.core import clock
+    from models.core.db import session_scope
 
     with session_scope() as session:
         clock.set_offset(session=session, delta=timedelta(0))
@@ -113,7 +113,7 @@ def clock_reset() -> None:
 @mail_app.command("sink")
 def mail_sink() -> None:
     """Démarre la boîte de réception SMTP locale (aiosmtpd)."""
-    from models.settings import get_settings
+    from models.core.settings import get_settings
     from notifications.sink import run_forever
 
     settings = get_settings()
@@ -123,7 +123,7 @@ def mail_sink() -> None:
 @mail_app.command("list")
 def mail_list(limit: int = typer.Option(50, help="Nombre de messages")) -> None:
     """Liste les messages reçus par la boîte locale, les plus récents d'abord."""
-    from models.settings import get_settings
+    from models.core.settings import get_settings
     from notifications.sink import list_mails
 
     mails = list_mails(get_settings().mail_sink_dir)[:limit]
@@ -136,7 +136,7 @@ def mail_list(limit: int = typer.Option(50, help="Nombre de messages")) -> None:
 @mail_app.command("show")
 def mail_show(mail_id: str) -> None:
     """Affiche un message (texte brut) de la boîte locale."""
-    from models.settings import get_settings
+    from models.core.settings import get_settings
     from notifications.sink import find_mail
 
     mail = find_mail(get_settings().mail_sink_dir, mail_id)
@@ -158,9 +158,9 @@ def report_saisines(
     csv: bool = typer.Option(False, "--csv", help="Sortie CSV (séparateur ;)"),
 ) -> None:
     """Tableau des saisines de la cellule pour une année, puis les totaux par niveau."""
-    from models.db import session_scope
-    from models.people import get_clsm
-    from models.saisine import yearly_report, yearly_report_csv
+    from models.core.db import session_scope
+    from models.core.people import get_clsm
+    from models.saisine.domain import yearly_report, yearly_report_csv
 
     with session_scope() as session:
         found = get_clsm(session=session, slug=clsm)
@@ -192,10 +192,10 @@ def users_add(
     """Crée un compte (mot de passe haché avec argon2)."""
     from sqlmodel import select
 
-    from models import clock
-    from models.db import session_scope
-    from models.enums import Role
-    from models.people import User, get_clsm
+    from models.core import clock
+    from models.core.db import session_scope
+    from models.core.enums import Role
+    from models.core.people import User, get_clsm
     from service.security import hash_password
 
     try:
@@ -236,8 +236,8 @@ def users_token(email: str) -> None:
     """Crée un nouveau jeton d'API pour un compte (l'ancien cesse de fonctionner)."""
     from sqlmodel import select
 
-    from models.db import session_scope
-    from models.people import User
+    from models.core.db import session_scope
+    from models.core.people import User
     from service.security import api_token_hash, new_api_token
 
     token = new_api_token()
@@ -256,7 +256,7 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(0)) ->
     """Démarre le service web (liens des partenaires, historique, API)."""
     import uvicorn
 
-    from models.settings import get_settings
+    from models.core.settings import get_settings
 
     bind_port = port or int(get_settings().base_url.rsplit(":", 1)[-1].split("/")[0])
     uvicorn.run(
@@ -284,7 +284,7 @@ def setup(block: bool = typer.Option(True, help="Rester actif après la mise en 
     """Mise en place de `make up` : file de travail, déploiements, données de démo, URLs."""
     import signal as signals
 
-    from models.settings import get_settings
+    from models.core.settings import get_settings
     from service.orchestration import deploy_all, ensure_work_pool, wait_for_prefect
 
     settings = get_settings()
@@ -314,9 +314,9 @@ def setup(block: bool = typer.Option(True, help="Rester actif après la mise en 
 @app.command("purge")
 def purge_command() -> None:
     """Efface les données personnelles des saisines closes depuis CLSM_RETENTION_YEARS ans."""
-    from models.db import session_scope
-    from models.saisine import purge_closed_saisines
-    from models.settings import get_settings
+    from models.core.db import session_scope
+    from models.core.settings import get_settings
+    from models.saisine.domain import purge_closed_saisines
 
     years = get_settings().retention_years
     with session_scope() as session:
@@ -330,8 +330,8 @@ def purge_command() -> None:
 @app.command("backup")
 def backup_command(destination: Path = typer.Argument(..., help="Fichier de sauvegarde")) -> None:
     """Sauvegarde cohérente de la base de l'application, même en fonctionnement."""
-    from models.backup import backup
-    from models.settings import get_settings
+    from models.core.backup import backup
+    from models.core.settings import get_settings
 
     path = backup(get_settings().db_url, destination)
     typer.echo(f"Sauvegarde écrite : {path}")
@@ -340,8 +340,8 @@ def backup_command(destination: Path = typer.Argument(..., help="Fichier de sauv
 @app.command("restore")
 def restore_command(snapshot: Path = typer.Argument(..., help="Fichier de sauvegarde")) -> None:
     """Restaure la base de l'application depuis une sauvegarde (installation arrêtée)."""
-    from models.backup import restore
-    from models.settings import get_settings
+    from models.core.backup import restore
+    from models.core.settings import get_settings
 
     if not snapshot.exists():
         typer.echo(f"Sauvegarde introuvable : {snapshot}", err=True)

@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from models.db import session_scope
-from models.enums import Role
-from models.people import Clsm, Contact, Organisation, Partnership, User
-from models.saisine import SaisineIntake
-from models.settings import get_settings
+from models.core.db import session_scope
+from models.core.enums import Role
+from models.core.people import Clsm, Contact, Organisation, Partnership, User
+from models.core.settings import get_settings
+from models.saisine.domain import SaisineIntake
 
 DEMO_PASSWORD = "demo-clsm-2026"
 
@@ -197,8 +197,8 @@ def _demo_session(today: date) -> Any:
     """Launch data of the demo session, dated from today (call closing tomorrow)."""
     from datetime import datetime, time, timedelta
 
-    from models import immersion as im
-    from models.settings import get_settings
+    from models.core.settings import get_settings
+    from models.immersion import domain as im
 
     tz = get_settings().tz
     prep = datetime.combine(today + timedelta(days=21), time(9), tz)
@@ -246,9 +246,9 @@ def load_immersion_demo(run_env: dict[str, str] | None = None) -> str:
 
     from prefect.deployments.flow_runs import arun_deployment
 
-    from models import clock
-    from models import immersion as im
-    from models.audit import Actor
+    from models.core import clock
+    from models.core.audit import Actor
+    from models.immersion import domain as im
 
     actor = Actor.system("demo")
     with session_scope() as session:
@@ -459,11 +459,11 @@ def _demo_intake(referrer: str, day: date) -> SaisineIntake:
 
 
 def _closed_2022_case(session: Session, clsm: Clsm, spec: dict[str, Any]) -> None:
-    from models import clock
-    from models import saisine as sa
-    from models.audit import Actor
-    from models.saisine_rules import OrientationKind
-    from models.settings import get_settings
+    from models.core import clock
+    from models.core.audit import Actor
+    from models.core.settings import get_settings
+    from models.saisine import domain as sa
+    from models.saisine.rules import OrientationKind
 
     tz = get_settings().tz
     actor = Actor.system("démo")
@@ -561,9 +561,9 @@ def load_saisine_demo(start_open_run: bool = True) -> str:
     """
     from sqlmodel import col, delete
 
-    from models import clock
-    from models.outbox import OutboxMessage
-    from models.saisine import Saisine
+    from models.core import clock
+    from models.core.outbox import OutboxMessage
+    from models.saisine.domain import Saisine
 
     with session_scope() as session:
         clsm = session.exec(select(Clsm).where(Clsm.slug == "poitiers")).one()

@@ -14,11 +14,11 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.templating import Jinja2Templates
 from sqlmodel import Session, select
 
-from models import db
-from models.audit import Actor
-from models.enums import Channel, Role
-from models.people import User
-from models.settings import get_settings
+from models.core import db
+from models.core.audit import Actor
+from models.core.enums import Channel, Role
+from models.core.people import User
+from models.core.settings import get_settings
 from service.security import (
     SESSION_COOKIE,
     api_token_hash,

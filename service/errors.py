@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from models.errors import DomainError
+from models.core.errors import DomainError
 from service.deps import LoginRequired, RateLimited, page_context, templates, wants_json
 from service.forms import french_message
 

@@ -13,7 +13,7 @@ import annotated_types
 from pydantic import BaseModel, EmailStr, ValidationError
 from pydantic.fields import FieldInfo
 
-from models.settings import get_settings
+from models.core.settings import get_settings
 
 TEXTAREA_FROM = 200  # strings longer than this get a textarea
 

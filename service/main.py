@@ -11,8 +11,8 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-import models.tables  # noqa: F401  (every table, and the step and case kinds they register)
-from models.settings import Environment, get_settings
+import models.catalogue  # noqa: F401  (every table)
+from models.core.settings import Environment, get_settings
 from service.deps import FailureLimiter, templates
 from service.errors import install_error_handlers, problem_response
 

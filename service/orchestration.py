@@ -14,7 +14,7 @@ from uuid import UUID
 
 import httpx
 
-from models.settings import get_settings
+from models.core.settings import get_settings
 
 WORK_POOL = "clsm"
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi.concurrency import run_in_threadpool
 from sqlmodel import Session, col, select
 
-from models.audit import Actor, record_event
-from models.cases import CaseSummary
-from models.waits import Wait, WaitStatus, deliver_resumes
+from models.core.audit import Actor, record_event
+from models.core.kinds import CaseSummary
+from models.core.runs import deliver_resumes
+from models.core.waits import Wait, WaitStatus
 
 
 async def retry_resumes(session: Session, case: CaseSummary, actor: Actor) -> dict[str, int]:

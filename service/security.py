@@ -10,7 +10,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from models.settings import get_settings
+from models.core.settings import get_settings
 
 _hasher = PasswordHasher()
 

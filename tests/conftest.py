@@ -15,8 +15,8 @@ env.apply()  # before anything reads CLSM_* or PREFECT_* settings
 
 from sqlmodel import Session  # noqa: E402
 
-from models import db as app_db  # noqa: E402
-from models.settings import get_settings  # noqa: E402
+from models.core import db as app_db  # noqa: E402
+from models.core.settings import get_settings  # noqa: E402
 from tests.support.postgres import PostgresServer  # noqa: E402
 from tests.support.prefect_stack import PrefectStack  # noqa: E402
 from tests.support.smtp import smtp_server  # noqa: E402, F401  (shared fixture)

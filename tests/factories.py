@@ -7,8 +7,8 @@ from itertools import count
 
 from sqlmodel import Session
 
-from models.enums import Role
-from models.people import Clsm, Contact, Organisation, Partnership, User
+from models.core.enums import Role
+from models.core.people import Clsm, Contact, Organisation, Partnership, User
 
 _numbers = count(1)
 

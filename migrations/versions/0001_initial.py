@@ -10,8 +10,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import models.base
-from models.audit import audit_trigger_statements
+import models.core.base
+from models.core.audit import audit_trigger_statements
 
 
 revision: str = "0001"
@@ -28,7 +28,7 @@ def upgrade() -> None:
         sa.Column("case_type", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
         sa.Column("case_id", sa.Integer(), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
-        sa.Column("at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", models.core.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("actor_kind", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
         sa.Column("actor_label", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("actor_ref", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
@@ -75,9 +75,9 @@ def upgrade() -> None:
         sa.Column("flow_run_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
         sa.Column("generation", sa.Integer(), nullable=False),
         sa.Column("status", sa.Enum("OPEN", "DONE", name="waitstatus"), nullable=False),
-        sa.Column("due_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("due_at", models.core.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("waiting_on", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
-        sa.Column("since", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("since", models.core.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("resume_pending", sa.Boolean(), nullable=False),
         sa.Column("resume_reason", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
         sa.Column("last_error", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
@@ -101,7 +101,7 @@ def upgrade() -> None:
         sa.Column("password_hash", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("api_token_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", models.core.base.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["clsm_id"],
             ["clsm.id"],
@@ -120,9 +120,9 @@ def upgrade() -> None:
         sa.Column("capacity", sa.Integer(), nullable=False),
         sa.Column("max_per_structure", sa.Integer(), nullable=True),
         sa.Column("call_opens_on", sa.Date(), nullable=False),
-        sa.Column("call_closes_at", models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("preparation_at", models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("preparation_end", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("call_closes_at", models.core.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("preparation_at", models.core.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("preparation_end", models.core.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column(
             "preparation_place", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False
         ),
@@ -134,12 +134,12 @@ def upgrade() -> None:
         sa.Column("window_end", sa.Date(), nullable=False),
         sa.Column("min_days", sa.Integer(), nullable=False),
         sa.Column("max_days", sa.Integer(), nullable=False),
-        sa.Column("restitution_at", models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("restitution_end", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("restitution_at", models.core.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("restitution_end", models.core.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column(
             "restitution_place", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False
         ),
-        sa.Column("withdrawal_cutoff", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("withdrawal_cutoff", models.core.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("offer_days", sa.Integer(), nullable=False),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("clsm_id", sa.Integer(), nullable=False),
@@ -164,7 +164,7 @@ def upgrade() -> None:
         ),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("flow_run_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=True),
-        sa.Column("created_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", models.core.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("places", sa.Integer(), nullable=False),
         sa.Column("empty_places", sa.Integer(), nullable=False),
         sa.Column("preparation_sequence", sa.Integer(), nullable=False),
@@ -203,7 +203,7 @@ def upgrade() -> None:
         "cell_meeting",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("clsm_id", sa.Integer(), nullable=False),
-        sa.Column("starts_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("starts_at", models.core.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("host_organisation_id", sa.Integer(), nullable=False),
         sa.Column(
             "status", sa.Enum("PLANNED", "HELD", "CANCELLED", name="meetingstatus"), nullable=False
@@ -270,7 +270,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("session_id", sa.Integer(), nullable=False),
         sa.Column("figures", sa.JSON(), nullable=False),
-        sa.Column("created_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", models.core.base.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["session_id"],
             ["immersion_session.id"],
@@ -333,11 +333,11 @@ def upgrade() -> None:
         sa.Column("waitlist_rank", sa.Integer(), nullable=True),
         sa.Column("ever_selected", sa.Boolean(), nullable=False),
         sa.Column("promoted", sa.Boolean(), nullable=False),
-        sa.Column("offer_deadline", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("offer_deadline", models.core.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column(
             "withdrawal_reason", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False
         ),
-        sa.Column("submitted_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("submitted_at", models.core.base.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["contact_id"],
             ["contact.id"],
@@ -380,11 +380,11 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("next_attempt_at", models.core.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("last_error", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
         sa.Column("message_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-        sa.Column("created_at", models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", models.core.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", models.core.base.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["contact_id"],
             ["contact.id"],
@@ -405,7 +405,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("clsm_id", sa.Integer(), nullable=False),
         sa.Column("reference", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-        sa.Column("received_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", models.core.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
         sa.Column("referrer_organisation_id", sa.Integer(), nullable=False),
         sa.Column("referrer_contact_id", sa.Integer(), nullable=False),
@@ -436,9 +436,9 @@ def upgrade() -> None:
         sa.Column("last_form_error", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("flow_run_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=True),
-        sa.Column("closed_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("closed_at", models.core.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("close_reason", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
-        sa.Column("purged_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("purged_at", models.core.base.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["clsm_id"],
             ["clsm.id"],
@@ -470,9 +470,9 @@ def upgrade() -> None:
         sa.Column("step", sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
         sa.Column("subject_id", sa.Integer(), nullable=True),
         sa.Column("multi_use", sa.Boolean(), nullable=False),
-        sa.Column("created_at", models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("used_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", models.core.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", models.core.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("used_at", models.core.base.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["contact_id"],
             ["contact.id"],
@@ -491,11 +491,11 @@ def upgrade() -> None:
         sa.Column("round", sa.Integer(), nullable=False),
         sa.Column("organisation_id", sa.Integer(), nullable=False),
         sa.Column("contact_id", sa.Integer(), nullable=False),
-        sa.Column("asked_at", models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("remind_at", models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("deadline", models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("reminded_at", models.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("answered_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("asked_at", models.core.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("remind_at", models.core.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("deadline", models.core.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("reminded_at", models.core.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("answered_at", models.core.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("knows_situation", sa.Boolean(), nullable=True),
         sa.Column("proposal", sa.Text(), nullable=True),
         sa.Column(
@@ -529,7 +529,7 @@ def upgrade() -> None:
         sa.Column("saisine_id", sa.Integer(), nullable=False),
         sa.Column("meeting_id", sa.Integer(), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
-        sa.Column("decided_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("decided_at", models.core.base.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["meeting_id"],
             ["cell_meeting.id"],
@@ -549,8 +549,8 @@ def upgrade() -> None:
         sa.Column("saisine_id", sa.Integer(), nullable=False),
         sa.Column("round", sa.Integer(), nullable=False),
         sa.Column("due_on", sa.Date(), nullable=False),
-        sa.Column("asked_at", models.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("answered_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("asked_at", models.core.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("answered_at", models.core.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("worked", sa.Boolean(), nullable=True),
         sa.Column("next_step", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
         sa.Column("comment", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
@@ -670,7 +670,7 @@ def upgrade() -> None:
         sa.Column("invited", sa.Boolean(), nullable=False),
         sa.Column("invited_for_saisine_id", sa.Integer(), nullable=True),
         sa.Column("attending", sa.Boolean(), nullable=True),
-        sa.Column("answered_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("answered_at", models.core.base.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["contact_id"],
             ["contact.id"],
@@ -716,7 +716,7 @@ def upgrade() -> None:
         ),
         sa.Column("who_acts", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
         sa.Column("detail", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
-        sa.Column("decided_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("decided_at", models.core.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("follow_up_on", sa.Date(), nullable=True),
         sa.ForeignKeyConstraint(
             ["saisine_id"],
@@ -734,7 +734,7 @@ def upgrade() -> None:
         sa.Column("contact_id", sa.Integer(), nullable=False),
         sa.Column("case_type", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
         sa.Column("case_id", sa.Integer(), nullable=False),
-        sa.Column("deadline", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("deadline", models.core.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("schedule", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
         sa.Column("reminder_template", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
         sa.Column(
@@ -743,10 +743,10 @@ def upgrade() -> None:
         sa.Column("context", sa.JSON(), nullable=False),
         sa.Column("next_index", sa.Integer(), nullable=False),
         sa.Column("reminders_sent", sa.Integer(), nullable=False),
-        sa.Column("escalated_at", models.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("stopped_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("escalated_at", models.core.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("stopped_at", models.core.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("stop_reason", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
-        sa.Column("created_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", models.core.base.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["contact_id"],
             ["contact.id"],
@@ -775,9 +775,9 @@ def upgrade() -> None:
         sa.Column(
             "status", sa.Enum("OPEN", "DONE", "DROPPED", name="actionstatus"), nullable=False
         ),
-        sa.Column("reminded_at", models.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("escalated_at", models.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("done_at", models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("reminded_at", models.core.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("escalated_at", models.core.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("done_at", models.core.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("closing_note", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
         sa.Column("closed_by_link_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
@@ -816,10 +816,10 @@ def upgrade() -> None:
             sa.Enum("PENDING", "SIGNED", "CANCELLED", name="agreementstatus"),
             nullable=False,
         ),
-        sa.Column("participant_signed_at", models.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("manager_signed_at", models.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("tutor_signed_at", models.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("participant_signed_at", models.core.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("manager_signed_at", models.core.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("tutor_signed_at", models.core.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", models.core.base.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["placement_id"],
             ["immersion_placement.id"],
@@ -845,7 +845,7 @@ def upgrade() -> None:
         sa.Column("rating", sa.Integer(), nullable=False),
         sa.Column("useful", sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=False),
         sa.Column("improve", sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=False),
-        sa.Column("submitted_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("submitted_at", models.core.base.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["placement_id"],
             ["immersion_placement.id"],
@@ -870,7 +870,7 @@ def upgrade() -> None:
         sa.Column("missions", sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=False),
         sa.Column("practices", sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=False),
         sa.Column("limits", sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=False),
-        sa.Column("submitted_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("submitted_at", models.core.base.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["placement_id"],
             ["immersion_placement.id"],

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from models.people import UserPublic
+from models.core.people import UserPublic
 from service.casework import (
     CasePublic,
     HistoryFilters,

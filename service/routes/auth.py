@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import select
 
-from models.people import User
+from models.core.people import User
 from service.deps import (
     SessionDep,
     check_csrf,

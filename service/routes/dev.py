@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup, escape
 
-from models.errors import NotFound
-from models.settings import get_settings
+from models.core.errors import NotFound
+from models.core.settings import get_settings
 from notifications.sink import find_mail, list_mails
 from service.deps import page_context, templates
 from service.errors import problem_responses

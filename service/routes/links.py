@@ -7,8 +7,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from starlette.background import BackgroundTask, BackgroundTasks
 
-from models.links import LinkState
-from models.waits import deliver_resumes
+from models.core.links import LinkState
+from models.core.runs import deliver_resumes
 from notifications.send import send_now
 from service.answers import LinkUnusable, StepView, renew_link, submit_step, view_step
 from service.deps import SessionDep, client_ip, limiter, page_context, templates

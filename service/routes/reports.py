@@ -8,14 +8,14 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import select
 
-from models import clock
-from models.audit import record_event
-from models.enums import CaseType, Role
-from models.errors import NotFound
-from models.immersion import SessionReportData, report_csv, session_report
-from models.people import Clsm, User
-from models.saisine import yearly_report, yearly_report_csv
-from models.settings import get_settings
+from models.core import clock
+from models.core.audit import record_event
+from models.core.enums import CaseType, Role
+from models.core.errors import NotFound
+from models.core.people import Clsm, User
+from models.core.settings import get_settings
+from models.immersion.domain import SessionReportData, report_csv, session_report
+from models.saisine.domain import yearly_report, yearly_report_csv
 from service.casework import visible_case
 from service.deps import CurrentUser, SessionDep, actor_of, page_context, templates
 from service.errors import problem_responses

@@ -12,11 +12,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
-from models import immersion as im
-from models.enums import CaseType
-from models.errors import DomainError, StaleUpdate
-from models.settings import get_settings
-from models.waits import deliver_resumes, open_waits, request_resume
+from models.core.enums import CaseType
+from models.core.errors import DomainError, StaleUpdate
+from models.core.runs import deliver_resumes
+from models.core.settings import get_settings
+from models.core.waits import wake_case
+from models.immersion import domain as im
 from service.casework import visible_case
 from service.deps import SessionDep, Writer, actor_of
 from service.errors import problem_responses
@@ -27,12 +28,7 @@ SessionId = Annotated[int, Path(ge=1, description="Numéro de la session")]
 
 
 def _wake(session: SessionDep, session_id: int) -> list[int]:
-    ids = []
-    for wait in open_waits(session, CaseType.SESSION):
-        if wait.case_id == session_id and wait.id is not None:
-            request_resume(session=session, wait=wait, reason="answer")
-            ids.append(wait.id)
-    return ids
+    return wake_case(session=session, case_type=CaseType.SESSION, case_id=session_id)
 
 
 Version = Annotated[int, Form(ge=1, description="Version lue avec la page")]

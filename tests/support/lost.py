@@ -7,9 +7,9 @@ import time
 from prefect import flow
 from prefect.runtime import flow_run
 
-from models.audit import Actor, record_event
-from models.db import session_scope
-from models.enums import CaseType
+from models.core.audit import Actor, record_event
+from models.core.db import session_scope
+from models.core.enums import CaseType
 
 
 @flow(name="probe-lost")

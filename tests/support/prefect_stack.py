@@ -222,7 +222,7 @@ async def settle(run_ids: list[UUID], *names: str, timeout: float, rescue_after:
     after CLSM_STUCK_RUN_SECONDS. Here the same rescue runs every few seconds with
     `rescue_after` seconds as that setting. Returns how many runs were handed back.
     """
-    from models.waits import reschedule_stuck_runs
+    from models.core.runs import reschedule_stuck_runs
 
     deadline = time.monotonic() + timeout
     rescued = 0

@@ -11,11 +11,12 @@ from pydantic import Field
 from sqlmodel import Session
 
 from flows.waits import ask, wait_until
-from models.audit import Actor, record_event
-from models.enums import CaseType
-from models.links import issue_link
-from models.outbox import Recipient, enqueue
-from models.people import Contact
+from models.core.audit import Actor, record_event
+from models.core.enums import CaseType
+from models.core.kinds import CaseScope
+from models.core.links import issue_link
+from models.core.outbox import Recipient, enqueue
+from models.core.people import Contact, Organisation
 
 
 class ProbeForm(RunInput):
@@ -55,7 +56,7 @@ def probe_ask(case_id: int, linger: float = 0) -> str:
 @flow(name="probe-until")
 def probe_until(case_id: int, due_at: datetime) -> str:
     """Wait until an event 'probe.ready' exists for the case, or until due_at."""
-    from models.audit import case_events
+    from models.core.audit import case_events
 
     def ready(session: Session) -> bool:
         return any(
@@ -65,7 +66,7 @@ def probe_until(case_id: int, due_at: datetime) -> str:
     outcome = wait_until(
         case_type=CaseType.SESSION, case_id=case_id, step="probe-until", ready=ready, due_at=due_at
     )
-    from models.db import session_scope
+    from models.core.db import session_scope
 
     with session_scope() as session:
         record_event(
@@ -91,8 +92,8 @@ def probe_answer(case_id: int, contact_id: int, due_at: datetime) -> str:
     The real time at which the flow code is reached is kept in the mail's context, so the
     benchmark can tell process start-up from the flow's own work.
     """
-    from models.audit import case_events
-    from models.db import session_scope
+    from models.core.audit import case_events
+    from models.core.db import session_scope
 
     reached_at = datetime.now(UTC)
 
@@ -125,10 +126,13 @@ def _mail_next_step(session: Session, case_id: int, contact_id: int, reached_at:
         case_id=case_id,
         step=ANSWER_STEP,
     )
+    organisation = session.get(Organisation, contact.organisation_id)
+    assert organisation is not None
     enqueue(
         session=session,
-        case_type=CaseType.SESSION,
-        case_id=case_id,
+        scope=CaseScope(
+            CaseType.SESSION, case_id, organisation.clsm_id, f"Dossier de test n°{case_id}"
+        ),
         to=Recipient(email=contact.email, name=contact.name, contact_id=contact_id),
         template="link_renewed",  # a real template that carries a link (probe only)
         context={

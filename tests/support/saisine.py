@@ -8,12 +8,12 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from models.audit import Actor
-from models.links import StepLink, links_for
-from models.outbox import OutboxMessage
-from models.people import Clsm, Contact, Organisation
-from models.saisine import SaisineIntake
-from models.steps import step_kind
+from models.catalogue import step_kind
+from models.core.audit import Actor
+from models.core.links import StepLink, links_for
+from models.core.outbox import OutboxMessage
+from models.core.people import Clsm, Contact, Organisation
+from models.saisine.domain import SaisineIntake
 from tests import factories
 
 VALID = (date(2023, 1, 1), date(2027, 12, 31))
@@ -82,7 +82,7 @@ def intake(
 
 def answer_link(session: Session, link: StepLink, values: dict[str, Any]) -> str:
     """What the service does on POST: validate with the step's form, record, consume."""
-    from models.links import consume
+    from models.core.links import consume
 
     kind = step_kind(link.step)
     form = kind.form.model_validate(values)

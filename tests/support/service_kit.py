@@ -23,12 +23,12 @@ import pytest
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
-from models.audit import Actor, AuditEvent, case_events, record_event
-from models.cases import CASE_KINDS, CaseKind, CaseSummary
-from models.enums import CaseType, Role
-from models.links import StepLink, issue_link, link_token
-from models.people import Clsm, Contact, MailAddress, User
-from models.steps import STEP_KINDS, StepKind, StepPage
+from models.catalogue import CASE_KINDS, STEP_KINDS
+from models.core.audit import Actor, AuditEvent, case_events, record_event
+from models.core.enums import CaseType, Role
+from models.core.kinds import CaseKind, CaseSummary, StepKind, StepPage
+from models.core.links import StepLink, issue_link, link_token
+from models.core.people import Clsm, Contact, MailAddress, User
 from tests import factories
 from tests.support.env import ROOT, free_port
 

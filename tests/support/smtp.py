@@ -29,7 +29,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from models.settings import get_settings
+from models.core.settings import get_settings
 from tests.support.env import free_port
 
 EVERY_MAIL: list[ReceivedMail] = []

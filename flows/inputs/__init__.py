@@ -1,0 +1,1 @@
+"""RunInput forms coordinators answer in the Prefect UI, one module per process."""

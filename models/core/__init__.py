@@ -1,0 +1,1 @@
+"""Generic machinery shared by every process; knows no process."""

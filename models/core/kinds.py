@@ -1,0 +1,83 @@
+"""What a process tells the generic machinery about itself: types only, no registry.
+
+A process package builds values of these types (its case kinds, its partner steps); the
+one list of them is `models.catalogue`, made of plain imports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlmodel import Session
+
+from models.core.audit import Actor
+from models.core.enums import CaseType
+from models.core.links import StepLink
+
+
+@dataclass(frozen=True)
+class CaseScope:
+    """One case as the generic machinery sees it: what mails and links are filed under."""
+
+    case_type: CaseType
+    case_id: int
+    clsm_id: int
+    label: str  # French, e.g. "Session « Immersions 2022-2 »", "Saisine 2022-05"
+
+
+@dataclass(frozen=True)
+class CaseSummary:
+    case_type: CaseType
+    case_id: int
+    reference: str  # e.g. "Session « Immersions 2022-2 »", "Saisine 2022-05"
+    status: str  # French label
+    clsm_id: int
+    opened_at: datetime
+    flow_run_id: str | None = None
+    version: int | None = None  # optimistic locking of coordinator edits, where the case has it
+
+    @property
+    def scope(self) -> CaseScope:
+        return CaseScope(self.case_type, self.case_id, self.clsm_id, self.reference)
+
+
+@dataclass(frozen=True)
+class CaseKind:
+    case_type: CaseType
+    label: str  # French, e.g. "session d'immersion"
+    summaries: Callable[[Session, int], list[CaseSummary]]
+    """All cases of one CLSM."""
+    summary: Callable[[Session, int], CaseSummary | None]
+    """One case by id, or None."""
+
+
+@dataclass(frozen=True)
+class StepPage:
+    """What the page of a step shows above its form (French)."""
+
+    title: str
+    case_label: str
+    paragraphs: list[str] = field(default_factory=list)
+    details: list[tuple[str, str]] = field(default_factory=list)  # label, value
+
+
+@dataclass(frozen=True)
+class StepKind:
+    """A step partners answer by link: its form, its page, how its answer is recorded.
+
+    The service resolves the link, renders the form, validates, calls `record` in the same
+    transaction as consuming the link, then wakes the waiting flow run (`wait_step`).
+    """
+
+    name: str
+    form: type[BaseModel]
+    page: Callable[[Session, StepLink], StepPage]
+    record: Callable[[Session, StepLink, Any, Actor], str]
+    """Record the validated answer; returns the French confirmation shown to the person."""
+    wait_step: Callable[[Session, StepLink], str | None] = lambda _s, _l: None
+    initial: Callable[[Session, StepLink], dict[str, Any]] = lambda _s, _l: {}
+    submit_label: str = "Envoyer"

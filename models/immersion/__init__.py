@@ -1,0 +1,1 @@
+"""The immersion sessions process (stages croisés)."""

@@ -1,0 +1,1 @@
+"""The saisines of the cell (situations psychosociales complexes)."""

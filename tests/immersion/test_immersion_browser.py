@@ -1,0 +1,60 @@
+"""The coordinator approves the demo session's selection in the Prefect UI, in Chromium."""
+
+from __future__ import annotations
+
+import re
+import time
+from uuid import UUID
+
+import pytest
+from sqlmodel import select
+
+from models.core import db
+from models.immersion import domain as im
+from models.immersion.states import ApplicationStatus, SessionStatus
+from tests.immersion.test_prefect_ui import _sync
+from tests.support.browser import chromium, prefect_field, submit_prefect_form
+from tests.support.env import PREFECT_API_URL, TMP
+from tests.support.prefect_stack import PrefectStack, run_env, state_of, wait_for_state
+
+pytestmark = [pytest.mark.prefect, pytest.mark.browser]
+
+
+def test_the_selection_form_is_prefilled_in_french_and_goes_on(
+    prefect_stack: PrefectStack, db_url: str
+) -> None:
+    from service.demo import load_demo, load_immersion_demo
+
+    load_demo()
+    load_immersion_demo(run_env(db_url))
+    with db.session_scope() as session:
+        row = session.exec(select(im.ImmersionSession)).one()
+        assert row.flow_run_id is not None and row.id is not None
+        run_id, row_id = UUID(row.flow_run_id), row.id
+        proposal = im.selection_proposal(session, row)
+    kept = [d.number for d in proposal if d.outcome.value == "selected"]
+    paused = _sync(wait_for_state(run_id, "PAUSED", timeout=120))
+    ui = PREFECT_API_URL.removesuffix("/api")
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(f"{ui}/runs/flow-run/{run_id}")
+        page.get_by_role("button", name=re.compile("Resume", re.I)).first.click(timeout=60_000)
+        field = prefect_field(page, "Candidatures retenues (numéros)")
+        field.wait_for(timeout=30_000)
+        assert field.input_value() == ", ".join(map(str, kept))  # the proposal, prefilled
+        assert page.get_by_text("24 candidatures pour 16 places").first.is_visible()
+        page.screenshot(path=str(TMP / "immersion-selection-form.png"))
+        field.fill(", ".join(map(str, kept[:-1])))  # the coordinator keeps one less
+        # a click can be lost on a loaded machine: submitted until the run leaves its pause
+        submit_prefect_form(page, lambda: _sync(state_of(run_id)).id != paused.id)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # the resumed run records the selection
+        with db.session_scope() as session:
+            if im.get_session(session, row_id).status is SessionStatus.PLACEMENT:
+                break
+        time.sleep(0.5)
+    with db.session_scope() as session:
+        assert im.get_session(session, row_id).status is SessionStatus.PLACEMENT
+        statuses = {a.number: a.status for a in im.applications(session, row_id)}
+    assert statuses[kept[-1]] is ApplicationStatus.NOT_SELECTED
+    assert sum(s is ApplicationStatus.SELECTED for s in statuses.values()) == 15

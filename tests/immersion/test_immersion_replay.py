@@ -1,0 +1,184 @@
+"""Replays of an immersion session run: waking it again sends nothing twice; the demo run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from models.core import clock, db
+from models.core.audit import Actor, AuditEvent
+from models.core.enums import CaseType
+from models.core.outbox import OutboxMessage
+from models.core.runs import resume_run
+from models.immersion import domain as im
+from models.immersion.states import SessionStatus
+from tests.support.immersion import (
+    advance_clock,
+    build_clsm,
+    resume_form,
+    session_dates,
+    settle,
+)
+from tests.support.immersion import outbox as mails
+from tests.support.prefect_stack import PrefectStack, run, run_env, state_of, wait_for_state
+
+pytestmark = [pytest.mark.prefect, pytest.mark.asyncio(loop_scope="session")]
+
+
+async def answer(link_id: int, data: dict[str, Any]) -> str:
+    """Record a partner's answer as the service does (record, consume, mark the resume)."""
+    from models.catalogue import STEP_KINDS
+    from models.core.links import StepLink, consume
+    from models.core.people import Contact
+    from models.core.waits import find_wait, request_resume
+
+    with db.session_scope() as session:
+        link = session.get(StepLink, link_id)
+        assert link is not None
+        kind = STEP_KINDS[link.step]
+        consume(session=session, link=link)
+        contact = session.get(Contact, link.contact_id)
+        assert contact is not None and contact.id is not None
+        confirmation = kind.record(
+            session, link, kind.form.model_validate(data), Actor.contact(contact.id, contact.name)
+        )
+        step = kind.wait_step(session, link)
+        wait = find_wait(
+            session=session, case_type=CaseType.SESSION, case_id=link.case_id, step=step or ""
+        )
+        if wait is not None and wait.status == "open":
+            request_resume(session=session, wait=wait, reason="answer")
+    return confirmation
+
+
+def _counts() -> tuple[int, int]:
+    with db.session_scope() as session:
+        return (
+            len(session.exec(select(OutboxMessage.id)).all()),
+            len(session.exec(select(AuditEvent.id)).all()),
+        )
+
+
+async def test_waking_a_suspended_session_again_sends_no_second_mail(
+    prefect_stack: PrefectStack, db_url: str
+) -> None:
+    with db.session_scope() as session:
+        clsm, _orgs = build_clsm(session)
+        dates = session_dates(clock.now(session))
+        slug = clsm.slug
+    parameters = {
+        "clsm": slug,
+        "title": "Rejeu",
+        "structures": ["CCAS", "CHL", "DAC"],
+        "capacity": 2,
+        **{
+            k: dates[k].isoformat()
+            for k in (
+                "call_closes_at",
+                "preparation_at",
+                "window_start",
+                "window_end",
+                "restitution_at",
+            )
+        },
+    }
+    run_id = await run("immersion-session/immersion-session", parameters, run_env(db_url))
+    assert await settle(run_id) == "PAUSED"
+    calls = mails("immersion_call")
+    for n, (home, wish) in enumerate([("ccas", "CHL"), ("chl", "DAC"), ("dac", "CCAS")], 1):
+        call = next(m for m in calls if m.recipient_email == f"referent@{home}.example")
+        await answer(
+            call.context["link_id"],
+            {
+                "name": f"Candidat {n}",
+                "email": f"c{n}@{home}.example",
+                "function": "Infirmier",
+                "manager_name": "Cadre",
+                "manager_email": f"cadre@{home}.example",
+                "motivation": "Découvrir",
+                "wishes": [wish],
+            },
+        )
+    advance_clock(dates["call_closes_at"])
+    assert await settle(run_id) == "PAUSED"
+    # a refused edit is audited and asked again, with the error shown above the form
+    await resume_form(run_id, {"kept": "1, 2, 9", "waitlist": ""})
+    assert await settle(run_id) == "PAUSED"
+    assert status_of(run_id) is SessionStatus.SELECTION
+    from prefect.client.orchestration import get_client
+    from prefect.input.run_input import keyset_from_paused_state
+
+    keyset = keyset_from_paused_state(await state_of(run_id))
+    async with get_client() as client:
+        description = await client.read_flow_run_input(run_id, keyset["description"])
+    assert "Saisie refusée : numéros de candidature inconnus : 9" in description
+    schema = await resume_form(run_id, {"kept": "1, 2", "waitlist": "3"})
+    assert schema["properties"]["kept"]["default"] == "1, 2"
+    assert await settle(run_id) == "PAUSED"
+    assert status_of(run_id) is SessionStatus.PLACEMENT
+    before = _counts()
+    assert len(mails("immersion_host_request")) == 2
+
+    # wake the run twice with nothing new: it replays from the top and waits again
+    for _ in range(2):
+        outcome, error = await resume_run(str(run_id), {"reason": "answer"})
+        assert outcome.value == "resumed", error
+        await wait_for_state(run_id, "SCHEDULED", "PENDING", "RUNNING", "PAUSED")
+        assert await settle(run_id) == "PAUSED"
+    assert _counts() == before
+    assert (await state_of(run_id)).type.value == "PAUSED"
+
+    # the coordinator cancels: calendar CANCEL to whoever was invited, and the run ends
+    with db.session_scope() as session:
+        row = im.session_by_run(session, str(run_id))
+        assert row is not None
+        im.cancel_and_wake(session=session, row=row, actor=Actor.system("test"), reason="grève")
+    assert await settle(run_id) == "COMPLETED"
+    assert status_of(run_id) is SessionStatus.CANCELLED
+    cancels = [m for m in mails("immersion_session_cancelled") if m.calendar]
+    invited = {m.recipient_email for m in mails("immersion_preparation")}
+    assert {m.recipient_email for m in cancels} == invited
+    assert all(m.calendar and m.calendar["method"] == "CANCEL" for m in cancels)
+
+
+def status_of(run_id: object) -> SessionStatus:
+    with db.session_scope() as session:
+        row = im.session_by_run(session, str(run_id))
+        assert row is not None
+        return row.status
+
+
+async def test_demo_session_waits_on_the_selection_form(
+    prefect_stack: PrefectStack, db_url: str
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.input.run_input import keyset_from_paused_state
+
+    from service.demo import load_demo, load_immersion_demo
+
+    load_demo()
+    # the demo loader is synchronous (called by `clsm setup`): run it off the event loop
+    message = await asyncio.to_thread(load_immersion_demo, run_env(db_url))
+    assert "24 candidatures" in message
+    assert "déjà lancée" in await asyncio.to_thread(load_immersion_demo, run_env(db_url))
+    with db.session_scope() as session:
+        row = session.exec(select(im.ImmersionSession)).one()
+        assert row.flow_run_id is not None
+        from uuid import UUID
+
+        run_id = UUID(row.flow_run_id)
+    state = await wait_for_state(run_id, "PAUSED", timeout=120)
+    keyset = keyset_from_paused_state(state)
+    async with get_client() as client:
+        schema = json.loads(await client.read_flow_run_input(run_id, keyset["schema"]))
+        description = await client.read_flow_run_input(run_id, keyset["description"])
+        flow_run = await client.read_flow_run(run_id)
+    assert schema["properties"]["kept"]["title"] == "Candidatures retenues (numéros)"
+    assert len(schema["properties"]["kept"]["default"].split(", ")) == 16
+    assert "24 candidatures pour 16 places" in description
+    assert flow_run.name == "Session Immersions professionnelles 2022 — session 2"
+    assert "clsm:poitiers" in flow_run.tags

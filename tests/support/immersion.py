@@ -1,0 +1,146 @@
+"""Builders shared by the immersion tests: a CLSM with structures and a session's dates."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session
+
+from models.core import clock
+from models.core.calendar import add_business_days, is_business_day
+from models.core.people import Clsm, Organisation
+from tests import factories
+
+PARIS = ZoneInfo("Europe/Paris")
+STRUCTURES = ["CCAS", "CHL", "Département", "DAC", "UDAF"]
+
+
+def build_clsm(session: Session) -> tuple[Clsm, list[Organisation]]:
+    clsm = factories.clsm(session)
+    orgs = []
+    for name in STRUCTURES:
+        org = factories.organisation(session, clsm, name)
+        factories.contact(session, org, f"Référent {name}", f"referent@{name.lower()}.example")
+        orgs.append(org)
+    return clsm, orgs
+
+
+def _next_business_day(day: date) -> date:
+    while not is_business_day(day):
+        day += timedelta(days=1)
+    return day
+
+
+def session_dates(now: datetime) -> dict[str, Any]:
+    """Launch parameters of a session whose call closes in ten days (dates from `now`)."""
+    today = now.astimezone(PARIS).date()
+    prep = _next_business_day(today + timedelta(days=21))
+    window_start = _next_business_day(prep + timedelta(days=7))
+    window_end = window_start + timedelta(days=27)
+    restitution = _next_business_day(window_end + timedelta(days=7))
+    return {
+        "call_opens_on": today,
+        "call_closes_at": datetime.combine(today + timedelta(days=10), time(18), PARIS),
+        "preparation_at": datetime.combine(prep, time(9), PARIS),
+        "preparation_end": datetime.combine(prep, time(17), PARIS),
+        "preparation_place": "Maison des solidarités, Poitiers",
+        "facilitator_name": "CODES 34",
+        "facilitator_email": "animation@codes.example",
+        "window_start": window_start,
+        "window_end": window_end,
+        "min_days": 1,
+        "max_days": 5,
+        "restitution_at": datetime.combine(restitution, time(14), PARIS),
+        "restitution_end": datetime.combine(restitution, time(17, 30), PARIS),
+        "restitution_place": "CCAS de Poitiers",
+        "withdrawal_cutoff": datetime.combine(prep - timedelta(days=2), time(18), PARIS),
+    }
+
+
+def immersion_days(window_start: date, count: int = 3, offset: int = 0) -> list[date]:
+    first = add_business_days(window_start, offset) if offset else window_start
+    days = [first]
+    while len(days) < count:
+        days.append(add_business_days(days[-1], 1))
+    return days
+
+
+def now(session: Session) -> datetime:
+    return clock.now(session)
+
+
+# -- driving a session run through Prefect ----------------------------------------------
+async def settle(run_id: Any) -> str:
+    """Let the run reach a suspension (or its end), waking it for due dates and answers."""
+    import asyncio
+
+    from flows.tick import tick
+    from models.core import db
+    from models.core.waits import open_waits
+    from tests.support.prefect_stack import wait_for_state
+
+    for _ in range(40):
+        state = await wait_for_state(run_id, "PAUSED", "COMPLETED", timeout=120)
+        if state.type.value == "COMPLETED":
+            await tick()  # the last mails
+            return "COMPLETED"
+        summary = await tick()
+        if not summary["due"] and not summary["resumed"]:
+            return "PAUSED"
+        await asyncio.sleep(1.5)  # the resumed run is scheduled; let the worker pick it up
+    with db.session_scope() as session:
+        waits = [(w.step, w.generation, w.due_at) for w in open_waits(session)]
+        moment = clock.now(session)
+    raise AssertionError(f"the run keeps being woken up: now {moment}, waits {waits}")
+
+
+def advance_clock(to: datetime) -> None:
+    """Move the installation's clock just past `to` (never backwards)."""
+    from models.core import db
+
+    with db.session_scope() as session:
+        delta = to - clock.now(session)
+        if delta > timedelta(0):
+            clock.advance(session=session, delta=delta + timedelta(minutes=1))
+
+
+async def resume_form(run_id: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """Answer the coordinator's form like the Prefect UI: read its schema, resume the run."""
+    import asyncio
+
+    from prefect.flow_runs import aresume_flow_run
+
+    from tests.support.prefect_stack import form_schema
+
+    schema = await form_schema(run_id)
+    await aresume_flow_run(run_id, run_input=values)
+    await asyncio.sleep(1.5)
+    return dict(schema)
+
+
+def outbox(template: str | None = None) -> list[Any]:
+    from sqlmodel import col, select
+
+    from models.core import db
+    from models.core.outbox import OutboxMessage
+
+    with db.session_scope() as session:
+        rows = session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))).all()
+    return [m for m in rows if template is None or m.template == template]
+
+
+def session_status(run_id: Any) -> Any:
+    from models.core import db
+    from models.immersion import domain as im
+
+    with db.session_scope() as session:
+        row = im.session_by_run(session, str(run_id))
+        assert row is not None
+        return row.status
+
+
+def launch_parameters(slug: str, dates: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    keys = ("call_closes_at", "preparation_at", "window_start", "window_end", "restitution_at")
+    return {"clsm": slug, **{k: dates[k].isoformat() for k in keys}, **extra}
