@@ -27,6 +27,12 @@ export PREFECT_WORKER_QUERY_SECONDS ?= 2
 # running flow runs beat every 30 s; tick marks CRASHED those silent for
 # CLSM_SILENT_RUN_SECONDS (machine lost) and hands them back to the pool
 export PREFECT_FLOWS_HEARTBEAT_FREQUENCY ?= 30
+# Prefect's retention (README, "A year of operation"): finished runs 30 days, events 7 days,
+# heartbeat events 1 day; suspended runs are never removed
+export PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED ?= events,flow_runs
+export PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD ?= 2592000
+export PREFECT_SERVER_SERVICES_DB_VACUUM_EVENT_RETENTION_OVERRIDES ?= {"prefect.flow-run.heartbeat": 86400}
+export PREFECT_SERVER_EVENTS_RETENTION_PERIOD ?= P7D
 export PREFECT_SERVER_API_HOST := 127.0.0.1
 export PREFECT_SERVER_API_PORT := $(CLSM_PREFECT_PORT)
 
