@@ -71,8 +71,11 @@ format: install
 	$(BIN)/ruff format flows models notifications service tests bench
 	$(BIN)/ruff check --fix flows models notifications service tests bench
 
+# The production-topology scenarios need a Prefect server of their own (on PostgreSQL):
+# a second session, after the rest (tests/conftest.py leaves them out of the first).
 test: install system-deps lint
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/pytest -q -p no:cacheprovider tests/production
 
 bench: install system-deps
 	$(BIN)/python -m bench.run
