@@ -19,7 +19,6 @@ export CLSM_PROJECT_DIR := $(CURDIR)
 # that suspended runs survive, quick polling so that a resumed run goes on within seconds.
 export PREFECT_HOME ?= $(CLSM_VAR_DIR)/prefect
 export PREFECT_API_URL := $(CLSM_PREFECT_API_URL)
-export PREFECT_UI_API_URL := $(CLSM_PREFECT_API_URL)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_RESULTS_PERSIST_BY_DEFAULT := true
 export PREFECT_LOCAL_STORAGE_PATH ?= $(CLSM_VAR_DIR)/prefect/storage
@@ -35,6 +34,13 @@ export PREFECT_SERVER_SERVICES_DB_VACUUM_EVENT_RETENTION_OVERRIDES ?= {"prefect.
 export PREFECT_SERVER_EVENTS_RETENTION_PERIOD ?= P7D
 export PREFECT_SERVER_API_HOST := 127.0.0.1
 export PREFECT_SERVER_API_PORT := $(CLSM_PREFECT_PORT)
+# Locked: people reach Prefect only through the service's gateway (/prefect/); the server
+# wants its secret (PREFECT_SERVER_API_AUTH_STRING, set by `up` from `clsm prefect-auth`),
+# grants CORS to the service alone and checks Prefect's CSRF tokens.
+export PREFECT_UI_SERVE_BASE := /prefect
+export PREFECT_UI_API_URL := $(CLSM_BASE_URL)/prefect/api
+export PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS := $(CLSM_BASE_URL)
+export PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED := true
 
 .PHONY: up test lint install system-deps bench test-reliability clean format
 
@@ -50,7 +56,9 @@ install: $(STAMP)
 up: install
 	@mkdir -p $(CLSM_VAR_DIR)
 	$(BIN)/clsm db upgrade
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f service/Procfile -d $(CURDIR) start
+	@secret="$$($(BIN)/clsm prefect-auth)" && \
+	  export PREFECT_SERVER_API_AUTH_STRING="$$secret" PREFECT_API_AUTH_STRING="$$secret" && \
+	  PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f service/Procfile -d $(CURDIR) start
 
 # Debian packages the suite needs: PostgreSQL binaries and Chromium for browser tests.
 system-deps:
@@ -66,6 +74,7 @@ lint: install
 	$(BIN)/ruff check flows models notifications service tests bench
 	$(BIN)/ruff format --check flows models notifications service tests bench
 	$(BIN)/mypy flows models notifications service
+	$(BIN)/lint-imports --no-logo --no-cache
 
 format: install
 	$(BIN)/ruff format flows models notifications service tests bench

@@ -17,6 +17,7 @@ from typing import Any
 
 from prefect import flow
 
+from models.core.checkpoints import write_checkpoint
 from models.core.db import session_scope
 from models.core.reminders import send_due_reminders
 from models.core.runs import crash_silent_runs, deliver_resumes, reschedule_stuck_runs
@@ -41,6 +42,12 @@ def _mark_due() -> int:
         return mark_due_waits(session)
 
 
+def _sign_checkpoint() -> bool:
+    """Sign the audit chains' heads when they moved (models.core.checkpoints)."""
+    with session_scope() as session:
+        return write_checkpoint(session) is not None
+
+
 def _queue_reminders() -> int:
     with session_scope() as session:
         return send_due_reminders(session)
@@ -58,6 +65,7 @@ async def heartbeat() -> dict[str, Any]:
     woken = await deliver_resumes()
     reminders = await asyncio.to_thread(_queue_reminders)
     mail = (await drain(limit=200)).as_dict()
+    signed = await asyncio.to_thread(_sign_checkpoint)
     if rescued:
         _log().warning(
             "%s run(s) laissé(s) en attente par un worker arrêté : reprogrammé(s).", rescued
@@ -66,7 +74,14 @@ async def heartbeat() -> dict[str, Any]:
         _log().warning("Reprises en échec, nouvel essai au prochain passage : %s", woken)
     if mail["unreachable"]:
         _log().warning("Serveur de messagerie injoignable, nouvel essai plus tard.")
-    return {"rescued": rescued, "due": due, **woken, "reminders": reminders, "mail": mail}
+    return {
+        "rescued": rescued,
+        "due": due,
+        **woken,
+        "reminders": reminders,
+        "mail": mail,
+        "checkpoint": signed,
+    }
 
 
 @flow(name="tick", flow_run_name="tick", log_prints=True)

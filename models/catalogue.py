@@ -8,9 +8,20 @@ from __future__ import annotations
 
 from sqlmodel import Session, SQLModel
 
-from models.core import audit, clock, links, outbox, people, reminders, waits  # noqa: F401
+from models.core import (  # noqa: F401  (every table of the core)
+    access,
+    audit,
+    clock,
+    gateway,
+    links,
+    outbox,
+    people,
+    reminders,
+    waits,
+)
 from models.core.enums import CaseType, Status
 from models.core.kinds import CaseKind, CaseSummary, StepKind
+from models.core.mails import GENERIC_MAILS, MailContext
 from models.immersion import process as immersion
 from models.saisine import process as saisine
 
@@ -23,6 +34,9 @@ STEP_KINDS: dict[str, StepKind] = {
     kind.name: kind for kind in (*immersion.STEP_KINDS, *saisine.STEP_KINDS)
 }
 STATUSES: tuple[type[Status], ...] = (*immersion.STATUSES, *saisine.STATUSES)
+MAILS: dict[str, type[MailContext]] = {
+    mail.template: mail for mail in (*GENERIC_MAILS, *immersion.MAILS, *saisine.MAILS)
+}
 if len(STEP_KINDS) != len(immersion.STEP_KINDS) + len(saisine.STEP_KINDS):
     raise RuntimeError("two partner steps share a name")
 

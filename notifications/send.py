@@ -34,13 +34,15 @@ from models.core.audit import Actor, record_event
 from models.core.db import get_engine, session_scope
 from models.core.enums import CaseType
 from models.core.kinds import CaseScope
-from models.core.outbox import OutboxMessage, OutboxStatus, Recipient, enqueue, resolve_clsm
+from models.core.mails import DeliveryFailedMail
+from models.core.outbox import OutboxMessage, OutboxStatus, Recipient, resolve_clsm
 from models.core.people import Clsm
+from models.core.scope import mail
 from models.core.settings import Settings, SmtpSecurity, get_settings
 from notifications.mime import Invitation, Mailbox, ascii_address, encoded, message_bytes
 from notifications.render import render_message
 
-FAILURE_TEMPLATE = "delivery_failed"
+FAILURE_TEMPLATE = DeliveryFailedMail.template
 MAX_BACKOFF = timedelta(hours=6)
 
 _T = TypeVar("_T")
@@ -263,18 +265,16 @@ def _tell_coordinator(session: Session, row: OutboxMessage, subject: str, error:
     clsm = resolve_clsm(session=session, clsm_id=row.clsm_id)
     if clsm is None or clsm.id is None or not clsm.coordinator_email:
         return False
-    enqueue(
+    mail(
         session=session,
         scope=CaseScope(CaseType(row.case_type), row.case_id, clsm.id, row.case_label),
         to=Recipient(email=clsm.coordinator_email, name=clsm.coordinator_name),
-        template=FAILURE_TEMPLATE,
-        context={
-            "case_label": row.case_label,
-            "failed_subject": subject,
-            "failed_recipient_name": row.recipient_name or row.recipient_email,
-            "failed_recipient_email": row.recipient_email,
-            "error": error,
-        },
+        message=DeliveryFailedMail(
+            failed_subject=subject,
+            failed_recipient_name=row.recipient_name or row.recipient_email,
+            failed_recipient_email=row.recipient_email,
+            error=error,
+        ),
         dedup_key=f"delivery-failed-{row.id}",
     )
     return True

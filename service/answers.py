@@ -23,8 +23,10 @@ from models.core.links import (
     issue_link,
     link_state,
 )
-from models.core.outbox import OutboxMessage, Recipient, enqueue
+from models.core.mails import LinkRenewedMail
+from models.core.outbox import OutboxMessage
 from models.core.people import Contact
+from models.core.scope import mail
 from models.core.waits import wake_case
 from service.forms import FormField, form_fields, parse_form
 
@@ -83,6 +85,13 @@ class Submission:
     case_label: str = ""
 
 
+def is_multi_use(token: str) -> bool:
+    """Whether a token names a multi-use link (a call for applications)."""
+    with session_scope() as session:
+        link = find_link(session, token)
+        return link is not None and link.multi_use
+
+
 def submit_step(token: str, data: dict[str, list[str]]) -> Submission:
     """Validate; then in ONE transaction consume the link, record, request the resume."""
     with session_scope() as session:
@@ -120,9 +129,6 @@ def _request_resume(session: Session, link: StepLink, kind: StepKind) -> int | N
     return woken[0] if woken else None
 
 
-RENEWAL_TEMPLATE = "link_renewed"
-
-
 def renew_link(token: str) -> bool:
     """Mail a fresh link to the contact on file; False if the token is unknown.
 
@@ -153,16 +159,12 @@ def renew_link(token: str) -> bool:
         page = STEP_KINDS[old.step].page(session, old)
         case = case_summary(session, case_type, old.case_id)
         assert case is not None
-        enqueue(
+        assert fresh.id is not None
+        mail(
             session=session,
             scope=case.scope,
-            to=Recipient(email=contact.email, name=contact.name, contact_id=contact.id),
-            template=RENEWAL_TEMPLATE,
-            context={
-                "link_id": fresh.id,
-                "step_title": page.title,
-                "case_label": page.case_label,
-            },
+            to=contact,
+            message=LinkRenewedMail(step_title=page.title, link_id=fresh.id),
             dedup_key=dedup_key,
         )
         record_event(

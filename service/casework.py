@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -21,6 +20,7 @@ from models.core.kinds import CaseSummary
 from models.core.outbox import OutboxMessage, OutboxStatus
 from models.core.people import Clsm, User
 from models.core.settings import get_settings
+from models.core.spreadsheet import csv_text
 from models.core.waits import Wait, WaitStatus
 
 ACTION_LABELS: dict[str, str] = {
@@ -191,6 +191,7 @@ def step_label(step: str) -> str:
 
 
 def flow_run_url(flow_run_id: str | None) -> str | None:
+    """The run's page in the Prefect UI, through the service's gateway."""
     return f"{get_settings().ui_url}/runs/flow-run/{flow_run_id}" if flow_run_id else None
 
 
@@ -403,11 +404,9 @@ CSV_COLUMNS = ["numéro", "date (Paris)", "action", "libellé", "auteur", "canal
 
 
 def history_csv(history: HistoryPublic) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";")
-    writer.writerow(CSV_COLUMNS)
+    rows: list[Sequence[object]] = [CSV_COLUMNS]
     for entry in history.entries:
-        writer.writerow(
+        rows.append(
             [
                 entry.seq,
                 entry.at_paris,
@@ -418,6 +417,4 @@ def history_csv(history: HistoryPublic) -> str:
                 json.dumps(entry.payload, ensure_ascii=False) if entry.payload else "",
             ]
         )
-    writer.writerow([])
-    writer.writerow(["vérification", history.chain.detail])
-    return buffer.getvalue()
+    return csv_text([*rows, [], ["vérification", history.chain.detail]])

@@ -55,18 +55,100 @@ def db_upgrade() -> None:
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Vérifie toutes les chaînes d'audit ; code de sortie 1 au premier maillon rompu."""
+    """Vérifie les chaînes d'audit, leurs sceaux et les points de contrôle signés ; code de
+    sortie 1 au premier événement qui ne correspond pas."""
     from models.core.audit import verify_all
+    from models.core.checkpoints import verify_checkpoints
     from models.core.db import session_scope
 
     with session_scope() as session:
         report = verify_all(session)
-    if report.ok:
-        typer.echo(f"Journal intègre : {report.chains} dossiers, {report.events} événements.")
+        checkpoints = verify_checkpoints(session)
+    if report.ok and checkpoints.ok:
+        typer.echo(
+            f"Journal intègre : {report.chains} dossiers, {report.events} événements, "
+            f"{checkpoints.checkpoints} points de contrôle signés."
+        )
         return
     for broken in report.breaks:
         typer.echo(f"CHAÎNE ROMPUE — {broken}", err=True)
+    for problem in checkpoints.problems:
+        typer.echo(f"POINT DE CONTRÔLE — {problem}", err=True)
     raise typer.Exit(1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Signe la tête de chaque chaîne dans un fichier de CLSM_CHECKPOINT_DIR."""
+    from models.core.checkpoints import write_checkpoint
+    from models.core.db import session_scope
+
+    with session_scope() as session:
+        path = write_checkpoint(session)
+    typer.echo(f"Point de contrôle écrit : {path}" if path else "Rien de nouveau à signer.")
+
+
+def _case_argument(case: str) -> tuple[str, int]:
+    from models.core.enums import CaseType
+
+    kind, _, number = case.partition(":")
+    if kind not in {c.value for c in CaseType} or not number.isdigit():
+        typer.echo(
+            f"Dossier « {case} » : attendu TYPE:NUMÉRO, par exemple saisine:3 "
+            f"(types : {', '.join(c.value for c in CaseType)}).",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return kind, int(number)
+
+
+@audit_app.command("export")
+def audit_export(
+    case: str = typer.Argument(..., help="Dossier, par exemple saisine:3"),
+    output: Path = typer.Option(None, "--output", "-o", help="Fichier du paquet"),
+) -> None:
+    """Écrit le paquet d'audit d'un dossier (événements, points de contrôle, clé publique),
+    vérifiable hors ligne avec `clsm audit verify-bundle`."""
+    import json
+
+    from models.core.checkpoints import export_bundle
+    from models.core.db import session_scope
+
+    case_type, case_id = _case_argument(case)
+    with session_scope() as session:
+        bundle = export_bundle(session, case_type, case_id)
+    if not bundle["events"]:
+        typer.echo(f"Aucun événement pour le dossier {case}.", err=True)
+        raise typer.Exit(1)
+    target = output or Path(f"audit-{case_type}-{case_id}.json")
+    target.write_text(json.dumps(bundle, ensure_ascii=False, indent=1, default=str))
+    typer.echo(f"Paquet écrit : {target} ({len(bundle['events'])} événements)")
+
+
+@audit_app.command("verify-bundle")
+def audit_verify_bundle(
+    bundle: Path = typer.Argument(..., help="Paquet écrit par `clsm audit export`"),
+    public_key: str = typer.Option("", help="Clé publique attendue (hexadécimal)"),
+) -> None:
+    """Vérifie un paquet d'audit hors ligne (sans base ni clé d'audit)."""
+    import json
+
+    from models.core.checkpoints import verify_bundle
+
+    try:
+        content = json.loads(bundle.read_text())
+    except (OSError, ValueError):
+        typer.echo(f"Paquet illisible : {bundle}", err=True)
+        raise typer.Exit(2) from None
+    problems = verify_bundle(content, public_key or None)
+    if problems:
+        for problem in problems:
+            typer.echo(f"PAQUET NON CONFORME — {problem}", err=True)
+        raise typer.Exit(1)
+    typer.echo(
+        f"Paquet intègre : dossier {content['case']}, {len(content['events'])} événements, "
+        f"{len(content['checkpoints'])} points de contrôle, clé publique {content['public_key']}."
+    )
 
 
 @clock_app.command("show")
@@ -160,7 +242,7 @@ def report_saisines(
     """Tableau des saisines de la cellule pour une année, puis les totaux par niveau."""
     from models.core.db import session_scope
     from models.core.people import get_clsm
-    from models.saisine.domain import yearly_report, yearly_report_csv
+    from models.saisine.report import yearly_report, yearly_report_csv
 
     with session_scope() as session:
         found = get_clsm(session=session, slug=clsm)
@@ -231,6 +313,35 @@ def users_add(
     typer.echo(f"Compte créé : {address} ({chosen.value}).")
 
 
+@users_app.command("password")
+def users_password(
+    email: str,
+    password: str = typer.Option(
+        ..., prompt="Nouveau mot de passe", hide_input=True, confirmation_prompt=True
+    ),
+) -> None:
+    """Change le mot de passe d'un compte et met fin à toutes ses sessions."""
+    from sqlmodel import select
+
+    from models.core.access import revoke_user_sessions
+    from models.core.db import session_scope
+    from models.core.people import User
+    from service.security import hash_password
+
+    if len(password) < 12:
+        typer.echo("Mot de passe trop court (12 caractères au moins).", err=True)
+        raise typer.Exit(2)
+    with session_scope() as session:
+        user = session.exec(select(User).where(User.email == email.strip().lower())).first()
+        if user is None or user.id is None:
+            typer.echo(f"Aucun compte pour {email}.", err=True)
+            raise typer.Exit(1)
+        user.password_hash = hash_password(password)
+        session.add(user)
+        ended = revoke_user_sessions(session=session, user_id=user.id)
+    typer.echo(f"Mot de passe changé ; {ended} session(s) fermée(s).")
+
+
 @users_app.command("token")
 def users_token(email: str) -> None:
     """Crée un nouveau jeton d'API pour un compte (l'ancien cesse de fonctionner)."""
@@ -264,7 +375,8 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(0)) ->
         factory=True,
         host=host,
         port=bind_port,
-        proxy_headers=True,
+        # the client's address is read by the service from CLSM_TRUSTED_PROXIES only
+        proxy_headers=False,
         log_level="info",
     )
 
@@ -300,8 +412,8 @@ def setup(block: bool = typer.Option(True, help="Rester actif après la mise en 
     typer.echo(load_immersion_demo())
     typer.echo(
         "\n================ CLSM prêt ================\n"
-        f"  Interface Prefect : {settings.ui_url}\n"
-        f"  Service           : {settings.base_url}/\n"
+        f"  Coordination      : {settings.base_url}/  (compte du service)\n"
+        f"  Interface Prefect : {settings.ui_url}/  (par le service, après connexion)\n"
         f"  Boîte mail locale : {settings.base_url}/dev/mails   (ou : clsm mail list)\n"
         "  Arrêt : Ctrl-C\n"
         "===========================================\n"
@@ -311,12 +423,20 @@ def setup(block: bool = typer.Option(True, help="Rester actif après la mise en 
         signals.pause()
 
 
+@app.command("prefect-auth")
+def prefect_auth_command() -> None:
+    """Affiche le secret du serveur Prefect (créé sous var/ au premier appel), pour `make up`."""
+    from models.core.settings import get_settings
+
+    typer.echo(get_settings().prefect_auth)
+
+
 @app.command("purge")
 def purge_command() -> None:
     """Efface les données personnelles des saisines closes depuis CLSM_RETENTION_YEARS ans."""
     from models.core.db import session_scope
     from models.core.settings import get_settings
-    from models.saisine.domain import purge_closed_saisines
+    from models.saisine.retention import purge_closed_saisines
 
     years = get_settings().retention_years
     with session_scope() as session:

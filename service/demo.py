@@ -11,7 +11,7 @@ from models.core.db import session_scope
 from models.core.enums import Role
 from models.core.people import Clsm, Contact, Organisation, Partnership, User
 from models.core.settings import get_settings
-from models.saisine.domain import SaisineIntake
+from models.saisine.intake import SaisineIntake
 
 DEMO_PASSWORD = "demo-clsm-2026"
 
@@ -198,13 +198,13 @@ def _demo_session(today: date) -> Any:
     from datetime import datetime, time, timedelta
 
     from models.core.settings import get_settings
-    from models.immersion import domain as im
+    from models.immersion.tables import ImmersionSessionCreate
 
     tz = get_settings().tz
     prep = datetime.combine(today + timedelta(days=21), time(9), tz)
     window_start = prep.date() + timedelta(days=7)
     restitution = datetime.combine(window_start + timedelta(days=40), time(14), tz)
-    return im.ImmersionSessionCreate(
+    return ImmersionSessionCreate(
         clsm_slug="poitiers",
         title=DEMO_SESSION_TITLE,
         structures=DEMO_HOSTS,
@@ -248,30 +248,39 @@ def load_immersion_demo(run_env: dict[str, str] | None = None) -> str:
 
     from models.core import clock
     from models.core.audit import Actor
-    from models.immersion import domain as im
+    from models.immersion.call import (
+        ApplicationForm,
+        attach_run,
+        close_call_now,
+        create_session,
+        open_call,
+        submit_application,
+    )
+    from models.immersion.common import find_organisation, get_session
+    from models.immersion.tables import ImmersionSession
 
     actor = Actor.system("demo")
     with session_scope() as session:
         row = session.exec(
-            select(im.ImmersionSession).where(im.ImmersionSession.title == DEMO_SESSION_TITLE)
+            select(ImmersionSession).where(ImmersionSession.title == DEMO_SESSION_TITLE)
         ).first()
         if row is not None and row.flow_run_id != "demo-pending":
             return f"Session de démonstration déjà lancée (run {row.flow_run_id})."
         if row is None:
             data = _demo_session(clock.now(session).astimezone(get_settings().tz).date())
-            row = im.create_session(
+            row = create_session(
                 session=session, data=data, flow_run_id="demo-pending", actor=actor
             )
-            im.open_call(session=session, row=row, actor=actor)
+            open_call(session=session, row=row, actor=actor)
             for n, (name, home, function) in enumerate(DEMO_APPLICANTS):
-                org = im.find_organisation(session, row.clsm_id, home)
+                org = find_organisation(session, row.clsm_id, home)
                 assert org is not None and org.id is not None
                 hosts = [h for h in DEMO_HOSTS if h != home]
-                im.submit_application(
+                submit_application(
                     session=session,
                     row=row,
                     organisation_id=org.id,
-                    form=im.ApplicationForm(
+                    form=ApplicationForm(
                         name=name,
                         email=_email(name, home),
                         function=function,
@@ -284,7 +293,7 @@ def load_immersion_demo(run_env: dict[str, str] | None = None) -> str:
                     ),
                     actor=actor,
                 )
-            im.close_call_now(session=session, row=row, actor=actor)
+            close_call_now(session=session, row=row, actor=actor)
         data = _demo_session(row.call_opens_on)
         session_id = row.id
     assert session_id is not None
@@ -304,9 +313,9 @@ def load_immersion_demo(run_env: dict[str, str] | None = None) -> str:
         )
     )
     with session_scope() as session:
-        im.attach_run(
+        attach_run(
             session=session,
-            row=im.get_session(session, session_id),
+            row=get_session(session, session_id),
             flow_run_id=str(run.id),
             actor=actor,
         )
@@ -462,7 +471,27 @@ def _closed_2022_case(session: Session, clsm: Clsm, spec: dict[str, Any]) -> Non
     from models.core import clock
     from models.core.audit import Actor
     from models.core.settings import get_settings
-    from models.saisine import domain as sa
+    from models.saisine.common import (
+        actions_of,
+        close_saisine,
+        consultations,
+        escalate_to_level2,
+        first_contact,
+    )
+    from models.saisine.decisions import ActionPlan, close_action, record_decision
+    from models.saisine.intake import open_saisine
+    from models.saisine.level1 import (
+        consult_partners,
+        record_consultation_answer,
+        record_orientation,
+    )
+    from models.saisine.meetings import (
+        back_to_level1,
+        cancel_meeting,
+        mark_meeting_held,
+        plan_meeting,
+        proposed_host,
+    )
     from models.saisine.rules import OrientationKind
 
     tz = get_settings().tz
@@ -475,16 +504,14 @@ def _closed_2022_case(session: Session, clsm: Clsm, spec: dict[str, Any]) -> Non
 
     day: date = spec["day"]
     at(day - timedelta(days=10), 9)
-    saisine = sa.open_saisine(
-        session=session, intake=_demo_intake(spec["referrer"], day), actor=actor
-    )
+    saisine = open_saisine(session=session, intake=_demo_intake(spec["referrer"], day), actor=actor)
     orgs = [_org_by_label(session, clsm.id, label).id for label in spec["consulted"]]
-    sa.consult_partners(
+    consult_partners(
         session=session, saisine=saisine, organisation_ids=[o for o in orgs if o], actor=actor
     )
     at(day - timedelta(days=8), 11)
-    for consultation in sa.consultations(session, saisine):
-        sa.record_consultation_answer(
+    for consultation in consultations(session, saisine):
+        record_consultation_answer(
             session=session,
             consultation=consultation,
             knows_situation=True,
@@ -492,11 +519,11 @@ def _closed_2022_case(session: Session, clsm: Clsm, spec: dict[str, Any]) -> Non
             actor=actor,
         )
     if spec.get("cancelled_meeting") or spec.get("decision"):
-        sa.escalate_to_level2(session=session, saisine=saisine, actor=actor, reason="démo")
+        escalate_to_level2(session=session, saisine=saisine, actor=actor, reason="démo")
         at(day - timedelta(days=7), 10)
         invited = [_org_by_label(session, clsm.id, label).id for label in spec.get("invited", [])]
-        host = sa.proposed_host(session, clsm.id)
-        meeting = sa.plan_meeting(
+        host = proposed_host(session, clsm.id)
+        meeting = plan_meeting(
             session=session,
             saisine=saisine,
             starts_at=datetime.combine(day, time(14), tzinfo=tz),
@@ -505,23 +532,21 @@ def _closed_2022_case(session: Session, clsm: Clsm, spec: dict[str, Any]) -> Non
             actor=actor,
         )
         if spec.get("cancelled_meeting"):
-            sa.cancel_meeting(
+            cancel_meeting(
                 session=session, meeting=meeting, reason="Réunion de cellule annulée", actor=actor
             )
-            sa.back_to_level1(
-                session=session, saisine=saisine, reason="réunion annulée", actor=actor
-            )
+            back_to_level1(session=session, saisine=saisine, reason="réunion annulée", actor=actor)
         else:
             at(day, 17)
-            sa.mark_meeting_held(session=session, meeting=meeting, actor=actor)
-            dac = sa.first_contact(session, _org_by_label(session, clsm.id, "DAC-PTA").id or 0)
-            sa.record_decision(
+            mark_meeting_held(session=session, meeting=meeting, actor=actor)
+            dac = first_contact(session, _org_by_label(session, clsm.id, "DAC-PTA").id or 0)
+            record_decision(
                 session=session,
                 saisine=saisine,
                 meeting=meeting,
                 text=str(spec["decision"]),
                 actions=[
-                    sa.ActionPlan(
+                    ActionPlan(
                         "Organiser la réunion de concertation annuelle",
                         dac.id or 0,
                         day + timedelta(days=60),
@@ -530,18 +555,18 @@ def _closed_2022_case(session: Session, clsm: Clsm, spec: dict[str, Any]) -> Non
                 actor=actor,
             )
             at(day + timedelta(days=50), 10)
-            for action in sa.actions_of(session, saisine):
-                sa.close_action(
+            for action in actions_of(session, saisine):
+                close_action(
                     session=session,
                     action=action,
                     note="réunion organisée",
                     actor=actor,
                     link_id=None,
                 )
-            sa.close_saisine(session=session, saisine=saisine, reason="", actor=actor)
+            close_saisine(session=session, saisine=saisine, reason="", actor=actor)
             return
     at(day, 16)
-    sa.record_orientation(
+    record_orientation(
         session=session,
         saisine=saisine,
         kind=OrientationKind(spec["kind"]),
@@ -550,7 +575,7 @@ def _closed_2022_case(session: Session, clsm: Clsm, spec: dict[str, Any]) -> Non
         follow_up_on=None,
         actor=actor,
     )
-    sa.close_saisine(session=session, saisine=saisine, reason="orientation proposée", actor=actor)
+    close_saisine(session=session, saisine=saisine, reason="orientation proposée", actor=actor)
 
 
 def load_saisine_demo(start_open_run: bool = True) -> str:
@@ -563,7 +588,7 @@ def load_saisine_demo(start_open_run: bool = True) -> str:
 
     from models.core import clock
     from models.core.outbox import OutboxMessage
-    from models.saisine.domain import Saisine
+    from models.saisine.tables import Saisine
 
     with session_scope() as session:
         clsm = session.exec(select(Clsm).where(Clsm.slug == "poitiers")).one()
@@ -598,7 +623,7 @@ def load_saisine_demo(start_open_run: bool = True) -> str:
             start_run(
                 "saisine/saisine",
                 {"intake": OPEN_SAISINE},
-                tags=["saisine", "poitiers"],
+                tags=["saisine", "clsm:poitiers"],
             )
         )
     return (

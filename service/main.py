@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import logging
+import re
 from importlib.resources import files
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import models.catalogue  # noqa: F401  (every table)
 from models.core.settings import Environment, get_settings
 from service.deps import FailureLimiter, templates
 from service.errors import install_error_handlers, problem_response
+from service.gateway import PREFIX as PREFECT_PREFIX
 
 MAX_BODY_BYTES = 256 * 1024
 
@@ -29,6 +32,14 @@ DOCS_CSP = (
     "frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
 DOCS_PATHS = ("/docs",)
+# The Prefect UI (served through the gateway) styles its nodes inline, draws in canvases
+# and workers, and keeps live sockets to the gateway.
+PREFECT_UI_CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+    "font-src 'self' data:; script-src 'self'; worker-src 'self' blob:; "
+    "connect-src 'self' {sockets}; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'self'; object-src 'none'"
+)
 
 
 class SecurityHeaders:
@@ -37,13 +48,21 @@ class SecurityHeaders:
     def __init__(self, app: ASGIApp, max_body: int = MAX_BODY_BYTES) -> None:
         self.app = app
         self.max_body = max_body
+        base = get_settings().base_url
+        self.prefect_csp = PREFECT_UI_CSP.format(sockets=base.replace("http", "ws", 1))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = str(scope.get("path", ""))
-        csp = DOCS_CSP if path.startswith(DOCS_PATHS) else CSP
+        csp = (
+            DOCS_CSP
+            if path.startswith(DOCS_PATHS)
+            else self.prefect_csp
+            if path.startswith(PREFECT_PREFIX + "/")
+            else CSP
+        )
 
         async def secured_send(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -91,10 +110,43 @@ class BodyTooLarge(Exception):
     pass
 
 
+_LINK_PATH = re.compile(r"/r/[^/\s?#\"']+")
+
+
+def redact_links(text: str) -> str:
+    """A partner link's token is its holder's key: logs show `/r/<redacted>`."""
+    return _LINK_PATH.sub("/r/<redacted>", text)
+
+
+class RedactLinkTokens(logging.Filter):
+    """Rewrites the records of a logger (the access log) so that no link token is written."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact_links(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_links(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
+
+
+TOKEN_LOGGERS = ("uvicorn.access", "uvicorn.error", "httpx", "clsm.service")
+
+
+def _redact_logs() -> None:
+    for name in TOKEN_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactLinkTokens) for f in logger.filters):
+            logger.addFilter(RedactLinkTokens())
+
+
 def create_app() -> FastAPI:
+    from service import gateway
     from service.routes import api, auth, cases, dev, history, links, reports, sessions
 
     settings = get_settings()
+    _redact_logs()
     app = FastAPI(
         title="CLSM — moteur de processus",
         description=(
@@ -118,8 +170,16 @@ def create_app() -> FastAPI:
     )
     app.state.base_url = settings.base_url
     app.state.limiters = {
-        "links": FailureLimiter(limit=20, window_seconds=600),
-        "login": FailureLimiter(limit=10, window_seconds=900),
+        # unknown link tokens, per client address
+        "links": FailureLimiter(limit=20, window_seconds=600, scope="links"),
+        # refused answers and renewal requests, per link (a NAT shares one address)
+        "link": FailureLimiter(limit=10, window_seconds=600, scope="link"),
+        # wrong passwords: per address, and per account whatever the address
+        "login": FailureLimiter(limit=30, window_seconds=900, scope="login"),
+        "account": FailureLimiter(limit=10, window_seconds=900, scope="account"),
+        # applications through a call link, per link and per address
+        "apply-link": FailureLimiter(limit=10, window_seconds=3600, scope="apply-link"),
+        "apply-address": FailureLimiter(limit=20, window_seconds=3600, scope="apply-address"),
     }
     install_error_handlers(app)
     app.mount(
@@ -127,7 +187,7 @@ def create_app() -> FastAPI:
     )
     swagger_ui = str(files("swagger_ui").joinpath("static"))  # Swagger UI 5, from swagger-ui-py
     app.mount("/docs/assets", StaticFiles(directory=swagger_ui), name="docs-assets")
-    for module in (links, auth, cases, sessions, history, reports, api):
+    for module in (links, auth, cases, sessions, history, reports, api, gateway):
         app.include_router(module.router)
     if settings.env is not Environment.PRODUCTION:
         app.include_router(dev.router)

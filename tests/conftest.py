@@ -103,6 +103,15 @@ def prefect_stack() -> Iterator[PrefectStack]:
 
 
 @pytest.fixture(autouse=True)
+def own_checkpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test signs its own audit checkpoints (they name the chains of its database)."""
+    monkeypatch.setenv("CLSM_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
 def no_saisine_details_in_any_mail() -> Iterator[None]:
     """Privacy, across the whole suite: no mail a test server received may carry the
     description of a test saisine or the person's initials."""

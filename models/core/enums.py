@@ -26,7 +26,6 @@ class Role(StrEnum):
 class ActorKind(StrEnum):
     USER = "user"
     CONTACT = "contact"
-    COORDINATOR_UI = "coordinator-ui"
     SYSTEM = "system"
 
 

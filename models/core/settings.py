@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import sys
 from enum import StrEnum
 from functools import lru_cache
@@ -12,6 +14,12 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-only-secret-key-change-me-in-production-0123456789"
+
+
+def strong_secret(value: str) -> bool:
+    """Whether a secret looks random: 32 characters at least, 12 distinct, no whitespace
+    (refuses blank keys, repeated characters and pass phrases alike)."""
+    return len(value) >= 32 and len(set(value)) >= 12 and not any(c.isspace() for c in value)
 
 
 class Environment(StrEnum):
@@ -35,7 +43,8 @@ class Settings(BaseSettings):
     var_dir: Path = Path("var")
     database_url: str = ""
     prefect_api_url: str = "http://127.0.0.1:4200/api"
-    prefect_ui_url: str = ""
+    # the Prefect server's secret (`user:password`); empty: generated once under var_dir
+    prefect_auth_string: str = ""
     base_url: str = "http://127.0.0.1:8000"
     secret_key: str = DEV_SECRET
     timezone: str = "Europe/Paris"
@@ -60,6 +69,16 @@ class Settings(BaseSettings):
     retention_years: int = Field(default=5, ge=1, le=100)
     # the heartbeat process's pass (`python -m flows.tick`): due dates are met within it
     tick_seconds: float = Field(default=30.0, ge=1, le=60)
+    # the audit chain's key (HMAC-SHA256), kept outside the database; generated under
+    # var_dir in development, required in production; retired keys (comma-separated) still
+    # verify the events they sealed
+    audit_key: str = ""
+    audit_retired_keys: str = ""
+    # signed checkpoints of every chain head (Ed25519), outside the database
+    checkpoint_dir: Path | None = None
+    checkpoint_key_file: Path | None = None
+    # addresses of the reverse proxies whose X-Forwarded-For is believed (comma-separated)
+    trusted_proxies: str = ""
 
     @field_validator("timezone")
     @classmethod
@@ -85,15 +104,31 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _production_secret(self) -> Settings:
-        if self.env is Environment.PRODUCTION and (
-            self.secret_key == DEV_SECRET or len(self.secret_key) < 32
+    def _production_secrets(self) -> Settings:
+        if self.env is not Environment.PRODUCTION:
+            return self
+        for variable, value in (
+            ("CLSM_SECRET_KEY", self.secret_key),
+            ("CLSM_AUDIT_KEY", self.audit_key),
         ):
-            raise ValueError(
-                "CLSM_SECRET_KEY : une clé secrète d'au moins 32 caractères "
-                "est obligatoire en production"
-            )
+            if value == DEV_SECRET or not strong_secret(value):
+                raise ValueError(
+                    f"{variable} : une clé secrète aléatoire d'au moins 32 caractères "
+                    "(dont 12 différents au moins, sans espaces) est obligatoire en production"
+                )
         return self
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.checkpoint_dir or self.var_dir / "checkpoints"
+
+    @property
+    def checkpoint_signing_key(self) -> Path:
+        return self.checkpoint_key_file or self.var_dir / "checkpoint-signing.key"
+
+    @property
+    def proxies(self) -> frozenset[str]:
+        return frozenset(p.strip() for p in self.trusted_proxies.split(",") if p.strip())
 
     @property
     def db_url(self) -> str:
@@ -109,7 +144,32 @@ class Settings(BaseSettings):
 
     @property
     def ui_url(self) -> str:
-        return (self.prefect_ui_url or self.prefect_api_url.removesuffix("/api")).rstrip("/")
+        """Where people open the Prefect UI: the service's gateway, never the server."""
+        return f"{self.base_url}/prefect"
+
+    @property
+    def prefect_server_url(self) -> str:
+        return self.prefect_api_url.removesuffix("/api")
+
+    @property
+    def prefect_auth(self) -> str:
+        """The Prefect server's secret: given, or generated at first use under var_dir."""
+        return self.prefect_auth_string or _stored_secret(self.var_dir / "prefect-auth")
+
+
+def _stored_secret(path: Path) -> str:
+    """Read the secret kept in `path`, creating it (owner-only) on first use."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        secret = f"clsm:{secrets.token_urlsafe(32)}"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process of the installation wrote it first
+        else:
+            with os.fdopen(fd, "w") as file:
+                file.write(secret)
+    return path.read_text().strip()
 
 
 class ConfigurationError(SystemExit):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
@@ -10,13 +12,25 @@ from starlette.background import BackgroundTask, BackgroundTasks
 from models.core.links import LinkState
 from models.core.runs import deliver_resumes
 from notifications.send import send_now
-from service.answers import LinkUnusable, StepView, renew_link, submit_step, view_step
+from service.answers import (
+    LinkUnusable,
+    StepView,
+    is_multi_use,
+    renew_link,
+    submit_step,
+    view_step,
+)
 from service.deps import SessionDep, client_ip, limiter, page_context, templates
 from service.errors import problem_responses
 
 router = APIRouter(tags=["liens"])
 
 UNUSABLE = problem_responses(404, 410, 429)
+
+
+def _link_key(token: str) -> str:
+    """A link's name in the failure counts: never the token itself."""
+    return hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
 def _unusable_page(request: Request, token: str, error: LinkUnusable) -> Response:
@@ -61,6 +75,7 @@ def show_step(request: Request, token: str, session: SessionDep) -> Response:
     try:
         view = view_step(session, token)
     except LinkUnusable as error:
+        session.rollback()  # the read ends here: a failure is counted in its own transaction
         return _unusable_page(request, token, error)
     return _step_page(request, token, view)
 
@@ -79,6 +94,13 @@ async def answer_step(request: Request, token: str) -> Response:
     injoignable (ou le service arrêté avant l'appel), elle est retentée par le `tick`.
     """
     limiter(request, "links").check(client_ip(request))
+    limiter(request, "link").check(_link_key(token))
+    # a call link takes many applications, each mailing a confirmation to the address typed:
+    # limited per link and per address so that it cannot be used to send mail
+    open_call = await run_in_threadpool(is_multi_use, token)
+    if open_call:
+        limiter(request, "apply-link").check(_link_key(token))
+        limiter(request, "apply-address").check(client_ip(request))
     form = await request.form()
     data = {key: [str(v) for v in form.getlist(key)] for key in form}
     try:
@@ -86,7 +108,11 @@ async def answer_step(request: Request, token: str) -> Response:
     except LinkUnusable as error:
         return _unusable_page(request, token, error)
     if outcome.view is not None:
+        limiter(request, "link").fail(_link_key(token))
         return _step_page(request, token, outcome.view, status=422)
+    if open_call:
+        limiter(request, "apply-link").fail(_link_key(token))
+        limiter(request, "apply-address").fail(client_ip(request))
     # after the page is sent: the run goes on, and mail the answer queued leaves at once
     after = BackgroundTasks()
     if outcome.wait_id is not None:
@@ -114,6 +140,8 @@ async def answer_step(request: Request, token: str) -> Response:
 async def renew(request: Request, token: str) -> Response:
     """Envoie un nouveau lien à l'adresse connue du contact (jamais à une adresse saisie)."""
     limiter(request, "links").check(client_ip(request))
+    limiter(request, "link").check(_link_key(token))
+    limiter(request, "link").fail(_link_key(token))  # each renewal sends a mail: counted
     if not await run_in_threadpool(renew_link, token):
         return _unusable_page(request, token, LinkUnusable(None))
     return templates.TemplateResponse(

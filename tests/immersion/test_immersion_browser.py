@@ -10,8 +10,10 @@ import pytest
 from sqlmodel import select
 
 from models.core import db
-from models.immersion import domain as im
+from models.immersion.common import applications, get_session
+from models.immersion.selection import selection_proposal
 from models.immersion.states import ApplicationStatus, SessionStatus
+from models.immersion.tables import ImmersionSession
 from tests.immersion.test_prefect_ui import _sync
 from tests.support.browser import chromium, prefect_field, submit_prefect_form
 from tests.support.env import PREFECT_API_URL, TMP
@@ -28,10 +30,10 @@ def test_the_selection_form_is_prefilled_in_french_and_goes_on(
     load_demo()
     load_immersion_demo(run_env(db_url))
     with db.session_scope() as session:
-        row = session.exec(select(im.ImmersionSession)).one()
+        row = session.exec(select(ImmersionSession)).one()
         assert row.flow_run_id is not None and row.id is not None
         run_id, row_id = UUID(row.flow_run_id), row.id
-        proposal = im.selection_proposal(session, row)
+        proposal = selection_proposal(session, row)
     kept = [d.number for d in proposal if d.outcome.value == "selected"]
     paused = _sync(wait_for_state(run_id, "PAUSED", timeout=120))
     ui = PREFECT_API_URL.removesuffix("/api")
@@ -50,11 +52,11 @@ def test_the_selection_form_is_prefilled_in_french_and_goes_on(
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # the resumed run records the selection
         with db.session_scope() as session:
-            if im.get_session(session, row_id).status is SessionStatus.PLACEMENT:
+            if get_session(session, row_id).status is SessionStatus.PLACEMENT:
                 break
         time.sleep(0.5)
     with db.session_scope() as session:
-        assert im.get_session(session, row_id).status is SessionStatus.PLACEMENT
-        statuses = {a.number: a.status for a in im.applications(session, row_id)}
+        assert get_session(session, row_id).status is SessionStatus.PLACEMENT
+        statuses = {a.number: a.status for a in applications(session, row_id)}
     assert statuses[kept[-1]] is ApplicationStatus.NOT_SELECTED
     assert sum(s is ApplicationStatus.SELECTED for s in statuses.values()) == 15

@@ -20,14 +20,9 @@ from models.core import clock, db
 from models.core.audit import verify_all
 from models.core.outbox import OutboxMessage
 from models.core.settings import get_settings
-from models.saisine.domain import (
-    CellMeeting,
-    actions_of,
-    consultations,
-    meeting_members,
-    meetings_of,
-)
+from models.saisine.common import actions_of, consultations, meeting_members, meetings_of
 from models.saisine.states import ActionStatus, ConsultationStatus, MeetingStatus, SaisineStatus
+from models.saisine.tables import CellMeeting
 from tests.saisine.test_saisine_flow import (
     intake_parameters,
     moved_on,

@@ -12,8 +12,8 @@ from sqlmodel import Session, select
 from models.core import db
 from models.core.audit import case_events
 from models.core.links import StepLink
-from models.saisine.domain import STEP_CONSULTATION, orientations
-from models.saisine.states import SaisineStatus
+from models.saisine.common import orientations
+from models.saisine.states import SaisineStatus, Step
 from tests.immersion.test_prefect_ui import _sync
 from tests.saisine.test_saisine_flow import (
     answer_as_the_service,
@@ -36,7 +36,7 @@ async def _to_orientation_form(db_url: str) -> Any:
     await resume_form(run_id, {"partners": ["CHL"]})
     before = await moved_on(run_id, before, "PAUSED")
     with Session(db.get_engine()) as session:
-        link = session.exec(select(StepLink).where(StepLink.step == STEP_CONSULTATION)).one()
+        link = session.exec(select(StepLink).where(StepLink.step == Step.CONSULTATION)).one()
     assert link.id is not None
     await answer_as_the_service(link.id, {"knows_situation": "oui", "proposal": "RDV au CMP"})
     await moved_on(run_id, before, "PAUSED")

@@ -128,7 +128,7 @@ def test_unknown_tokens_get_a_french_404_then_are_rate_limited(
     client: TestClient, world: World
 ) -> None:
     app = client.app
-    app.state.limiters["links"] = FailureLimiter(limit=3, window_seconds=600)  # type: ignore[attr-defined]
+    app.state.limiters["links"] = FailureLimiter(3, 600, scope="links")  # type: ignore[attr-defined]
     for attempt in ("inconnu", "x" * 200, "encore-un"):
         page = client.get(f"/r/{attempt}")
         assert page.status_code == 404

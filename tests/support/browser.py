@@ -71,3 +71,49 @@ def submit_prefect_form(
             page.wait_for_timeout(500)
     shown = " ".join(page.inner_text("body").split())[:600]
     raise AssertionError(f"the run stayed paused after {attempts} submissions; page: {shown}")
+
+
+def account(role: str = "coordinator", clsm_slug: str | None = "poitiers", name: str = "") -> str:
+    """A service account (its CLSM created if needed); returns its e-mail (password: PASSWORD)."""
+    from sqlmodel import select
+
+    from models.core import db
+    from models.core.enums import Role
+    from models.core.people import Clsm, User
+    from service.security import hash_password
+
+    with db.session_scope() as session:
+        clsm = None
+        if clsm_slug is not None:
+            clsm = session.exec(select(Clsm).where(Clsm.slug == clsm_slug)).first()
+            if clsm is None:
+                clsm = Clsm(slug=clsm_slug, name=f"CLSM de {clsm_slug.capitalize()}")
+                session.add(clsm)
+                session.flush()
+        email = f"{role}.{clsm_slug or 'toutes'}.{len(name)}@clsm.example"
+        session.add(
+            User(
+                email=email,
+                name=name or f"Compte {role}",
+                role=Role(role),
+                clsm_id=clsm.id if clsm else None,
+                password_hash=hash_password(PASSWORD),
+            )
+        )
+    return email
+
+
+PASSWORD = "mot-de-passe-de-test"
+
+
+def open_prefect_ui(browser: Browser, service_url: str, email: str, path: str) -> Page:
+    """A page of the Prefect UI through the service's gateway, logged in as a person would:
+    the gateway sends them to the login page, then back to what they asked for."""
+    page = browser.new_page()
+    page.goto(f"{service_url}/prefect{path}")
+    page.wait_for_url(re.compile(r"/login\?next="))
+    page.get_by_label("Adresse électronique").fill(email)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    page.wait_for_url(re.compile(r"/prefect/"))
+    return page

@@ -183,12 +183,21 @@ def _stop(process: subprocess.Popen[bytes] | None) -> None:
 
 
 # -- helpers for tests ----------------------------------------------------------------
-async def run(deployment: str, parameters: Mapping[str, Any], env: Mapping[str, str]) -> UUID:
+async def run(
+    deployment: str,
+    parameters: Mapping[str, Any],
+    env: Mapping[str, str],
+    tags: list[str] | None = None,
+) -> UUID:
     """Create a flow run of a deployment, with the test's own environment for its process."""
     from prefect.deployments.flow_runs import arun_deployment
 
     flow_run = await arun_deployment(
-        deployment, parameters=dict(parameters), timeout=0, job_variables={"env": dict(env)}
+        deployment,
+        parameters=dict(parameters),
+        timeout=0,
+        job_variables={"env": dict(env)},
+        tags=tags,
     )
     return flow_run.id
 
