@@ -127,6 +127,16 @@ def no_saisine_details_in_any_mail() -> Iterator[None]:
         assert f" {INITIALS} " not in f" {content} ".replace("\n", " "), "initials in a mail"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The production-topology scenarios (tests/production: both databases on PostgreSQL,
+    two workers) need a Prefect server of their own: they run in a session of their own
+    (`make test` starts it after the rest), and are left out of a mixed session."""
+    production = [item for item in items if item.get_closest_marker("production")]
+    if production and len(production) < len(items):
+        config.hook.pytest_deselected(items=production)
+        items[:] = [item for item in items if not item.get_closest_marker("production")]
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from tests.support import figures
 
