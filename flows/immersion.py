@@ -20,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session
 
 from flows.inputs.immersion import AttendanceForm, SelectionForm
+from flows.mail import send_case_mail
 from flows.run import run_id, system_actor
 from flows.tags import tag_run
 from flows.waits import ask, wait_until
@@ -333,5 +334,6 @@ def immersion_session(
         status = read_status(row_id)
         if status in (S.CLOSED, S.CANCELLED):
             logger.info("Session %s : %s", title, STATUS_LABELS[status])
+            send_case_mail(CASE, row_id)
             return {"session_id": row_id, "status": status.value}
         PHASES[status](row_id)

@@ -17,7 +17,6 @@ from typing import Any, TypeVar, cast
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.flow_runs import suspend_flow_run
 from prefect.runtime import flow_run
 from sqlmodel import Session
 
@@ -40,8 +39,9 @@ from flows.inputs.saisine import (
     orientation_kind,
     partners_form,
 )
+from flows.mail import send_case_mail
 from flows.tags import tag_run
-from flows.waits import answered_by, ask, wait_until
+from flows.waits import answered_by, ask, suspend, wait_until
 from models.core import clock
 from models.core.audit import Actor, record_event
 from models.core.calendar import add_business_days, at_local, local_date
@@ -681,8 +681,7 @@ def _watch(
             return
         description = summary_markdown(session, get_saisine(session, saisine_id))
     prefilled = form.with_initial_data(description=f"{description}\n\n{hint}")
-    answer = suspend_flow_run(wait_for_input=prefilled, key=wait.key, timeout=None)
-    assert answer is not None
+    answer = suspend(wait, prefilled)
     with session_scope() as session:
         actor = answered_by(session, wait)
         try:
@@ -804,7 +803,9 @@ def saisine(intake: SaisineIntakeForm, reference: str = "") -> str:
     for _ in range(200):  # every pass moves the case on or suspends the run
         status = _read(saisine_id, lambda _s, v: v.status)
         if status in FINAL:
-            return str(finish(saisine_id))
+            outcome = str(finish(saisine_id))
+            send_case_mail(SAISINE, saisine_id)
+            return outcome
         logger.info("Saisine %s : %s", current, STATUS_LABELS[status])
         PASSES[status](saisine_id)
     raise RuntimeError(f"saisine {current}: no progress after 200 passes")

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from models.core.settings import fail_fast
+from service.directory_cli import clsm_app, directory_app
 
 app = typer.Typer(help="Moteur de processus des CLSM.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Base de données de l'application.", no_args_is_help=True)
@@ -26,6 +27,8 @@ users_app = typer.Typer(
     help="Comptes du service (coordination, audit, admin).", no_args_is_help=True
 )
 app.add_typer(users_app, name="users")
+app.add_typer(clsm_app, name="clsm")
+app.add_typer(directory_app, name="directory")
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -157,10 +160,14 @@ def clock_show() -> None:
     from models.core import clock
     from models.core.db import session_scope
     from models.core.settings import get_settings
+    from service.labels import french_duration
 
     with session_scope() as session:
         moment, delta = clock.now(session), clock.offset(session)
-    typer.echo(f"{moment.astimezone(get_settings().tz):%d/%m/%Y %H:%M} (décalage {delta})")
+    typer.echo(
+        f"{moment.astimezone(get_settings().tz):%d/%m/%Y %H:%M} "
+        f"(décalage : {french_duration(delta)})"
+    )
 
 
 @clock_app.command("advance")
@@ -405,11 +412,15 @@ def setup(block: bool = typer.Option(True, help="Rester actif après la mise en 
         raise typer.Exit(1)
     ensure_work_pool()
     deploy_all(PROJECT_DIR)
+    from models.core.settings import Environment
     from service.demo import load_demo, load_immersion_demo, load_saisine_demo
 
-    typer.echo(load_demo())
-    typer.echo(load_saisine_demo())
-    typer.echo(load_immersion_demo())
+    if settings.env is Environment.PRODUCTION:
+        typer.echo("Production : aucune donnée ni aucun compte de démonstration.")
+    else:
+        typer.echo(load_demo())
+        typer.echo(load_saisine_demo())
+        typer.echo(load_immersion_demo())
     typer.echo(
         "\n================ CLSM prêt ================\n"
         f"  Coordination      : {settings.base_url}/  (compte du service)\n"
@@ -447,28 +458,61 @@ def purge_command() -> None:
     )
 
 
-@app.command("backup")
-def backup_command(destination: Path = typer.Argument(..., help="Fichier de sauvegarde")) -> None:
-    """Sauvegarde cohérente de la base de l'application, même en fonctionnement."""
-    from models.core.backup import backup
+def _database_urls(with_prefect: bool) -> dict[str, str]:
+    """The app database and, if asked, Prefect's (PREFECT_SERVER_DATABASE_CONNECTION_URL,
+    or Prefect's SQLite file under PREFECT_HOME, when it exists)."""
+    from sqlalchemy.engine import make_url
+
     from models.core.settings import get_settings
 
-    path = backup(get_settings().db_url, destination)
+    urls = {"app": get_settings().db_url}
+    if with_prefect:
+        from prefect.settings import get_current_settings
+
+        current = get_current_settings()
+        secret = current.server.database.connection_url
+        url = secret.get_secret_value() if secret else f"sqlite:///{current.home}/prefect.db"
+        if not url.startswith("sqlite") or Path(make_url(url).database or "").exists():
+            urls["prefect"] = url
+        else:
+            typer.echo(f"Base de Prefect absente ({url}) : non sauvegardée.", err=True)
+    return urls
+
+
+PREFECT_OPTION = typer.Option(True, "--prefect/--sans-prefect", help="Avec la base de Prefect")
+
+
+@app.command("backup")
+def backup_command(
+    destination: Path = typer.Argument(..., help="Fichier de sauvegarde"),
+    prefect: bool = PREFECT_OPTION,
+) -> None:
+    """Sauvegarde cohérente des bases (application et Prefect), même en fonctionnement."""
+    from models.core.backup import backup_installation
+
+    path = backup_installation(_database_urls(prefect), destination)
     typer.echo(f"Sauvegarde écrite : {path}")
 
 
 @app.command("restore")
-def restore_command(snapshot: Path = typer.Argument(..., help="Fichier de sauvegarde")) -> None:
-    """Restaure la base de l'application depuis une sauvegarde (installation arrêtée)."""
-    from models.core.backup import restore
-    from models.core.settings import get_settings
+def restore_command(
+    snapshot: Path = typer.Argument(..., help="Fichier de sauvegarde"),
+    prefect: bool = PREFECT_OPTION,
+) -> None:
+    """Restaure les bases depuis une sauvegarde (installation arrêtée, serveur Prefect compris)."""
+    from models.core.backup import restore_installation
 
     if not snapshot.exists():
         typer.echo(f"Sauvegarde introuvable : {snapshot}", err=True)
         raise typer.Exit(1)
-    restore(get_settings().db_url, snapshot)
+    restored = restore_installation(_database_urls(prefect), snapshot)
     migrate()
-    typer.echo("Base restaurée ; les dossiers ouverts reprennent au prochain tick.")
+    names = {"app": "application", "prefect": "Prefect"}
+    typer.echo(
+        "Base(s) restaurée(s) : "
+        + ", ".join(names[p] for p in restored)
+        + " ; les dossiers ouverts reprennent au prochain passage du tick."
+    )
 
 
 def main() -> None:  # pragma: no cover - console entry

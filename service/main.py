@@ -7,15 +7,16 @@ import logging
 import re
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import models.catalogue  # noqa: F401  (every table)
 from models.core.settings import Environment, get_settings
-from service.deps import FailureLimiter, templates
+from service.deps import FailureLimiter, current_user, optional_user, templates
 from service.errors import install_error_handlers, problem_response
 from service.gateway import PREFIX as PREFECT_PREFIX
 
@@ -40,6 +41,7 @@ PREFECT_UI_CSP = (
     "connect-src 'self' {sockets}; form-action 'self'; frame-ancestors 'none'; "
     "base-uri 'self'; object-src 'none'"
 )
+STATIC_PATHS = ("/static/", "/docs/assets/")
 
 
 class SecurityHeaders:
@@ -73,7 +75,12 @@ class SecurityHeaders:
                     (b"referrer-policy", b"no-referrer"),
                     (b"cross-origin-opener-policy", b"same-origin"),
                 ]
-                message["headers"] = [*message.get("headers", []), *extra]
+                headers = list(message.get("headers", []))
+                if not path.startswith(STATIC_PATHS):
+                    # pages and API answers may show personal data: no cache keeps them
+                    headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+                    extra.append((b"cache-control", b"no-store"))
+                message["headers"] = [*headers, *extra]
             await send(message)
 
         headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
@@ -143,7 +150,18 @@ def _redact_logs() -> None:
 
 def create_app() -> FastAPI:
     from service import gateway
-    from service.routes import api, auth, cases, dev, history, links, reports, sessions
+    from service.routes import (
+        api,
+        auth,
+        cases,
+        dev,
+        directory,
+        directory_api,
+        history,
+        links,
+        reports,
+        sessions,
+    )
 
     settings = get_settings()
     _redact_logs()
@@ -157,12 +175,14 @@ def create_app() -> FastAPI:
         version="0.1.0",
         docs_url=None,  # served below from local assets
         redoc_url=None,
+        openapi_url=None,  # served below: behind login in production
         openapi_tags=[
             {"name": "liens", "description": "Étapes des partenaires, par lien à usage unique"},
             {"name": "comptes", "description": "Connexion des coordinations, audits, admins"},
             {"name": "dossiers", "description": "Liste et pages des dossiers"},
             {"name": "historique", "description": "Historique audité de chaque dossier"},
             {"name": "rapports", "description": "Bilans annuels et de session"},
+            {"name": "annuaire", "description": "Structures, contacts, conventions du réseau"},
             {"name": "api", "description": "API JSON (jeton porteur)"},
             {"name": "développement", "description": "Outils hors production"},
             {"name": "système", "description": "État du service"},
@@ -187,14 +207,35 @@ def create_app() -> FastAPI:
     )
     swagger_ui = str(files("swagger_ui").joinpath("static"))  # Swagger UI 5, from swagger-ui-py
     app.mount("/docs/assets", StaticFiles(directory=swagger_ui), name="docs-assets")
-    for module in (links, auth, cases, sessions, history, reports, api, gateway):
+    for module in (
+        links,
+        auth,
+        cases,
+        sessions,
+        history,
+        reports,
+        directory,
+        api,
+        directory_api,
+        gateway,
+    ):
         app.include_router(module.router)
     if settings.env is not Environment.PRODUCTION:
         app.include_router(dev.router)
 
-    @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
+    production = settings.env is Environment.PRODUCTION
+    # in production the API's map is for people with an account only
+    docs_reader = current_user if production else optional_user
+
+    reader = [Depends(docs_reader)]
+
+    @app.get("/docs", include_in_schema=False, response_class=HTMLResponse, dependencies=reader)
     def docs(request: Request) -> Response:
         return templates.TemplateResponse(request, "docs.html", {"title": app.title})
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=reader)
+    def openapi() -> dict[str, Any]:
+        return app.openapi()
 
     @app.get("/health", tags=["système"], summary="État du service")
     def health() -> dict[str, str]:

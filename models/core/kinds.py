@@ -53,6 +53,8 @@ class CaseKind:
     """All cases of one CLSM."""
     summary: Callable[[Session, int], CaseSummary | None]
     """One case by id, or None."""
+    wait_label: Callable[[str], str | None] = lambda _step: None
+    """What a wait step of this kind of case means, in French (None: not one of its own)."""
 
 
 @dataclass(frozen=True)
@@ -81,3 +83,5 @@ class StepKind:
     wait_step: Callable[[Session, StepLink], str | None] = lambda _s, _l: None
     initial: Callable[[Session, StepLink], dict[str, Any]] = lambda _s, _l: {}
     submit_label: str = "Envoyer"
+    after_sending: str = ""
+    """What happens once the form is sent (French); the service says it generically if empty."""

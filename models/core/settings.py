@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     # CRASHED by tick, then handed back; runs beat every 30 s
     silent_run_seconds: int = Field(default=90, ge=40, le=3600)
     retention_years: int = Field(default=5, ge=1, le=100)
+    # the heartbeat process's pass (`python -m flows.tick`): due dates are met within it
+    tick_seconds: float = Field(default=30.0, ge=1, le=60)
     # the audit chain's key (HMAC-SHA256), kept outside the database; generated under
     # var_dir in development, required in production; retired keys (comma-separated) still
     # verify the events they sealed

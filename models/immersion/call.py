@@ -336,10 +336,13 @@ def wish_ids(session: Session, row: ImmersionSession, names: Sequence[str], home
     for name in names:
         org = find_organisation(session, row.clsm_id, name)
         if org is None or org.id not in allowed:
-            raise DomainError(f"« {name} » ne fait pas partie des structures de la session")
+            raise DomainError(
+                f"« {name} » ne fait pas partie des structures de la session", field="wishes"
+            )
         if org.id == home:
             raise DomainError(
-                f"« {name} » est votre propre structure : choisissez une autre structure"
+                f"« {name} » est votre propre structure : choisissez une autre structure",
+                field="wishes",
             )
         if org.id not in ids:
             ids.append(org.id)

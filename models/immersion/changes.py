@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 from models.core import clock
 from models.core.audit import Actor
-from models.core.errors import DomainError
+from models.core.errors import DomainError, InvalidInput
 from models.core.kinds import StepKind, StepPage
 from models.core.links import StepLink
 from models.core.outbox import CalendarMethod, CalendarPart, OutboxMessage, Recipient
@@ -370,6 +370,8 @@ def move_meeting(
     """Move a meeting: a calendar update (higher SEQUENCE) to everyone already invited."""
     if end <= start:
         raise DomainError("la réunion finit avant de commencer")
+    if start <= clock.now(session):
+        raise InvalidInput("une réunion ne peut pas être déplacée dans le passé")
     invited_before = {
         (m.recipient_email, m.recipient_name, m.contact_id)
         for m in _invited_to(session, row, f"{meeting}-")

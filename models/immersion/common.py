@@ -339,7 +339,8 @@ class AlertMail(SessionMail):
 
     template: ClassVar[str] = "immersion_alert"
     alert: str
-    run_url: str = ""  # the session's run in the Prefect UI, through the service's gateway
+    run_url: str
+    """The session's run in the Prefect UI, through the service's gateway."""
 
     @classmethod
     def example(cls) -> AlertMail:

@@ -132,6 +132,7 @@ def _create_placement(
             to=coordinator(session, row),
             message=AlertMail(
                 session_title=row.title,
+                run_url=get_settings().run_url(row.flow_run_id),
                 alert=f"Aucune structure d'accueil pour la candidature n°{application.number} "
                 f"({name}) : {assignment.reason}.",
                 run_url=get_settings().run_url(row.flow_run_id),
@@ -214,7 +215,7 @@ class HostForm(BaseModel):
     )
     days: list[date] = FormField(
         title="Jours d'immersion proposés",
-        description="Un jour par ligne (aaaa-mm-jj), jours ouvrés dans la période",
+        description="Jours ouvrés dans la période d'immersion",
         min_length=1,
         max_length=5,
     )
@@ -242,7 +243,7 @@ def confirm_host(*, session: Session, placement: Placement, form: HostForm, acto
         max_days=row.max_days,
     )
     if errors:
-        raise DomainError("Jours refusés : " + " ; ".join(errors))
+        raise DomainError("Jours refusés : " + " ; ".join(errors), field="days")
     tutor = ensure_contact(
         session,
         organisation_id=placement.host_organisation_id,

@@ -142,7 +142,7 @@ def report_markdown(data: SessionReportData) -> str:
 
 
 def _rating(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1f}/5".replace(".", ",")
+    return "—" if value is None else f"{value:.1f} / 5".replace(".", ",")
 
 
 def report_csv(data: SessionReportData) -> str:

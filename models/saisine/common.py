@@ -252,7 +252,8 @@ class CoordinatorAlertMail(SaisineMail):
     template: ClassVar[str] = "saisine_coordinator_alert"
     alert: Literal["consultations", "follow-up", "action"]
     names: list[str]
-    run_url: str = ""  # the waiting run in the Prefect UI, through the service's gateway
+    run_url: str
+    """The saisine's run in the Prefect UI, through the service's gateway."""
 
     @classmethod
     def example(cls) -> CoordinatorAlertMail:

@@ -11,6 +11,8 @@ from sqlmodel import select
 
 from models.core.access import open_session, revoke_session
 from models.core.people import User
+from models.core.settings import Environment, get_settings
+from service.demo import is_demo_login
 from service.deps import (
     SessionDep,
     check_csrf,
@@ -100,6 +102,8 @@ def login(
     limiter(request, "login").check(address)
     limiter(request, "account").check(account)
     user = session.exec(select(User).where(User.email == account)).first()
+    if get_settings().env is Environment.PRODUCTION and is_demo_login(account, password):
+        user = None  # demo accounts and the demo password are refused in production
     if user is None or not user.active:
         spend_password_time(password)  # the same time as for an existing account
         user = None

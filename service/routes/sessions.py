@@ -12,8 +12,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
+from models.core import clock
 from models.core.enums import CaseType
-from models.core.errors import DomainError, StaleUpdate
+from models.core.errors import InvalidInput, StaleUpdate
 from models.core.runs import deliver_resumes
 from models.core.settings import get_settings
 from models.core.waits import wake_case
@@ -47,7 +48,12 @@ def _local(value: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise DomainError("Date et heure invalides (format attendu : AAAA-MM-JJTHH:MM).") from None
+        raise InvalidInput("Date et heure invalides (format attendu : AAAA-MM-JJTHH:MM).") from None
+    if not clock.within_bounds(moment.date()):
+        raise InvalidInput(
+            f"Date hors des bornes admises (entre le {clock.FIRST_DAY:%d/%m/%Y} "
+            f"et le {clock.LAST_DAY:%d/%m/%Y})."
+        )
     return moment if moment.tzinfo else moment.replace(tzinfo=get_settings().tz)
 
 

@@ -226,11 +226,12 @@ def test_coordinator_sees_only_the_cases_of_their_clsm(client: TestClient, world
     assert "/runs/flow-run/3f2b8f0e-0000-4000-8000-000000000001" in listing
     assert "case.read" not in [a for a, _, _ in events(101)]  # a list is not a case read
 
-    refused = client.get("/cases/session/202")
-    assert refused.status_code == 403 and "ne relève pas de votre CLSM" in refused.text
-    assert client.get("/api/cases/session/202/history").status_code == 403
-    assert client.get("/cases/session/202/history.csv").status_code == 403
-    assert client.get("/cases/session/999").status_code == 404
+    # another CLSM's case answers exactly as a case that does not exist (no 403 to tell)
+    refused, missing = client.get("/cases/session/202"), client.get("/cases/session/999")
+    assert refused.status_code == missing.status_code == 404
+    assert refused.text.replace("202", "999") == missing.text
+    assert client.get("/api/cases/session/202/history").status_code == 404
+    assert client.get("/cases/session/202/history.csv").status_code == 404
     assert client.get("/cases/nimportequoi/1").status_code == 404
     assert "history.read" not in [a for a, _, _ in events(202)]
 
@@ -292,6 +293,16 @@ def test_history_csv_carries_no_live_formula(client: TestClient, world: World) -
     submitted = next(r for r in rows if r[2:3] == ["application.submitted"])
     assert submitted[4] == "'" + hostile
     assert not any(c.startswith(("=", "+", "-", "@")) for r in rows for c in r)
+
+
+def test_history_dates_out_of_range_get_a_french_422(client: TestClient, world: World) -> None:
+    login(client, world.auditor)
+    for query in ("since=0001-01-01", "until=9999-12-31", "since=1999-12-31"):
+        for path in ("/cases/session/101/history", "/api/cases/session/101/history"):
+            response = client.get(f"{path}?{query}")
+            assert response.status_code == 422, (path, query, response.text)
+            assert "supérieure ou égale" in response.text or "inférieure ou égale" in response.text
+    assert client.get("/cases/session/101/history.json?since=2000-01-01").status_code == 200
 
 
 def test_history_is_paged_and_filtered(client: TestClient, world: World) -> None:

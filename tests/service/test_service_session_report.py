@@ -60,19 +60,23 @@ def test_another_clsm_cannot_read_the_report(
 ) -> None:
     with TestClient(create_app()) as client:
         _login(client, session, None, Role.COORDINATOR)
-        assert client.get(f"/cases/session/{launched.id}/report").status_code == 403
+        assert client.get(f"/cases/session/{launched.id}/report").status_code == 404
         assert client.get("/cases/session/0/report").status_code == 422
 
 
 def test_waits_are_named_in_french() -> None:
+    """Each process words its own waits; the service only asks the catalogue."""
+    from models.core.enums import CaseType
     from service.casework import step_label
 
-    assert step_label("selection") == "sélection des candidatures (formulaire Prefect)"
-    assert step_label("ask-0-partners").startswith("choix des partenaires")
-    assert step_label("partners").startswith("réponses des partenaires")
-    assert step_label("meeting-12-day") == "réunion de cellule"
-    assert step_label("ask-3-decision-m12").startswith("décision de la réunion")
-    assert step_label("ask-2-nouvelle-etape") == "nouvelle etape"
+    session, saisine = CaseType.SESSION, CaseType.SAISINE
+    assert step_label(session, "selection") == "la coordination (validation de la sélection)"
+    assert step_label(session, "partners").startswith("structures d'accueil")
+    assert step_label(saisine, "ask-0-partners").startswith("choix des partenaires")
+    assert step_label(saisine, "answers-r2-reminder") == "réponses des partenaires consultés"
+    assert step_label(saisine, "meeting-12-day") == "réunion de cellule"
+    assert step_label(saisine, "ask-3-decision-m12").startswith("décision de la réunion")
+    assert step_label(saisine, "ask-2-nouvelle-etape") == "nouvelle etape"
 
 
 def _csrf(client: TestClient, session_id: int) -> str:
@@ -103,7 +107,15 @@ def test_coordinator_moves_a_meeting_and_cancels_the_session(
                 "version": version,
             },
         )
-        assert bad.status_code == 409 and "Date et heure invalides" in bad.text
+        assert bad.status_code == 422 and "Date et heure invalides" in bad.text
+        for start, end, reason in (
+            ("0001-01-01T09:00", "0001-01-01T17:00", "hors des bornes admises"),
+            ("9999-12-31T09:00", "9999-12-31T17:00", "hors des bornes admises"),
+            ("2020-01-06T09:00", "2020-01-06T17:00", "déplacée dans le passé"),
+        ):
+            data = {"csrf_token": token, "start": start, "end": end, "place": "CCAS"}
+            refused = client.post(url, data={**data, "version": version})
+            assert refused.status_code == 422 and reason in refused.text, refused.text
         moved = client.post(
             url,
             follow_redirects=False,
