@@ -14,7 +14,6 @@ export CLSM_SMTP_PORT ?= 1025
 export CLSM_PREFECT_API_URL ?= http://127.0.0.1:$(CLSM_PREFECT_PORT)/api
 export CLSM_BASE_URL ?= http://127.0.0.1:$(CLSM_SERVICE_PORT)
 export CLSM_PROJECT_DIR := $(CURDIR)
-export CLSM_TICK_CRON ?= * * * * *
 
 # Prefect: its own state under var/, the UI told where its API is, results persisted so
 # that suspended runs survive, quick polling so that a resumed run goes on within seconds.
@@ -27,6 +26,12 @@ export PREFECT_WORKER_QUERY_SECONDS ?= 2
 # running flow runs beat every 30 s; tick marks CRASHED those silent for
 # CLSM_SILENT_RUN_SECONDS (machine lost) and hands them back to the pool
 export PREFECT_FLOWS_HEARTBEAT_FREQUENCY ?= 30
+# Prefect's retention (README, "A year of operation"): finished runs 30 days, events 7 days,
+# heartbeat events 1 day; suspended runs are never removed
+export PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED ?= events,flow_runs
+export PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD ?= 2592000
+export PREFECT_SERVER_SERVICES_DB_VACUUM_EVENT_RETENTION_OVERRIDES ?= {"prefect.flow-run.heartbeat": 86400}
+export PREFECT_SERVER_EVENTS_RETENTION_PERIOD ?= P7D
 export PREFECT_SERVER_API_HOST := 127.0.0.1
 export PREFECT_SERVER_API_PORT := $(CLSM_PREFECT_PORT)
 # Locked: people reach Prefect only through the service's gateway (/prefect/); the server
@@ -75,8 +80,11 @@ format: install
 	$(BIN)/ruff format flows models notifications service tests bench
 	$(BIN)/ruff check --fix flows models notifications service tests bench
 
+# The production-topology scenarios need a Prefect server of their own (on PostgreSQL):
+# a second session, after the rest (tests/conftest.py leaves them out of the first).
 test: install system-deps lint
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/pytest -q -p no:cacheprovider tests/production
 
 bench: install system-deps
 	$(BIN)/python -m bench.run

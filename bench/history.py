@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import time
@@ -62,13 +63,14 @@ def _chain(
     case_type: str, case_id: int, first_seq: int, prev_hash: str, count: int, start: datetime
 ) -> list[dict[str, Any]]:
     """`count` rows continuing a chain (one an hour), hashed by the project's own code."""
-    from models.core.audit import Actor, _link_hash, canonical, digest
+    from models.core.audit import Actor, _link_hash, audit_keys, canonical, digest, seal
 
     actors = [
         Actor.system("outbox"),
         Actor.user(1, "Camille Coordination"),
         Actor.contact(7, "Éloïse"),
     ]
+    keys = audit_keys()
     rows = []
     for n in range(count):
         seq = first_seq + n
@@ -91,6 +93,7 @@ def _chain(
         row["hash"] = prev_hash = _link_hash(
             prev_hash, case_type, case_id, seq, at, names, action, row["payload_digest"]
         )
+        row["key_id"], row["mac"] = seal(prev_hash, keys)
         rows.append(row)
     return rows
 
@@ -105,7 +108,8 @@ def build_trail(ctx: Context, kind: str, total: int, in_case: int) -> Trail:
     from models.core.audit import Actor, AuditEvent, verify_all
     from models.core.db import session_scope
     from models.core.enums import Role
-    from models.immersion.domain import ImmersionSessionCreate, create_session
+    from models.immersion.call import create_session
+    from models.immersion.tables import ImmersionSessionCreate
     from tests import factories
     from tests.support.immersion import STRUCTURES, build_clsm, session_dates
 
@@ -202,7 +206,7 @@ def audit_indexes(url: str) -> list[dict[str, Any]]:
 
 def naive_copy(url: str, tmp: Path) -> str:
     """A copy of the SQLite database whose audit_event has only its primary key."""
-    from models.core.audit import audit_trigger_statements
+    from models.core.audit import GUARDED_COLUMNS, audit_trigger_statements
     from models.core.db import make_engine
 
     make_engine(url).dispose()
@@ -217,15 +221,17 @@ def naive_copy(url: str, tmp: Path) -> str:
             "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'audit_event'"
         ).fetchone()[0]
         # the same columns, without UNIQUE (case_type, case_id, seq) and without indexes
-        columns = ddl[ddl.index("(") + 1 : ddl.index("CONSTRAINT uq_audit_case_seq")].rstrip(
-            ", \n\t"
+        columns = re.sub(
+            r",\s*CONSTRAINT uq_audit_case_seq UNIQUE \([^)]*\)",
+            "",
+            ddl[ddl.index("(") + 1 : ddl.rindex(")")],
         )
         connection.execute("BEGIN")
         connection.execute(f"CREATE TABLE audit_naive ({columns})")
         connection.execute("INSERT INTO audit_naive SELECT * FROM audit_event")
         connection.execute("DROP TABLE audit_event")
         connection.execute("ALTER TABLE audit_naive RENAME TO audit_event")
-        for statement in audit_trigger_statements("sqlite"):
+        for statement in audit_trigger_statements("sqlite", GUARDED_COLUMNS):
             connection.execute(statement)
         connection.execute("COMMIT")
         connection.execute("VACUUM")
@@ -262,6 +268,7 @@ def _measure(trail: Trail, rounds: int) -> dict[str, Any]:
     from fastapi.testclient import TestClient
 
     from service.main import create_app
+    from tests.support.service_kit import login_data
 
     base = f"/cases/{trail.case_type}/{trail.case_id}/history"
     api = f"/api/cases/{trail.case_type}/{trail.case_id}/history"
@@ -278,7 +285,7 @@ def _measure(trail: Trail, rounds: int) -> dict[str, Any]:
     cpu_ms: dict[str, list[float]] = {name: [] for name in variants}  # app and client
     with TestClient(create_app()) as client:
         login = client.post(
-            "/login", data={"email": trail.email, "password": PASSWORD}, follow_redirects=False
+            "/login", data=login_data(client, trail.email, PASSWORD), follow_redirects=False
         )
         assert login.status_code == 303, login.text
         for name, path in variants.items():  # warm up (templates, caches) and check

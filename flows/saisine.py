@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.flow_runs import suspend_flow_run
 from prefect.runtime import flow_run
 from sqlmodel import Session, select
 
@@ -40,9 +39,10 @@ from flows.inputs.saisine import (
     orientation_kind,
     partners_form,
 )
+from flows.mail import send_case_mail
 from flows.run import run_id
 from flows.tags import tag_run
-from flows.waits import REFUSED, answered_by, ask, prefilled, wait_until
+from flows.waits import REFUSED, answered_by, ask, prefilled, suspend, wait_until
 from models.core import clock
 from models.core.audit import Actor, record_event
 from models.core.calendar import local_date
@@ -410,8 +410,7 @@ def _watch(
         heading = REFUSED.format(reason=wait.refused_reason) if wait.refused_reason else ""
         description = f"{heading}{summary_markdown(session, saisine)}\n\n{hint}"
     shown = prefilled(form, description, wait.refused_answer or {})
-    answer = suspend_flow_run(wait_for_input=shown, key=wait.key, timeout=None)
-    assert answer is not None
+    answer = suspend(wait, shown)
     with session_scope() as session:
         stored = session.get(Wait, wait.id)
         assert stored is not None
@@ -539,7 +538,9 @@ def saisine(intake: SaisineIntakeForm, reference: str = "") -> str:
     for _ in range(MAX_PASSES):
         status = _read(saisine_id, lambda _s, v: v.status)
         if status in FINAL:
-            return str(finish(saisine_id))
+            outcome = str(finish(saisine_id))
+            send_case_mail(SAISINE, saisine_id)
+            return outcome
         next_ = _read(saisine_id, PHASES[status])
         logger.info("Saisine %s : %s", current, STATUS_LABELS[status])
         if next_.task is not None:

@@ -17,6 +17,7 @@ from pydantic import Field, create_model
 from pydantic.fields import FieldInfo
 from sqlmodel import Session
 
+from flows.mail import send_case_mail
 from flows.run import run_id
 from models.core import clock
 from models.core.audit import Actor, record_event
@@ -39,7 +40,13 @@ class Wakeup(RunInput):
     )
 
 
-def _suspend(wait: Wait, model: type[T]) -> T:
+def suspend(wait: Wait, model: type[T]) -> T:
+    """Send the case's new mail, then suspend on `wait` until `model` is given.
+
+    The mail goes before the run leaves (a partner's answer is followed by the next step's
+    mail within seconds, not at the next heartbeat); a replay finds it sent already.
+    """
+    send_case_mail(CaseType(wait.case_type), wait.case_id)
     answer = suspend_flow_run(wait_for_input=model, key=wait.key, timeout=None)
     assert answer is not None  # suspend_flow_run either returns the input or stops the run
     return answer
@@ -100,7 +107,7 @@ def ask(
             )
         values = {**(initial or {}), **(wait.refused_answer or {})}
         heading = REFUSED.format(reason=wait.refused_reason) if wait.refused_reason else ""
-        answer = _suspend(wait, prefilled(form, heading + description, values))
+        answer = suspend(wait, prefilled(form, heading + description, values))
         with session_scope() as session:
             fresh = session.get(Wait, wait.id)
             assert fresh is not None
@@ -166,7 +173,7 @@ def wait_until(
             if outcome:
                 close_wait(session=session, wait=wait)
                 return outcome
-        _suspend(wait, Wakeup)
+        suspend(wait, Wakeup)
         with session_scope() as session:
             fresh = session.get(Wait, wait.id)
             assert fresh is not None

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -14,14 +13,17 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session, col, func, select
 
 from models.catalogue import CASE_KINDS, case_summary, clsm_cases
+from models.core import clock
 from models.core.audit import Actor, AuditEvent, record_event, verify_case
 from models.core.enums import CaseType, Role
-from models.core.errors import DomainError, NotFound
+from models.core.errors import NotFound
 from models.core.kinds import CaseSummary
 from models.core.outbox import OutboxMessage, OutboxStatus
 from models.core.people import Clsm, User
 from models.core.settings import get_settings
+from models.core.spreadsheet import csv_text
 from models.core.waits import Wait, WaitStatus
+from service.labels import mail_label, payload_details
 
 ACTION_LABELS: dict[str, str] = {
     "history.read": "consultation de l'historique",
@@ -73,10 +75,6 @@ def action_label(action: str) -> str:
     return ACTION_LABELS.get(action, action)
 
 
-class Forbidden(DomainError):
-    status_code = 403
-
-
 def user_sees(user: User, case: CaseSummary) -> bool:
     return user.role is Role.ADMIN or (user.clsm_id is not None and user.clsm_id == case.clsm_id)
 
@@ -116,14 +114,13 @@ MAX_ID = 2**63 - 1
 
 
 def visible_case(session: Session, user: User, case_type: str, case_id: int) -> CaseSummary:
-    """The case if it exists and the user may see it; NotFound or Forbidden otherwise."""
+    """The case if it exists and the user may see it; NotFound otherwise (a case of another
+    CLSM answers as one that does not exist: its number tells nothing)."""
     kind = parse_case_type(case_type)
     in_range = 1 <= case_id <= MAX_ID  # larger ids cannot exist (and overflow SQLite)
     case = case_summary(session, kind, case_id) if kind in CASE_KINDS and in_range else None
-    if case is None:
+    if case is None or not user_sees(user, case):
         raise NotFound("Ce dossier n'existe pas.")
-    if not user_sees(user, case):
-        raise Forbidden("Ce dossier ne relève pas de votre CLSM : vous ne pouvez pas le consulter.")
     return case
 
 
@@ -136,7 +133,9 @@ class WaitPublic(BaseModel):
 
 
 class PendingMailPublic(BaseModel):
-    template: str = Field(description="Modèle du message")
+    template: str = Field(description="Modèle du message (identifiant)")
+    label: str = Field(description="Ce que dit le message, en français")
+    recipient: str = Field(description="Destinataire : nom et adresse")
     status: str = Field(description="pending (en attente), sending (en cours), failed (échec)")
     queued_at: datetime = Field(description="Mis en file le")
     attempts: int = Field(description="Tentatives d'envoi")
@@ -192,7 +191,7 @@ def step_label(step: str) -> str:
 
 def flow_run_url(flow_run_id: str | None) -> str | None:
     """The run's page in the Prefect UI, through the service's gateway."""
-    return f"{get_settings().ui_url}/runs/flow-run/{flow_run_id}" if flow_run_id else None
+    return get_settings().run_url(flow_run_id) or None
 
 
 def open_waits_of(session: Session, case_type: CaseType, case_id: int) -> list[Wait]:
@@ -253,6 +252,10 @@ def case_public(session: Session, case: CaseSummary) -> CasePublic:
         undelivered_mails=[
             PendingMailPublic(
                 template=m.template,
+                label=mail_label(m.template),
+                recipient=f"{m.recipient_name} <{m.recipient_email}>"
+                if m.recipient_name
+                else m.recipient_email,
                 status=m.status.value,
                 queued_at=m.created_at,
                 attempts=m.attempts,
@@ -270,8 +273,15 @@ def case_public(session: Session, case: CaseSummary) -> CasePublic:
 class HistoryFilters(BaseModel):
     action: str = Field(default="", max_length=80, description="Action exacte")
     actor: str = Field(default="", max_length=200, description="Partie du nom de l'auteur")
-    since: date | None = Field(default=None, description="À partir du (jour, heure de Paris)")
-    until: date | None = Field(default=None, description="Jusqu'au (inclus)")
+    since: date | None = Field(
+        default=None,
+        ge=clock.FIRST_DAY,
+        le=clock.LAST_DAY,
+        description="À partir du (jour, heure de Paris)",
+    )
+    until: date | None = Field(
+        default=None, ge=clock.FIRST_DAY, le=clock.LAST_DAY, description="Jusqu'au (inclus)"
+    )
     page: int = Field(default=1, ge=1, le=100_000)
     per_page: int = Field(default=50, ge=1, le=500)
 
@@ -291,6 +301,9 @@ class HistoryEntry(BaseModel):
     channel: str
     channel_label: str
     payload: dict[str, Any] | None
+    details: list[tuple[str, str]] | None = Field(
+        default=None, description="Le contenu de l'événement, en français (None : effacé)"
+    )
 
 
 class ChainCheck(BaseModel):
@@ -325,6 +338,7 @@ def _entry(event: AuditEvent) -> HistoryEntry:
         channel=event.channel,
         channel_label=CHANNEL_LABELS.get(event.channel, event.channel),
         payload=event.payload,
+        details=payload_details(event.payload) if event.payload is not None else None,
     )
 
 
@@ -404,11 +418,9 @@ CSV_COLUMNS = ["numéro", "date (Paris)", "action", "libellé", "auteur", "canal
 
 
 def history_csv(history: HistoryPublic) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";")
-    writer.writerow(CSV_COLUMNS)
+    rows: list[Sequence[object]] = [CSV_COLUMNS]
     for entry in history.entries:
-        writer.writerow(
+        rows.append(
             [
                 entry.seq,
                 entry.at_paris,
@@ -419,6 +431,4 @@ def history_csv(history: HistoryPublic) -> str:
                 json.dumps(entry.payload, ensure_ascii=False) if entry.payload else "",
             ]
         )
-    writer.writerow([])
-    writer.writerow(["vérification", history.chain.detail])
-    return buffer.getvalue()
+    return csv_text([*rows, [], ["vérification", history.chain.detail]])

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from models.core.settings import fail_fast
+from service.directory_cli import clsm_app, directory_app
 
 app = typer.Typer(help="Moteur de processus des CLSM.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Base de données de l'application.", no_args_is_help=True)
@@ -26,6 +27,8 @@ users_app = typer.Typer(
     help="Comptes du service (coordination, audit, admin).", no_args_is_help=True
 )
 app.add_typer(users_app, name="users")
+app.add_typer(clsm_app, name="clsm")
+app.add_typer(directory_app, name="directory")
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -55,18 +58,100 @@ def db_upgrade() -> None:
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Vérifie toutes les chaînes d'audit ; code de sortie 1 au premier maillon rompu."""
+    """Vérifie les chaînes d'audit, leurs sceaux et les points de contrôle signés ; code de
+    sortie 1 au premier événement qui ne correspond pas."""
     from models.core.audit import verify_all
+    from models.core.checkpoints import verify_checkpoints
     from models.core.db import session_scope
 
     with session_scope() as session:
         report = verify_all(session)
-    if report.ok:
-        typer.echo(f"Journal intègre : {report.chains} dossiers, {report.events} événements.")
+        checkpoints = verify_checkpoints(session)
+    if report.ok and checkpoints.ok:
+        typer.echo(
+            f"Journal intègre : {report.chains} dossiers, {report.events} événements, "
+            f"{checkpoints.checkpoints} points de contrôle signés."
+        )
         return
     for broken in report.breaks:
         typer.echo(f"CHAÎNE ROMPUE — {broken}", err=True)
+    for problem in checkpoints.problems:
+        typer.echo(f"POINT DE CONTRÔLE — {problem}", err=True)
     raise typer.Exit(1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Signe la tête de chaque chaîne dans un fichier de CLSM_CHECKPOINT_DIR."""
+    from models.core.checkpoints import write_checkpoint
+    from models.core.db import session_scope
+
+    with session_scope() as session:
+        path = write_checkpoint(session)
+    typer.echo(f"Point de contrôle écrit : {path}" if path else "Rien de nouveau à signer.")
+
+
+def _case_argument(case: str) -> tuple[str, int]:
+    from models.core.enums import CaseType
+
+    kind, _, number = case.partition(":")
+    if kind not in {c.value for c in CaseType} or not number.isdigit():
+        typer.echo(
+            f"Dossier « {case} » : attendu TYPE:NUMÉRO, par exemple saisine:3 "
+            f"(types : {', '.join(c.value for c in CaseType)}).",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return kind, int(number)
+
+
+@audit_app.command("export")
+def audit_export(
+    case: str = typer.Argument(..., help="Dossier, par exemple saisine:3"),
+    output: Path = typer.Option(None, "--output", "-o", help="Fichier du paquet"),
+) -> None:
+    """Écrit le paquet d'audit d'un dossier (événements, points de contrôle, clé publique),
+    vérifiable hors ligne avec `clsm audit verify-bundle`."""
+    import json
+
+    from models.core.checkpoints import export_bundle
+    from models.core.db import session_scope
+
+    case_type, case_id = _case_argument(case)
+    with session_scope() as session:
+        bundle = export_bundle(session, case_type, case_id)
+    if not bundle["events"]:
+        typer.echo(f"Aucun événement pour le dossier {case}.", err=True)
+        raise typer.Exit(1)
+    target = output or Path(f"audit-{case_type}-{case_id}.json")
+    target.write_text(json.dumps(bundle, ensure_ascii=False, indent=1, default=str))
+    typer.echo(f"Paquet écrit : {target} ({len(bundle['events'])} événements)")
+
+
+@audit_app.command("verify-bundle")
+def audit_verify_bundle(
+    bundle: Path = typer.Argument(..., help="Paquet écrit par `clsm audit export`"),
+    public_key: str = typer.Option("", help="Clé publique attendue (hexadécimal)"),
+) -> None:
+    """Vérifie un paquet d'audit hors ligne (sans base ni clé d'audit)."""
+    import json
+
+    from models.core.checkpoints import verify_bundle
+
+    try:
+        content = json.loads(bundle.read_text())
+    except (OSError, ValueError):
+        typer.echo(f"Paquet illisible : {bundle}", err=True)
+        raise typer.Exit(2) from None
+    problems = verify_bundle(content, public_key or None)
+    if problems:
+        for problem in problems:
+            typer.echo(f"PAQUET NON CONFORME — {problem}", err=True)
+        raise typer.Exit(1)
+    typer.echo(
+        f"Paquet intègre : dossier {content['case']}, {len(content['events'])} événements, "
+        f"{len(content['checkpoints'])} points de contrôle, clé publique {content['public_key']}."
+    )
 
 
 @clock_app.command("show")
@@ -75,10 +160,14 @@ def clock_show() -> None:
     from models.core import clock
     from models.core.db import session_scope
     from models.core.settings import get_settings
+    from service.labels import french_duration
 
     with session_scope() as session:
         moment, delta = clock.now(session), clock.offset(session)
-    typer.echo(f"{moment.astimezone(get_settings().tz):%d/%m/%Y %H:%M} (décalage {delta})")
+    typer.echo(
+        f"{moment.astimezone(get_settings().tz):%d/%m/%Y %H:%M} "
+        f"(décalage : {french_duration(delta)})"
+    )
 
 
 @clock_app.command("advance")
@@ -231,6 +320,35 @@ def users_add(
     typer.echo(f"Compte créé : {address} ({chosen.value}).")
 
 
+@users_app.command("password")
+def users_password(
+    email: str,
+    password: str = typer.Option(
+        ..., prompt="Nouveau mot de passe", hide_input=True, confirmation_prompt=True
+    ),
+) -> None:
+    """Change le mot de passe d'un compte et met fin à toutes ses sessions."""
+    from sqlmodel import select
+
+    from models.core.access import revoke_user_sessions
+    from models.core.db import session_scope
+    from models.core.people import User
+    from service.security import hash_password
+
+    if len(password) < 12:
+        typer.echo("Mot de passe trop court (12 caractères au moins).", err=True)
+        raise typer.Exit(2)
+    with session_scope() as session:
+        user = session.exec(select(User).where(User.email == email.strip().lower())).first()
+        if user is None or user.id is None:
+            typer.echo(f"Aucun compte pour {email}.", err=True)
+            raise typer.Exit(1)
+        user.password_hash = hash_password(password)
+        session.add(user)
+        ended = revoke_user_sessions(session=session, user_id=user.id)
+    typer.echo(f"Mot de passe changé ; {ended} session(s) fermée(s).")
+
+
 @users_app.command("token")
 def users_token(email: str) -> None:
     """Crée un nouveau jeton d'API pour un compte (l'ancien cesse de fonctionner)."""
@@ -264,7 +382,8 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(0)) ->
         factory=True,
         host=host,
         port=bind_port,
-        proxy_headers=True,
+        # the client's address is read by the service from CLSM_TRUSTED_PROXIES only
+        proxy_headers=False,
         log_level="info",
     )
 
@@ -293,11 +412,15 @@ def setup(block: bool = typer.Option(True, help="Rester actif après la mise en 
         raise typer.Exit(1)
     ensure_work_pool()
     deploy_all(PROJECT_DIR)
+    from models.core.settings import Environment
     from service.demo import load_demo, load_immersion_demo, load_saisine_demo
 
-    typer.echo(load_demo())
-    typer.echo(load_saisine_demo())
-    typer.echo(load_immersion_demo())
+    if settings.env is Environment.PRODUCTION:
+        typer.echo("Production : aucune donnée ni aucun compte de démonstration.")
+    else:
+        typer.echo(load_demo())
+        typer.echo(load_saisine_demo())
+        typer.echo(load_immersion_demo())
     typer.echo(
         "\n================ CLSM prêt ================\n"
         f"  Coordination      : {settings.base_url}/  (compte du service)\n"
@@ -335,28 +458,61 @@ def purge_command() -> None:
     )
 
 
-@app.command("backup")
-def backup_command(destination: Path = typer.Argument(..., help="Fichier de sauvegarde")) -> None:
-    """Sauvegarde cohérente de la base de l'application, même en fonctionnement."""
-    from models.core.backup import backup
+def _database_urls(with_prefect: bool) -> dict[str, str]:
+    """The app database and, if asked, Prefect's (PREFECT_SERVER_DATABASE_CONNECTION_URL,
+    or Prefect's SQLite file under PREFECT_HOME, when it exists)."""
+    from sqlalchemy.engine import make_url
+
     from models.core.settings import get_settings
 
-    path = backup(get_settings().db_url, destination)
+    urls = {"app": get_settings().db_url}
+    if with_prefect:
+        from prefect.settings import get_current_settings
+
+        current = get_current_settings()
+        secret = current.server.database.connection_url
+        url = secret.get_secret_value() if secret else f"sqlite:///{current.home}/prefect.db"
+        if not url.startswith("sqlite") or Path(make_url(url).database or "").exists():
+            urls["prefect"] = url
+        else:
+            typer.echo(f"Base de Prefect absente ({url}) : non sauvegardée.", err=True)
+    return urls
+
+
+PREFECT_OPTION = typer.Option(True, "--prefect/--sans-prefect", help="Avec la base de Prefect")
+
+
+@app.command("backup")
+def backup_command(
+    destination: Path = typer.Argument(..., help="Fichier de sauvegarde"),
+    prefect: bool = PREFECT_OPTION,
+) -> None:
+    """Sauvegarde cohérente des bases (application et Prefect), même en fonctionnement."""
+    from models.core.backup import backup_installation
+
+    path = backup_installation(_database_urls(prefect), destination)
     typer.echo(f"Sauvegarde écrite : {path}")
 
 
 @app.command("restore")
-def restore_command(snapshot: Path = typer.Argument(..., help="Fichier de sauvegarde")) -> None:
-    """Restaure la base de l'application depuis une sauvegarde (installation arrêtée)."""
-    from models.core.backup import restore
-    from models.core.settings import get_settings
+def restore_command(
+    snapshot: Path = typer.Argument(..., help="Fichier de sauvegarde"),
+    prefect: bool = PREFECT_OPTION,
+) -> None:
+    """Restaure les bases depuis une sauvegarde (installation arrêtée, serveur Prefect compris)."""
+    from models.core.backup import restore_installation
 
     if not snapshot.exists():
         typer.echo(f"Sauvegarde introuvable : {snapshot}", err=True)
         raise typer.Exit(1)
-    restore(get_settings().db_url, snapshot)
+    restored = restore_installation(_database_urls(prefect), snapshot)
     migrate()
-    typer.echo("Base restaurée ; les dossiers ouverts reprennent au prochain tick.")
+    names = {"app": "application", "prefect": "Prefect"}
+    typer.echo(
+        "Base(s) restaurée(s) : "
+        + ", ".join(names[p] for p in restored)
+        + " ; les dossiers ouverts reprennent au prochain passage du tick."
+    )
 
 
 def main() -> None:  # pragma: no cover - console entry

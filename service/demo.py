@@ -3,131 +3,63 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session, select
 
+from models.core.audit import Actor
 from models.core.db import session_scope
+from models.core.directory import ClsmCreate, create_clsm
 from models.core.enums import Role
-from models.core.people import Clsm, Contact, Organisation, Partnership, User
-from models.core.settings import get_settings
+from models.core.people import Clsm, Organisation, User
+from models.core.settings import Environment, get_settings
 from models.saisine.intake import SaisineIntake
 
 DEMO_PASSWORD = "demo-clsm-2026"
 
-ORGANISATIONS: list[tuple[str, str, str, bool, list[tuple[str, str, str]]]] = [
-    (
-        "CCAS de Poitiers",
-        "CCAS",
-        "action sociale",
-        True,
-        [("Claire Martin", "claire.martin@ccas.example", "Responsable du pôle santé")],
-    ),
-    (
-        "Centre hospitalier Henri Laborit",
-        "CHL",
-        "psychiatrie",
-        True,
-        [
-            ("Dr Paul Bernard", "paul.bernard@chl.example", "Psychiatre"),
-            ("Inès Moreau", "ines.moreau@chl.example", "Coordinatrice de parcours"),
-        ],
-    ),
-    (
-        "Département de la Vienne",
-        "Département",
-        "action sociale",
-        True,
-        [("Sophie Petit", "sophie.petit@vienne.example", "Assistante sociale de secteur")],
-    ),
-    (
-        "Dispositif d'appui à la coordination",
-        "DAC-PTA",
-        "coordination",
-        True,
-        [("Julien Roux", "julien.roux@dac.example", "Coordinateur")],
-    ),
-    (
-        "ICF Habitat Atlantique",
-        "ICF Habitat",
-        "bailleur social",
-        False,
-        [("Nadia Fontaine", "nadia.fontaine@icf.example", "Chargée de gestion sociale")],
-    ),
-    (
-        "UDAF de la Vienne",
-        "UDAF",
-        "protection des majeurs",
-        False,
-        [("Marc Girard", "marc.girard@udaf.example", "Mandataire judiciaire")],
-    ),
-    (
-        "Ekidom",
-        "Ekidom",
-        "bailleur social",
-        False,
-        [("Léa Lambert", "lea.lambert@ekidom.example", "Conseillère sociale")],
-    ),
-    (
-        "Maison départementale des personnes handicapées",
-        "MDPH",
-        "handicap",
-        False,
-        [("Hugo Lefèvre", "hugo.lefevre@mdph.example", "Référent insertion")],
-    ),
+
+class DemoRefused(RuntimeError):
+    """Demo data and accounts are never created in production."""
+
+
+# Development only: `clsm setup` does not create them in production, and the service
+# refuses them there (and any account whose password is the demo one). People's names:
+# the audit trail names whoever decides in the Prefect UI.
+DEMO_ACCOUNTS: list[tuple[str, str, Role]] = [
+    ("coordination@clsm-poitiers.example", "Hélène Garnier", Role.COORDINATOR),
+    ("audit@clsm-poitiers.example", "Martine Roche", Role.AUDITOR),
+    ("admin@clsm.example", "Yves Lemoine", Role.ADMIN),
 ]
 
 
+def is_demo_login(email: str, password: str) -> bool:
+    return password == DEMO_PASSWORD or email in {a[0] for a in DEMO_ACCOUNTS}
+
+
+DEMO_DIRECTORY = Path(__file__).parent / "demo_data" / "poitiers-annuaire.csv"
+"""The Poitiers network (structures, contacts, conventions), loaded through the import."""
+
+
 def _ensure_people(session: Session, clsm: Clsm) -> None:
+    """The network, imported from the demo spreadsheet as a coordinator would (a second
+    load finds every line unchanged and writes nothing)."""
+    from models.core.directory_sheet import import_file
+
     assert clsm.id is not None
-    for name, short, kind, permanent, contacts in ORGANISATIONS:
-        org = session.exec(
-            select(Organisation).where(Organisation.clsm_id == clsm.id, Organisation.name == name)
-        ).first()
-        if org is None:
-            org = Organisation(
-                clsm_id=clsm.id,
-                name=name,
-                short_name=short,
-                kind=kind,
-                permanent_member=permanent,
-                address="Poitiers",
-            )
-            session.add(org)
-            session.flush()
-            assert org.id is not None
-            session.add(
-                Partnership(
-                    clsm_id=clsm.id,
-                    organisation_id=org.id,
-                    starts_on=date(2023, 1, 1),
-                    ends_on=date(2027, 12, 31),
-                )
-            )
-            session.add(
-                Partnership(
-                    clsm_id=clsm.id,
-                    organisation_id=org.id,
-                    starts_on=date(2018, 6, 1),
-                    ends_on=date(2022, 12, 31),
-                )
-            )
-            for contact_name, email, function in contacts:
-                session.add(
-                    Contact(
-                        organisation_id=org.id, name=contact_name, email=email, function=function
-                    )
-                )
+    import_file(
+        session=session,
+        clsm_id=clsm.id,
+        filename=DEMO_DIRECTORY.name,
+        content=DEMO_DIRECTORY.read_bytes(),
+        actor=Actor.system("démonstration"),
+    )
 
 
 def _ensure_users(session: Session, clsm: Clsm) -> None:
     from service.security import hash_password
 
-    for email, name, role in [
-        ("coordination@clsm-poitiers.example", "Coordination du CLSM", Role.COORDINATOR),
-        ("audit@clsm-poitiers.example", "Auditrice", Role.AUDITOR),
-        ("admin@clsm.example", "Administration", Role.ADMIN),
-    ]:
+    for email, name, role in DEMO_ACCOUNTS:
         if session.exec(select(User).where(User.email == email)).first() is None:
             session.add(
                 User(
@@ -142,17 +74,22 @@ def _ensure_users(session: Session, clsm: Clsm) -> None:
 
 def load_demo() -> str:
     """Create the demo CLSM, structures, contacts, conventions and accounts if missing."""
+    if get_settings().env is Environment.PRODUCTION:
+        raise DemoRefused("Données de démonstration refusées en production.")
     with session_scope() as session:
         clsm = session.exec(select(Clsm).where(Clsm.slug == "poitiers")).first()
         if clsm is None:
-            clsm = Clsm(
-                slug="poitiers",
-                name="CLSM de Poitiers",
-                coordinator_name="Coordination du CLSM",
-                coordinator_email="coordination@clsm-poitiers.example",
+            clsm = create_clsm(
+                session=session,
+                data=ClsmCreate(
+                    slug="poitiers",
+                    name="CLSM de Poitiers",
+                    territory="Ville de Poitiers",
+                    coordinator_name="Coordination du CLSM",
+                    coordinator_email="coordination@clsm-poitiers.example",
+                ),
+                actor=Actor.system("démonstration"),
             )
-            session.add(clsm)
-            session.flush()
         _ensure_people(session, clsm)
         _ensure_users(session, clsm)
     return (
@@ -198,13 +135,13 @@ def _demo_session(today: date) -> Any:
     from datetime import datetime, time, timedelta
 
     from models.core.settings import get_settings
-    from models.immersion import domain as im
+    from models.immersion.tables import ImmersionSessionCreate
 
     tz = get_settings().tz
     prep = datetime.combine(today + timedelta(days=21), time(9), tz)
     window_start = prep.date() + timedelta(days=7)
     restitution = datetime.combine(window_start + timedelta(days=40), time(14), tz)
-    return im.ImmersionSessionCreate(
+    return ImmersionSessionCreate(
         clsm_slug="poitiers",
         title=DEMO_SESSION_TITLE,
         structures=DEMO_HOSTS,
@@ -248,30 +185,39 @@ def load_immersion_demo(run_env: dict[str, str] | None = None) -> str:
 
     from models.core import clock
     from models.core.audit import Actor
-    from models.immersion import domain as im
+    from models.immersion.call import (
+        ApplicationForm,
+        attach_run,
+        close_call_now,
+        create_session,
+        open_call,
+        submit_application,
+    )
+    from models.immersion.common import find_organisation, get_session
+    from models.immersion.tables import ImmersionSession
 
     actor = Actor.system("demo")
     with session_scope() as session:
         row = session.exec(
-            select(im.ImmersionSession).where(im.ImmersionSession.title == DEMO_SESSION_TITLE)
+            select(ImmersionSession).where(ImmersionSession.title == DEMO_SESSION_TITLE)
         ).first()
         if row is not None and row.flow_run_id != "demo-pending":
             return f"Session de démonstration déjà lancée (run {row.flow_run_id})."
         if row is None:
             data = _demo_session(clock.now(session).astimezone(get_settings().tz).date())
-            row = im.create_session(
+            row = create_session(
                 session=session, data=data, flow_run_id="demo-pending", actor=actor
             )
-            im.open_call(session=session, row=row, actor=actor)
+            open_call(session=session, row=row, actor=actor)
             for n, (name, home, function) in enumerate(DEMO_APPLICANTS):
-                org = im.find_organisation(session, row.clsm_id, home)
+                org = find_organisation(session, row.clsm_id, home)
                 assert org is not None and org.id is not None
                 hosts = [h for h in DEMO_HOSTS if h != home]
-                im.submit_application(
+                submit_application(
                     session=session,
                     row=row,
                     organisation_id=org.id,
-                    form=im.ApplicationForm(
+                    form=ApplicationForm(
                         name=name,
                         email=_email(name, home),
                         function=function,
@@ -284,7 +230,7 @@ def load_immersion_demo(run_env: dict[str, str] | None = None) -> str:
                     ),
                     actor=actor,
                 )
-            im.close_call_now(session=session, row=row, actor=actor)
+            close_call_now(session=session, row=row, actor=actor)
         data = _demo_session(row.call_opens_on)
         session_id = row.id
     assert session_id is not None
@@ -304,9 +250,9 @@ def load_immersion_demo(run_env: dict[str, str] | None = None) -> str:
         )
     )
     with session_scope() as session:
-        im.attach_run(
+        attach_run(
             session=session,
-            row=im.get_session(session, session_id),
+            row=get_session(session, session_id),
             flow_run_id=str(run.id),
             actor=actor,
         )
@@ -397,11 +343,6 @@ SAISINES_2022: list[dict[str, object]] = [
 ]
 
 # Structures invited to the cell in 2022, with their conventions (seed 003).
-INVITED_2022 = [
-    ("Un chez Soi d'Abord", "logement accompagné", "Camille Durand", "camille.durand@ucsd.example"),
-    ("Service social du CHU", "hôpital", "Élodie Faure", "elodie.faure@chu.example"),
-    ("Cadre des urgences du CHU", "hôpital", "Thomas Blanc", "thomas.blanc@chu.example"),
-]
 
 
 def _org_by_label(session: Session, clsm_id: int, label: str) -> Organisation:
@@ -415,28 +356,6 @@ def _org_by_label(session: Session, clsm_id: int, label: str) -> Organisation:
     ).first()
     assert org is not None, label
     return org
-
-
-def _ensure_invited(session: Session, clsm: Clsm) -> None:
-    assert clsm.id is not None
-    for name, kind, person, email in INVITED_2022:
-        if session.exec(
-            select(Organisation).where(Organisation.clsm_id == clsm.id, Organisation.name == name)
-        ).first():
-            continue
-        org = Organisation(clsm_id=clsm.id, name=name, short_name=name, kind=kind)
-        session.add(org)
-        session.flush()
-        assert org.id is not None
-        for start, end in [
-            (date(2018, 6, 1), date(2022, 12, 31)),
-            (date(2023, 1, 1), date(2027, 12, 31)),
-        ]:
-            session.add(
-                Partnership(clsm_id=clsm.id, organisation_id=org.id, starts_on=start, ends_on=end)
-            )
-        session.add(Contact(organisation_id=org.id, name=person, email=email, function="Référent"))
-    session.flush()
 
 
 def _demo_intake(referrer: str, day: date) -> SaisineIntake:
@@ -594,7 +513,6 @@ def load_saisine_demo(start_open_run: bool = True) -> str:
             )
         ).first()
         if done_2022 is None:
-            _ensure_invited(session, clsm)
             before = clock.offset(session)
             first_mail = (
                 session.exec(

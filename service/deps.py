@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import defaultdict, deque
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -15,16 +13,13 @@ from fastapi.templating import Jinja2Templates
 from sqlmodel import Session, select
 
 from models.core import db
+from models.core.access import clear_failures, failures_since, find_session, record_failure
 from models.core.audit import Actor
 from models.core.enums import Channel, Role
 from models.core.people import User
 from models.core.settings import get_settings
-from service.security import (
-    SESSION_COOKIE,
-    api_token_hash,
-    csrf_matches,
-    read_session_cookie,
-)
+from service.labels import rating
+from service.security import SESSION_COOKIE, api_token_hash, csrf_matches
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
@@ -37,6 +32,7 @@ def _paris(value: datetime | None, fmt: str = "%d/%m/%Y %H:%M") -> str:
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 templates.env.filters["paris"] = _paris
+templates.env.filters["rating"] = rating
 
 
 def get_session() -> Iterator[Session]:
@@ -59,38 +55,47 @@ class RateLimited(Exception):
 
 
 class FailureLimiter:
-    """Counts failures per key in a sliding window; too many → RateLimited."""
+    """Counts failures per key in a sliding window; too many → RateLimited.
 
-    def __init__(self, limit: int, window_seconds: float) -> None:
+    The counts live in the app database (models.core.access), so every service process
+    enforces the same limit.
+    """
+
+    def __init__(self, limit: int, window_seconds: float, scope: str) -> None:
         self.limit = limit
         self.window = window_seconds
-        self._hits: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
+        self.scope = scope
 
-    def _prune(self, key: str, moment: float) -> deque[float]:
-        hits = self._hits[key]
-        while hits and hits[0] <= moment - self.window:
-            hits.popleft()
-        return hits
+    def _bucket(self, key: str) -> str:
+        return f"{self.scope}:{key}"[:200]
 
     def check(self, key: str) -> None:
-        with self._lock:
-            moment = time.monotonic()
-            hits = self._prune(key, moment)
-            if len(hits) >= self.limit:
-                raise RateLimited(int(hits[0] + self.window - moment) + 1)
+        with db.session_scope() as session:
+            count, oldest = failures_since(session, self._bucket(key), self.window)
+        if count >= self.limit:
+            raise RateLimited(max(1, int(oldest + self.window - time.time()) + 1))
 
     def fail(self, key: str) -> None:
-        with self._lock:
-            self._prune(key, time.monotonic()).append(time.monotonic())
+        with db.session_scope() as session:
+            record_failure(session=session, bucket=self._bucket(key), window=self.window)
 
     def reset(self) -> None:
-        with self._lock:
-            self._hits.clear()
+        with db.session_scope() as session:
+            clear_failures(session=session, prefix=f"{self.scope}:")
 
 
 def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "inconnu"
+    """The client's address: the peer's, or, when the peer is one of CLSM_TRUSTED_PROXIES,
+    the last address of X-Forwarded-For that is not itself a trusted proxy."""
+    peer = request.client.host if request.client else "inconnu"
+    proxies = get_settings().proxies
+    if peer not in proxies:
+        return peer
+    chain = [a.strip() for a in request.headers.get("x-forwarded-for", "").split(",")]
+    for address in reversed([a for a in chain if a]):
+        if address not in proxies:
+            return address
+    return peer
 
 
 def limiter(request: Request, name: str) -> FailureLimiter:
@@ -125,13 +130,13 @@ def optional_user(request: Request, session: SessionDep) -> User | None:
             return user
         return None
     cookie = request.cookies.get(SESSION_COOKIE, "")
-    found = read_session_cookie(cookie) if cookie else None
+    found = find_session(session, cookie) if cookie else None
     if found is None:
         return None
-    user = session.get(User, found[0])
+    user = session.get(User, found.user_id)
     if user is None or not user.active:
         return None
-    request.state.csrf = found[1]
+    request.state.csrf = found.csrf
     return user
 
 

@@ -35,12 +35,13 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from models.core import db
+from models.core.access import find_session
 from models.core.enums import Role
 from models.core.gateway import GatewayAction, GatewayKind, record_gateway_action
 from models.core.people import Clsm, User
 from models.core.settings import get_settings
 from service.deps import LoginRequired
-from service.security import SESSION_COOKIE, read_session_cookie
+from service.security import SESSION_COOKIE
 
 PREFIX = "/prefect"
 API_PREFIX = f"{PREFIX}/api"
@@ -115,11 +116,13 @@ class Visitor:
 def _visitor_of(cookie: str) -> Visitor | None:
     """The account of a session cookie, read in a short transaction of its own (the
     gateway never holds the database while a request to Prefect is under way)."""
-    found = read_session_cookie(cookie) if cookie else None
-    if found is None:
+    if not cookie:
         return None
     with Session(db.get_engine(), expire_on_commit=False) as session:
-        user = session.get(User, found[0])
+        found = find_session(session, cookie)
+        if found is None:
+            return None
+        user = session.get(User, found.user_id)
         if user is None or not user.active:
             return None
         if user.role is Role.ADMIN:

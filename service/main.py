@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import gc
+import logging
+import re
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import models.catalogue  # noqa: F401  (every table)
 from models.core.settings import Environment, get_settings
-from service.deps import FailureLimiter, templates
+from service.deps import FailureLimiter, current_user, optional_user, templates
 from service.errors import install_error_handlers, problem_response
 from service.gateway import PREFIX as PREFECT_PREFIX
 
@@ -38,6 +41,7 @@ PREFECT_UI_CSP = (
     "connect-src 'self' {sockets}; form-action 'self'; frame-ancestors 'none'; "
     "base-uri 'self'; object-src 'none'"
 )
+STATIC_PATHS = ("/static/", "/docs/assets/")
 
 
 class SecurityHeaders:
@@ -71,7 +75,12 @@ class SecurityHeaders:
                     (b"referrer-policy", b"no-referrer"),
                     (b"cross-origin-opener-policy", b"same-origin"),
                 ]
-                message["headers"] = [*message.get("headers", []), *extra]
+                headers = list(message.get("headers", []))
+                if not path.startswith(STATIC_PATHS):
+                    # pages and API answers may show personal data: no cache keeps them
+                    headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+                    extra.append((b"cache-control", b"no-store"))
+                message["headers"] = [*headers, *extra]
             await send(message)
 
         headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
@@ -108,11 +117,54 @@ class BodyTooLarge(Exception):
     pass
 
 
+_LINK_PATH = re.compile(r"/r/[^/\s?#\"']+")
+
+
+def redact_links(text: str) -> str:
+    """A partner link's token is its holder's key: logs show `/r/<redacted>`."""
+    return _LINK_PATH.sub("/r/<redacted>", text)
+
+
+class RedactLinkTokens(logging.Filter):
+    """Rewrites the records of a logger (the access log) so that no link token is written."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact_links(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_links(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
+
+
+TOKEN_LOGGERS = ("uvicorn.access", "uvicorn.error", "httpx", "clsm.service")
+
+
+def _redact_logs() -> None:
+    for name in TOKEN_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactLinkTokens) for f in logger.filters):
+            logger.addFilter(RedactLinkTokens())
+
+
 def create_app() -> FastAPI:
     from service import gateway
-    from service.routes import api, auth, cases, dev, history, links, reports, sessions
+    from service.routes import (
+        api,
+        auth,
+        cases,
+        dev,
+        directory,
+        directory_api,
+        history,
+        links,
+        reports,
+        sessions,
+    )
 
     settings = get_settings()
+    _redact_logs()
     app = FastAPI(
         title="CLSM — moteur de processus",
         description=(
@@ -123,12 +175,14 @@ def create_app() -> FastAPI:
         version="0.1.0",
         docs_url=None,  # served below from local assets
         redoc_url=None,
+        openapi_url=None,  # served below: behind login in production
         openapi_tags=[
             {"name": "liens", "description": "Étapes des partenaires, par lien à usage unique"},
             {"name": "comptes", "description": "Connexion des coordinations, audits, admins"},
             {"name": "dossiers", "description": "Liste et pages des dossiers"},
             {"name": "historique", "description": "Historique audité de chaque dossier"},
             {"name": "rapports", "description": "Bilans annuels et de session"},
+            {"name": "annuaire", "description": "Structures, contacts, conventions du réseau"},
             {"name": "api", "description": "API JSON (jeton porteur)"},
             {"name": "développement", "description": "Outils hors production"},
             {"name": "système", "description": "État du service"},
@@ -136,8 +190,16 @@ def create_app() -> FastAPI:
     )
     app.state.base_url = settings.base_url
     app.state.limiters = {
-        "links": FailureLimiter(limit=20, window_seconds=600),
-        "login": FailureLimiter(limit=10, window_seconds=900),
+        # unknown link tokens, per client address
+        "links": FailureLimiter(limit=20, window_seconds=600, scope="links"),
+        # refused answers and renewal requests, per link (a NAT shares one address)
+        "link": FailureLimiter(limit=10, window_seconds=600, scope="link"),
+        # wrong passwords: per address, and per account whatever the address
+        "login": FailureLimiter(limit=30, window_seconds=900, scope="login"),
+        "account": FailureLimiter(limit=10, window_seconds=900, scope="account"),
+        # applications through a call link, per link and per address
+        "apply-link": FailureLimiter(limit=10, window_seconds=3600, scope="apply-link"),
+        "apply-address": FailureLimiter(limit=20, window_seconds=3600, scope="apply-address"),
     }
     install_error_handlers(app)
     app.mount(
@@ -145,14 +207,35 @@ def create_app() -> FastAPI:
     )
     swagger_ui = str(files("swagger_ui").joinpath("static"))  # Swagger UI 5, from swagger-ui-py
     app.mount("/docs/assets", StaticFiles(directory=swagger_ui), name="docs-assets")
-    for module in (links, auth, cases, sessions, history, reports, api, gateway):
+    for module in (
+        links,
+        auth,
+        cases,
+        sessions,
+        history,
+        reports,
+        directory,
+        api,
+        directory_api,
+        gateway,
+    ):
         app.include_router(module.router)
     if settings.env is not Environment.PRODUCTION:
         app.include_router(dev.router)
 
-    @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
+    production = settings.env is Environment.PRODUCTION
+    # in production the API's map is for people with an account only
+    docs_reader = current_user if production else optional_user
+
+    reader = [Depends(docs_reader)]
+
+    @app.get("/docs", include_in_schema=False, response_class=HTMLResponse, dependencies=reader)
     def docs(request: Request) -> Response:
         return templates.TemplateResponse(request, "docs.html", {"title": app.title})
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=reader)
+    def openapi() -> dict[str, Any]:
+        return app.openapi()
 
     @app.get("/health", tags=["système"], summary="État du service")
     def health() -> dict[str, str]:

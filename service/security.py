@@ -8,9 +8,6 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from itsdangerous import BadSignature, URLSafeTimedSerializer
-
-from models.core.settings import get_settings
 
 _hasher = PasswordHasher()
 
@@ -30,26 +27,21 @@ def verify_password(password_hash: str, password: str) -> bool:
 
 SESSION_COOKIE = "clsm_session"
 SESSION_MAX_AGE = 12 * 3600
+# The login form's own CSRF token (double submit: cookie and hidden field), so that no other
+# site can log a browser into an account of its choosing (login CSRF).
+LOGIN_COOKIE = "clsm_login"
+
+# Checked when the account does not exist, so that a login takes the same time either way
+# (the time of an argon2 verification would otherwise tell which addresses have an account).
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(get_settings().secret_key, salt="clsm-session")
+def spend_password_time(password: str) -> None:
+    verify_password(_DUMMY_HASH, password)
 
 
-def new_session_cookie(user_id: int) -> str:
-    """Signed value of the session cookie: the user and the CSRF token of the session."""
-    return _serializer().dumps({"uid": user_id, "csrf": secrets.token_urlsafe(32)})
-
-
-def read_session_cookie(value: str) -> tuple[int, str] | None:
-    """(user id, CSRF token) of a valid, unexpired cookie, or None."""
-    try:
-        data = _serializer().loads(value, max_age=SESSION_MAX_AGE)
-    except BadSignature:
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("uid"), int):
-        return None
-    return int(data["uid"]), str(data.get("csrf", ""))
+def new_login_token() -> str:
+    return secrets.token_urlsafe(32)
 
 
 def csrf_matches(expected: str, given: str) -> bool:

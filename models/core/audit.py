@@ -1,21 +1,32 @@
-"""Append-only, hash-chained audit trail: one chain per case.
+"""Append-only, hash-chained, keyed audit trail: one chain per case.
 
-hash = sha256(prev_hash + canonical(case, seq, action, actor, time, payload_digest)).
+hash = sha256(prev_hash + canonical(case, seq, action, actor, time, payload_digest)): the
+public chain, which anyone holding the events recomputes (an exported bundle is verified
+offline so). mac = HMAC-SHA256(key, hash) with a key kept outside the database
+(CLSM_AUDIT_KEY), its id in key_id: whoever writes to the database without the key cannot
+rewrite an event and recompute the chain unseen. Signed checkpoints of the chain heads
+(models.core.checkpoints) catch even the key holder.
+
 The payload itself is only covered through its digest, so the payload can be erased at the
-end of retention (set to NULL, digest kept) and the chain still verifies. The database
-refuses UPDATE and DELETE (triggers, see migrations), except that one redaction.
+end of retention (set to NULL, digest kept, a `personal-data.erased` event written) and the
+chain still verifies; any other NULL payload is reported. The database refuses UPDATE and
+DELETE (triggers, see migrations), except that one redaction.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import os
+import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -38,8 +49,73 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from models.core import clock
 from models.core.base import UTCDateTime
 from models.core.enums import ActorKind, CaseType, Channel
+from models.core.settings import Environment, get_settings
 
 GENESIS = "0" * 64
+ERASED = "personal-data.erased"
+
+
+# -- keys ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AuditKeys:
+    """The key that seals new events, and every key (by id) that verifies old ones."""
+
+    current_id: str
+    keys: dict[str, bytes]
+
+    @property
+    def current(self) -> bytes:
+        return self.keys[self.current_id]
+
+
+def key_id(key: bytes) -> str:
+    """A key's public name: stored beside each event so that keys can rotate."""
+    return "k" + hashlib.sha256(b"clsm-audit-key:" + key).hexdigest()[:15]
+
+
+def _development_key(var_dir: Path) -> str:
+    """The key of a development or test installation: made once under var_dir (mode 0600)."""
+    path = var_dir / "audit.key"
+    if not path.exists():
+        var_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            pass
+        else:
+            with os.fdopen(descriptor, "w") as file:
+                file.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+@lru_cache(maxsize=8)
+def _keys(current: str, retired: str, var_dir: Path, production: bool) -> AuditKeys:
+    if not current:
+        if production:  # the settings refuse this already; never generate one there
+            raise RuntimeError("CLSM_AUDIT_KEY est obligatoire en production")
+        current = _development_key(var_dir)
+    every = [current.encode()] + [k.strip().encode() for k in retired.split(",") if k.strip()]
+    return AuditKeys(current_id=key_id(every[0]), keys={key_id(k): k for k in every})
+
+
+def audit_keys() -> AuditKeys:
+    settings = get_settings()
+    return _keys(
+        settings.audit_key,
+        settings.audit_retired_keys,
+        settings.var_dir.resolve(),
+        settings.env is Environment.PRODUCTION,
+    )
+
+
+def _mac(key: bytes, event_hash: str) -> str:
+    return hmac.digest(key, event_hash.encode(), "sha256").hex()
+
+
+def seal(event_hash: str, keys: AuditKeys | None = None) -> tuple[str, str]:
+    """(key_id, mac) of an event's hash under the current key."""
+    keys = keys or audit_keys()
+    return keys.current_id, _mac(keys.current, event_hash)
 
 
 @dataclass(frozen=True)
@@ -92,6 +168,8 @@ class AuditEvent(SQLModel, table=True):
     payload_digest: str = Field(max_length=64)
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+    key_id: str | None = Field(default=None, max_length=32)
+    mac: str | None = Field(default=None, max_length=64)
 
 
 # One encoder for every call: json.dumps would build a new one each time (verification
@@ -238,6 +316,7 @@ def record_event(
         hash="",
     )
     event.hash = _chain_hash(event.prev_hash, event)
+    event.key_id, event.mac = seal(event.hash)
     session.add(event)
     session.flush()
     return event
@@ -269,6 +348,8 @@ _CHAIN_FIELDS = (
     "payload_digest",
     "prev_hash",
     "hash",
+    "key_id",
+    "mac",
 )
 _CHAIN_COLUMNS = [getattr(AuditEvent, name) for name in _CHAIN_FIELDS]
 # The same columns as the database stores them: the payload as its JSON text, the time as
@@ -290,13 +371,16 @@ def _stored_columns(dialect: str) -> list[Any]:
 
 
 _HASH, _SEQ = _CHAIN_FIELDS.index("hash"), _CHAIN_FIELDS.index("seq")
+_ACTION, _PAYLOAD = _CHAIN_FIELDS.index("action"), _CHAIN_FIELDS.index("payload")
+_KEY_ID, _MAC = _CHAIN_FIELDS.index("key_id"), _CHAIN_FIELDS.index("mac")
+NULL_PAYLOAD = "contenu effacé sans événement d'effacement (personal-data.erased)"
 
 
-def _fault(row: Sequence[Any], prev: str, expected_seq: int) -> str | None:
+def _public_fault(row: Sequence[Any], prev: str, expected_seq: int) -> str | None:
     """Why this event (a row of `_CHAIN_FIELDS`, decoded or as stored) does not follow
-    `prev`, or None."""
+    `prev` in the public chain (what anyone holding the events checks), or None."""
     (case_type, case_id, seq, at, kind, label, ref, channel, action, payload, payload_digest,
-     prev_hash, event_hash) = row  # fmt: skip
+     prev_hash, event_hash) = row[:13]  # fmt: skip
     if seq != expected_seq:
         return f"numéro attendu {expected_seq} (événement manquant ?)"
     if prev_hash != prev:
@@ -309,12 +393,29 @@ def _fault(row: Sequence[Any], prev: str, expected_seq: int) -> str | None:
     return None
 
 
+def _fault(row: Sequence[Any], prev: str, expected_seq: int, keys: dict[str, bytes]) -> str | None:
+    """Why this event does not follow `prev` or does not carry its key's seal, or None."""
+    public = _public_fault(row, prev, expected_seq)
+    if public is not None:
+        return public
+    event_hash, event_key, mac = row[_HASH], row[_KEY_ID], row[_MAC]
+    if event_key is None or mac is None:
+        return "l'événement n'est pas scellé par la clé d'audit"
+    key = keys.get(event_key)
+    if key is None:
+        return f"clé d'audit inconnue : {event_key}"
+    if not hmac.compare_digest(mac, _mac(key, event_hash)):
+        return "le sceau de l'événement ne correspond pas à la clé d'audit"
+    return None
+
+
 def _verify(
     rows: Iterable[Sequence[Any]], prev: str = GENESIS, expected_seq: int = 1
 ) -> ChainBreak | None:
     """Check rows of `_CHAIN_FIELDS` of one case, ordered by seq, continuing from `prev`."""
+    keys = audit_keys().keys
     for row in rows:
-        reason = _fault(row, prev, expected_seq)
+        reason = _fault(row, prev, expected_seq, keys)
         if reason is not None:
             return ChainBreak(row[0], row[1], row[2], reason)
         prev = row[_HASH]
@@ -322,9 +423,21 @@ def _verify(
     return None
 
 
+def _unexplained_null(rows: Iterable[Sequence[Any]]) -> ChainBreak | None:
+    """The first NULL payload that no later erasure event accounts for, or None."""
+    first: Sequence[Any] | None = None
+    for row in rows:
+        if row[_ACTION] == ERASED:
+            first = None
+        elif row[_PAYLOAD] is None and first is None:
+            first = row
+    return None if first is None else ChainBreak(first[0], first[1], first[2], NULL_PAYLOAD)
+
+
 def verify_events(events: Iterable[AuditEvent]) -> ChainBreak | None:
     """Check one case's events (ordered by seq); the first broken link, or None."""
-    return _verify(tuple(getattr(e, name) for name in _CHAIN_FIELDS) for e in events)
+    rows = [tuple(getattr(e, name) for name in _CHAIN_FIELDS) for e in events]
+    return _verify(rows) or _unexplained_null(rows)
 
 
 def case_events(session: Session, case_type: str, case_id: int) -> list[AuditEvent]:
@@ -419,6 +532,9 @@ def verify_case(session: Session, case_type: str, case_id: int) -> ChainBreak | 
         broken = _verify(rows[same:], prev, seq)
         if broken is not None:
             return broken
+    erased = _unexplained_null(rows)
+    if erased is not None:
+        return erased
     _INTACT.keep(key, rows)
     return None
 
@@ -443,6 +559,8 @@ def verify_all(session: Session) -> VerifyReport:
     """
     links: dict[tuple[str, int], tuple[str, int]] = {}
     suspects: set[tuple[str, int]] = set()
+    nulls: set[tuple[str, int]] = set()  # chains with a NULL payload not yet erased
+    keys = audit_keys().keys
     events = 0
     connection = session.connection()
     rows = connection.execute(
@@ -456,10 +574,15 @@ def verify_all(session: Session) -> VerifyReport:
         if case in suspects:
             continue
         prev, seq = links.get(case, (GENESIS, 1))
-        if _fault(row, prev, seq) is None:
+        if _fault(row, prev, seq, keys) is None:
             links[case] = (row[_HASH], seq + 1)
         else:
             suspects.add(case)
+        if row[_ACTION] == ERASED:
+            nulls.discard(case)
+        elif row[_PAYLOAD] is None:
+            nulls.add(case)
+    suspects |= nulls
     breaks = [
         broken
         for case_type, case_id in sorted(suspects)
@@ -489,55 +612,109 @@ def redact_case(
         session=session,
         case_type=case_type,
         case_id=case_id,
-        action="personal-data.erased",
+        action=ERASED,
         actor=actor,
         payload={"events_erased": erased, "reason": reason},
     )
     return erased
 
 
-# The database itself refuses changes to the trail. The single allowed UPDATE is the
-# redaction: payload set to NULL, every other column unchanged.
-_SQLITE_TRIGGERS = [
-    """CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event
-    BEGIN SELECT RAISE(ABORT, 'audit_event is append-only: DELETE refused'); END""",
-    """CREATE TRIGGER audit_event_no_update BEFORE UPDATE ON audit_event
-    WHEN NOT (NEW.payload IS NULL AND NEW.id = OLD.id AND NEW.case_type = OLD.case_type
-              AND NEW.case_id = OLD.case_id AND NEW.seq = OLD.seq AND NEW.at = OLD.at
-              AND NEW.actor_kind = OLD.actor_kind AND NEW.actor_label = OLD.actor_label
-              AND NEW.actor_ref = OLD.actor_ref AND NEW.channel = OLD.channel
-              AND NEW.action = OLD.action AND NEW.payload_digest = OLD.payload_digest
-              AND NEW.prev_hash = OLD.prev_hash AND NEW.hash = OLD.hash)
-    BEGIN SELECT RAISE(ABORT, 'audit_event is append-only: UPDATE refused'); END""",
-]
+def seal_existing(connection: Connection) -> int:
+    """Seal the events written before the trail was keyed (the migration that added the
+    key calls this once, its triggers off): each chain is first verified as it was, so a
+    chain already broken stops the migration instead of being sealed as if intact."""
+    columns = _stored_columns(connection.dialect.name)[: _HASH + 1]
+    rows = connection.execute(
+        sa_select(col(AuditEvent.id), *columns).order_by(
+            col(AuditEvent.case_type), col(AuditEvent.case_id), col(AuditEvent.seq)
+        )
+    ).all()
+    keys = audit_keys()
+    sealed: list[dict[str, Any]] = []
+    case: tuple[str, int] | None = None
+    prev, seq = GENESIS, 1
+    for event_id, *row in rows:
+        if (row[0], row[1]) != case:
+            case, prev, seq = (row[0], row[1]), GENESIS, 1
+        reason = _public_fault(row, prev, seq)
+        if reason is not None:
+            raise RuntimeError(
+                f"Migration arrêtée : {ChainBreak(row[0], row[1], row[2], reason)} ; "
+                "le journal doit être examiné avant d'être scellé."
+            )
+        key, mac = seal(row[_HASH], keys)
+        sealed.append({"event_id": event_id, "key_id": key, "mac": mac})
+        prev, seq = row[_HASH], seq + 1
+    if sealed:
+        connection.execute(
+            update(AuditEvent)
+            .where(col(AuditEvent.id) == bindparam("event_id"))
+            .values(key_id=bindparam("key_id"), mac=bindparam("mac")),
+            sealed,
+        )
+    return len(sealed)
 
-_POSTGRES_TRIGGERS = [
-    """CREATE OR REPLACE FUNCTION audit_event_guard() RETURNS trigger AS $$
+
+# The database itself refuses changes to the trail. The single allowed UPDATE is the
+# redaction: payload set to NULL, every other column unchanged (verify then requires an
+# erasure event after it). The columns guarded by each revision of the triggers:
+_GUARDED_V1 = (
+    "id", "case_type", "case_id", "seq", "at", "actor_kind", "actor_label", "actor_ref",
+    "channel", "action", "payload_digest", "prev_hash", "hash",
+)  # fmt: skip
+GUARDED_COLUMNS = (*_GUARDED_V1, "key_id", "mac")
+
+
+def _sqlite_triggers(columns: Sequence[str]) -> list[str]:
+    unchanged = " AND ".join(f"NEW.{c} IS OLD.{c}" if c in ("key_id", "mac") else
+                             f"NEW.{c} = OLD.{c}" for c in columns)  # fmt: skip
+    return [
+        """CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event
+    BEGIN SELECT RAISE(ABORT, 'audit_event is append-only: DELETE refused'); END""",
+        f"""CREATE TRIGGER audit_event_no_update BEFORE UPDATE ON audit_event
+    WHEN NOT (NEW.payload IS NULL AND {unchanged})
+    BEGIN SELECT RAISE(ABORT, 'audit_event is append-only: UPDATE refused'); END""",
+    ]
+
+
+def _postgres_triggers(columns: Sequence[str]) -> list[str]:
+    new = ", ".join(f"NEW.{c}" for c in columns)
+    old = ", ".join(f"OLD.{c}" for c in columns)
+    return [
+        f"""CREATE OR REPLACE FUNCTION audit_event_guard() RETURNS trigger AS $$
     BEGIN
-      IF TG_OP = 'DELETE' THEN
-        RAISE EXCEPTION 'audit_event is append-only: DELETE refused';
+      IF TG_OP = 'DELETE' OR TG_OP = 'TRUNCATE' THEN
+        RAISE EXCEPTION 'audit_event is append-only: % refused', TG_OP;
       END IF;
-      IF NEW.payload IS NULL AND (NEW.id, NEW.case_type, NEW.case_id, NEW.seq, NEW.at,
-          NEW.actor_kind, NEW.actor_label, NEW.actor_ref, NEW.channel, NEW.action,
-          NEW.payload_digest, NEW.prev_hash, NEW.hash)
-         IS NOT DISTINCT FROM (OLD.id, OLD.case_type, OLD.case_id, OLD.seq, OLD.at,
-          OLD.actor_kind, OLD.actor_label, OLD.actor_ref, OLD.channel, OLD.action,
-          OLD.payload_digest, OLD.prev_hash, OLD.hash) THEN
+      IF NEW.payload IS NULL AND ({new}) IS NOT DISTINCT FROM ({old}) THEN
         RETURN NEW;
       END IF;
       RAISE EXCEPTION 'audit_event is append-only: UPDATE refused';
     END $$ LANGUAGE plpgsql""",
-    """CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE ON audit_event
+        """CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE ON audit_event
     FOR EACH ROW EXECUTE FUNCTION audit_event_guard()""",
-    """CREATE TRIGGER audit_event_no_truncate BEFORE TRUNCATE ON audit_event
+        """CREATE TRIGGER audit_event_no_truncate BEFORE TRUNCATE ON audit_event
     FOR EACH STATEMENT EXECUTE FUNCTION audit_event_guard()""",
-]
+    ]
 
 
-def audit_trigger_statements(dialect: str) -> list[str]:
-    """DDL that makes audit_event append-only on this database (used by the migrations)."""
+def audit_trigger_statements(dialect: str, columns: Sequence[str] = _GUARDED_V1) -> list[str]:
+    """DDL that makes audit_event append-only on this database, guarding `columns` (each
+    migration passes the columns of its time; the default is the first revision's)."""
     if dialect == "sqlite":
-        return list(_SQLITE_TRIGGERS)
+        return _sqlite_triggers(columns)
     if dialect == "postgresql":
-        return list(_POSTGRES_TRIGGERS)
+        return _postgres_triggers(columns)
     raise ValueError(f"unsupported database: {dialect}")
+
+
+def drop_trigger_statements(dialect: str) -> list[str]:
+    if dialect == "sqlite":
+        return [
+            "DROP TRIGGER IF EXISTS audit_event_no_update",
+            "DROP TRIGGER IF EXISTS audit_event_no_delete",
+        ]
+    return [
+        "DROP TRIGGER IF EXISTS audit_event_append_only ON audit_event",
+        "DROP TRIGGER IF EXISTS audit_event_no_truncate ON audit_event",
+    ]

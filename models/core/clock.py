@@ -6,7 +6,7 @@ started in new processes) sees the same time. Production refuses an offset.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlmodel import Field, Session, SQLModel
 
@@ -51,3 +51,13 @@ def advance(*, session: Session, delta: timedelta) -> datetime:
     set_offset(session=session, delta=offset(session) + delta)
     session.flush()
     return now(session)
+
+
+# Dates people give are taken between these bounds (no case lives elsewhere; beyond them,
+# converting time zones overflows).
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2099, 12, 31)
+
+
+def within_bounds(day: date) -> bool:
+    return FIRST_DAY <= day <= LAST_DAY

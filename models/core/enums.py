@@ -15,6 +15,7 @@ class CaseType(StrEnum):
     SAISINE = "saisine"
     MEETING = "meeting"
     INSTALLATION = "installation"
+    CLSM = "clsm"  # the CLSM's own chain: its directory (structures, contacts, conventions...)
 
 
 class Role(StrEnum):

@@ -10,13 +10,20 @@ class DomainError(Exception):
 
     status_code = 409
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, field: str = "") -> None:
         super().__init__(message)
         self.message = message
+        self.field = field  # the form field the refusal is about, when there is one
 
 
 class NotFound(DomainError):
     status_code = 404
+
+
+class InvalidInput(DomainError):
+    """A value a person gave cannot be taken (a date out of range, a move into the past)."""
+
+    status_code = 422
 
 
 class IllegalTransition(DomainError):

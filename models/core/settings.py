@@ -16,6 +16,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_SECRET = "dev-only-secret-key-change-me-in-production-0123456789"
 
 
+def strong_secret(value: str) -> bool:
+    """Whether a secret looks random: 32 characters at least, 12 distinct, no whitespace
+    (refuses blank keys, repeated characters and pass phrases alike)."""
+    return len(value) >= 32 and len(set(value)) >= 12 and not any(c.isspace() for c in value)
+
+
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     TEST = "test"
@@ -61,6 +67,18 @@ class Settings(BaseSettings):
     # CRASHED by tick, then handed back; runs beat every 30 s
     silent_run_seconds: int = Field(default=90, ge=40, le=3600)
     retention_years: int = Field(default=5, ge=1, le=100)
+    # the heartbeat process's pass (`python -m flows.tick`): due dates are met within it
+    tick_seconds: float = Field(default=30.0, ge=1, le=60)
+    # the audit chain's key (HMAC-SHA256), kept outside the database; generated under
+    # var_dir in development, required in production; retired keys (comma-separated) still
+    # verify the events they sealed
+    audit_key: str = ""
+    audit_retired_keys: str = ""
+    # signed checkpoints of every chain head (Ed25519), outside the database
+    checkpoint_dir: Path | None = None
+    checkpoint_key_file: Path | None = None
+    # addresses of the reverse proxies whose X-Forwarded-For is believed (comma-separated)
+    trusted_proxies: str = ""
 
     @field_validator("timezone")
     @classmethod
@@ -86,15 +104,31 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _production_secret(self) -> Settings:
-        if self.env is Environment.PRODUCTION and (
-            self.secret_key == DEV_SECRET or len(self.secret_key) < 32
+    def _production_secrets(self) -> Settings:
+        if self.env is not Environment.PRODUCTION:
+            return self
+        for variable, value in (
+            ("CLSM_SECRET_KEY", self.secret_key),
+            ("CLSM_AUDIT_KEY", self.audit_key),
         ):
-            raise ValueError(
-                "CLSM_SECRET_KEY : une clé secrète d'au moins 32 caractères "
-                "est obligatoire en production"
-            )
+            if value == DEV_SECRET or not strong_secret(value):
+                raise ValueError(
+                    f"{variable} : une clé secrète aléatoire d'au moins 32 caractères "
+                    "(dont 12 différents au moins, sans espaces) est obligatoire en production"
+                )
         return self
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.checkpoint_dir or self.var_dir / "checkpoints"
+
+    @property
+    def checkpoint_signing_key(self) -> Path:
+        return self.checkpoint_key_file or self.var_dir / "checkpoint-signing.key"
+
+    @property
+    def proxies(self) -> frozenset[str]:
+        return frozenset(p.strip() for p in self.trusted_proxies.split(",") if p.strip())
 
     @property
     def db_url(self) -> str:
@@ -112,6 +146,10 @@ class Settings(BaseSettings):
     def ui_url(self) -> str:
         """Where people open the Prefect UI: the service's gateway, never the server."""
         return f"{self.base_url}/prefect"
+
+    def run_url(self, flow_run_id: str | None) -> str:
+        """A run's page in the Prefect UI (through the gateway); "" without a run."""
+        return f"{self.ui_url}/runs/flow-run/{flow_run_id}" if flow_run_id else ""
 
     @property
     def prefect_server_url(self) -> str:

@@ -265,10 +265,17 @@ class CoordinatorAlertMail(SaisineMail):
     template: ClassVar[str] = "saisine_coordinator_alert"
     alert: Literal["consultations", "follow-up", "action"]
     names: list[str]
+    run_url: str
+    """The saisine's run in the Prefect UI, through the service's gateway."""
 
     @classmethod
     def example(cls) -> CoordinatorAlertMail:
-        return cls(reference=EXAMPLE_REFERENCE, alert="consultations", names=["DAC-PTA"])
+        return cls(
+            reference=EXAMPLE_REFERENCE,
+            alert="consultations",
+            names=["DAC-PTA"],
+            run_url="http://127.0.0.1:8000/prefect/runs/flow-run/3f2b8f0e-0000-4000-8000-000000000001",
+        )
 
 
 def alert_coordinator(
@@ -283,7 +290,12 @@ def alert_coordinator(
         session,
         saisine,
         to=coordinator(session, saisine),
-        message=CoordinatorAlertMail(reference=saisine.reference, alert=alert, names=names),
+        message=CoordinatorAlertMail(
+            reference=saisine.reference,
+            alert=alert,
+            names=names,
+            run_url=get_settings().run_url(saisine.flow_run_id),
+        ),
         dedup_key=dedup_key,
     )
 

@@ -170,8 +170,13 @@ class FollowUpAnswer(BaseModel):
     next_step: Literal["", "level1", "level2"] = Field(
         default="",
         title="Si non, quelle suite souhaitez-vous ?",
-        description="level1 : reprendre les échanges avec les partenaires ; "
-        "level2 : examen en réunion de cellule",
+        json_schema_extra={
+            "labels": {
+                "": "aucune (l'orientation a fonctionné)",
+                "level1": "reprendre les échanges avec les partenaires",
+                "level2": "examen en réunion de cellule",
+            }
+        },
     )
     comment: str = Field(default="", max_length=2000, title="Commentaire")
 

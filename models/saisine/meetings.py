@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from models.core import clock, scope
 from models.core.audit import Actor
 from models.core.calendar import local_date
+from models.core.directory import cell_members
 from models.core.errors import DomainError
 from models.core.kinds import StepKind, StepPage
 from models.core.links import StepLink
@@ -157,13 +158,8 @@ def meeting_wait_step(meeting: CellMeeting) -> str:
 
 
 def permanent_members(session: Session, clsm_id: int) -> list[Organisation]:
-    return list(
-        session.exec(
-            select(Organisation)
-            .where(Organisation.clsm_id == clsm_id, col(Organisation.permanent_member).is_(True))
-            .order_by(col(Organisation.name))
-        )
-    )
+    """The cell's active permanent members, in the directory's hosting rotation order."""
+    return cell_members(session, clsm_id)
 
 
 def proposed_host(session: Session, clsm_id: int) -> Organisation:

@@ -3,13 +3,11 @@ Décisions / Note"), then counts per level; also as CSV."""
 
 from __future__ import annotations
 
-import csv
-import io
-
 from sqlmodel import Session, select
 
 from models.core.calendar import local_date
 from models.core.settings import get_settings
+from models.core.spreadsheet import csv_text
 from models.saisine.common import (
     decision_of,
     meeting_members,
@@ -61,11 +59,6 @@ def yearly_report(session: Session, clsm_id: int, year: int) -> YearlyReport:
 
 
 def yearly_report_csv(session: Session, clsm_id: int, year: int) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";")
     report = yearly_report(session, clsm_id, year)
-    writer.writerows(report_csv_rows(report))
-    writer.writerow([])
-    for level, count in report.counts.items():
-        writer.writerow([f"Total {level.value}", str(count)])
-    return buffer.getvalue()
+    totals = [[f"Total {level.value}", str(count)] for level, count in report.counts.items()]
+    return csv_text([*report_csv_rows(report), [], *totals])

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import select
 
+from models.core.access import open_session, revoke_session
 from models.core.people import User
+from models.core.settings import Environment, get_settings
+from service.demo import is_demo_login
 from service.deps import (
     SessionDep,
     check_csrf,
@@ -19,7 +23,15 @@ from service.deps import (
     templates,
 )
 from service.errors import problem_responses
-from service.security import SESSION_COOKIE, SESSION_MAX_AGE, new_session_cookie, verify_password
+from service.security import (
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    SESSION_MAX_AGE,
+    csrf_matches,
+    new_login_token,
+    spend_password_time,
+    verify_password,
+)
 
 router = APIRouter(tags=["comptes"])
 
@@ -31,13 +43,33 @@ def _safe_next(target: str) -> str:
     return "/cases"
 
 
-def _login_page(request: Request, next_: str, email: str = "", error: str = "") -> Response:
-    return templates.TemplateResponse(
+def _login_page(
+    request: Request, next_: str, email: str = "", error: str = "", status: int = 401
+) -> Response:
+    token = new_login_token()
+    response = templates.TemplateResponse(
         request,
         "login.html",
-        page_context(request, title="Connexion", next=_safe_next(next_), email=email, error=error),
-        status_code=401 if error else 200,
+        page_context(
+            request,
+            title="Connexion",
+            next=_safe_next(next_),
+            email=email,
+            error=error,
+            login_token=token,
+        ),
+        status_code=status if error else 200,
     )
+    response.set_cookie(
+        LOGIN_COOKIE,
+        token,
+        max_age=3600,
+        httponly=True,
+        samesite="lax",
+        secure=str(request.app.state.base_url).startswith("https://"),
+        path="/login",
+    )
+    return response
 
 
 @router.get("/login", response_class=HTMLResponse, summary="Page de connexion")
@@ -58,25 +90,46 @@ def login(
     email: Annotated[str, Form(max_length=254)] = "",
     password: Annotated[str, Form(max_length=200)] = "",
     next: Annotated[str, Form(max_length=500)] = "/cases",
+    csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    """Vérifie le mot de passe (argon2) ; les échecs répétés sont limités par adresse IP."""
-    key = client_ip(request)
-    limiter(request, "login").check(key)
-    user = session.exec(select(User).where(User.email == email.strip().lower())).first()
-    if user is None or not user.active or not verify_password(user.password_hash, password):
-        limiter(request, "login").fail(key)
+    """Vérifie le mot de passe (argon2) ; les échecs répétés sont limités par adresse IP et
+    par compte ; le formulaire porte son jeton CSRF."""
+    if not csrf_matches(request.cookies.get(LOGIN_COOKIE, ""), csrf_token):
+        return _login_page(
+            request, next, email, "Formulaire expiré : saisissez à nouveau vos identifiants.", 403
+        )
+    address, account = client_ip(request), email.strip().lower()
+    limiter(request, "login").check(address)
+    limiter(request, "account").check(account)
+    user = session.exec(select(User).where(User.email == account)).first()
+    if get_settings().env is Environment.PRODUCTION and is_demo_login(account, password):
+        user = None  # demo accounts and the demo password are refused in production
+    if user is None or not user.active:
+        spend_password_time(password)  # the same time as for an existing account
+        user = None
+    elif not verify_password(user.password_hash, password):
+        user = None
+    if user is None:
+        session.rollback()  # the read ends here: the counts are written in their own transaction
+        limiter(request, "login").fail(address)
+        limiter(request, "account").fail(account)
         return _login_page(request, next, email, "Adresse électronique ou mot de passe incorrect.")
     assert user.id is not None
+    token, _ = open_session(
+        session=session, user_id=user.id, lifetime=timedelta(seconds=SESSION_MAX_AGE)
+    )
+    session.commit()
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
-        new_session_cookie(user.id),
+        token,
         max_age=SESSION_MAX_AGE,
         httponly=True,
         samesite="lax",
         secure=str(request.app.state.base_url).startswith("https://"),
         path="/",
     )
+    response.delete_cookie(LOGIN_COOKIE, path="/login")
     return response
 
 
@@ -86,8 +139,11 @@ def login(
     responses={303: {"description": "Déconnecté"}, **problem_responses(401, 403)},
     dependencies=[Depends(check_csrf)],
 )
-def logout() -> Response:
-    """Efface le cookie de session (formulaire protégé par jeton CSRF)."""
+def logout(request: Request, session: SessionDep) -> Response:
+    """Met fin à la session dans la base et efface le cookie (formulaire protégé par jeton
+    CSRF) : une copie du cookie ne sert plus à rien."""
+    revoke_session(session=session, token=request.cookies.get(SESSION_COOKIE, ""))
+    session.commit()
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

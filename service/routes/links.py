@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
-from starlette.background import BackgroundTask
+from starlette.background import BackgroundTask, BackgroundTasks
 
 from models.core.links import LinkState
 from models.core.runs import deliver_resumes
-from service.answers import LinkUnusable, StepView, renew_link, submit_step, view_step
+from notifications.send import send_now
+from service.answers import (
+    LinkUnusable,
+    StepView,
+    is_multi_use,
+    renew_link,
+    submit_step,
+    view_step,
+)
 from service.deps import SessionDep, client_ip, limiter, page_context, templates
 from service.errors import problem_responses
 
 router = APIRouter(tags=["liens"])
 
 UNUSABLE = problem_responses(404, 410, 429)
+
+
+def _link_key(token: str) -> str:
+    """A link's name in the failure counts: never the token itself."""
+    return hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
 def _unusable_page(request: Request, token: str, error: LinkUnusable) -> Response:
@@ -60,6 +75,7 @@ def show_step(request: Request, token: str, session: SessionDep) -> Response:
     try:
         view = view_step(session, token)
     except LinkUnusable as error:
+        session.rollback()  # the read ends here: a failure is counted in its own transaction
         return _unusable_page(request, token, error)
     return _step_page(request, token, view)
 
@@ -68,7 +84,7 @@ def show_step(request: Request, token: str, session: SessionDep) -> Response:
     "/r/{token}",
     response_class=HTMLResponse,
     summary="Enregistrer la réponse d'une étape",
-    responses={**UNUSABLE, **problem_responses(413, 422)},
+    responses={**UNUSABLE, **problem_responses(409, 413, 422)},
 )
 async def answer_step(request: Request, token: str) -> Response:
     """Valide le formulaire ; lien consommé, réponse et audit dans une seule transaction.
@@ -78,17 +94,31 @@ async def answer_step(request: Request, token: str) -> Response:
     injoignable (ou le service arrêté avant l'appel), elle est retentée par le `tick`.
     """
     limiter(request, "links").check(client_ip(request))
+    limiter(request, "link").check(_link_key(token))
+    # a call link takes many applications, each mailing a confirmation to the address typed:
+    # limited per link and per address so that it cannot be used to send mail
+    open_call = await run_in_threadpool(is_multi_use, token)
+    if open_call:
+        limiter(request, "apply-link").check(_link_key(token))
+        limiter(request, "apply-address").check(client_ip(request))
     form = await request.form()
     data = {key: [str(v) for v in form.getlist(key)] for key in form}
     try:
         outcome = await run_in_threadpool(submit_step, token, data)
     except LinkUnusable as error:
         return _unusable_page(request, token, error)
-    if outcome.view is not None:
-        return _step_page(request, token, outcome.view, status=422)
-    resume = (
-        BackgroundTask(deliver_resumes, [outcome.wait_id]) if outcome.wait_id is not None else None
-    )
+    if outcome.view is not None:  # refused: typing errors (422) or a rule of the domain (409)
+        limiter(request, "link").fail(_link_key(token))
+        status = 409 if outcome.view.refused else 422
+        return _step_page(request, token, outcome.view, status=status)
+    if open_call:
+        limiter(request, "apply-link").fail(_link_key(token))
+        limiter(request, "apply-address").fail(client_ip(request))
+    # after the page is sent: the run goes on, and mail the answer queued leaves at once
+    after = BackgroundTasks()
+    if outcome.wait_id is not None:
+        after.add_task(deliver_resumes, [outcome.wait_id])
+    after.add_task(send_now)
     return templates.TemplateResponse(
         request,
         "step_done.html",
@@ -97,8 +127,9 @@ async def answer_step(request: Request, token: str) -> Response:
             title="Réponse enregistrée",
             message=outcome.confirmation,
             case_label=outcome.case_label,
+            coordination=outcome.coordination,
         ),
-        background=resume,
+        background=after,
     )
 
 
@@ -111,8 +142,13 @@ async def answer_step(request: Request, token: str) -> Response:
 async def renew(request: Request, token: str) -> Response:
     """Envoie un nouveau lien à l'adresse connue du contact (jamais à une adresse saisie)."""
     limiter(request, "links").check(client_ip(request))
+    limiter(request, "link").check(_link_key(token))
+    limiter(request, "link").fail(_link_key(token))  # each renewal sends a mail: counted
     if not await run_in_threadpool(renew_link, token):
         return _unusable_page(request, token, LinkUnusable(None))
     return templates.TemplateResponse(
-        request, "link_renewed.html", page_context(request, title="Nouveau lien envoyé")
+        request,
+        "link_renewed.html",
+        page_context(request, title="Nouveau lien envoyé"),
+        background=BackgroundTask(send_now),  # the new link leaves now, not at the heartbeat
     )

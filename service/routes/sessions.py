@@ -12,12 +12,15 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
+from models.core import clock
 from models.core.enums import CaseType
-from models.core.errors import DomainError, StaleUpdate
+from models.core.errors import InvalidInput, StaleUpdate
 from models.core.runs import deliver_resumes
 from models.core.settings import get_settings
 from models.core.waits import wake_case
-from models.immersion import domain as im
+from models.immersion import changes
+from models.immersion.common import get_session
+from models.immersion.tables import ImmersionSession
 from service.casework import visible_case
 from service.deps import SessionDep, Writer, actor_of
 from service.errors import problem_responses
@@ -34,7 +37,7 @@ def _wake(session: SessionDep, session_id: int) -> list[int]:
 Version = Annotated[int, Form(ge=1, description="Version lue avec la page")]
 
 
-def _unchanged(row: im.ImmersionSession, version: int) -> im.ImmersionSession:
+def _unchanged(row: ImmersionSession, version: int) -> ImmersionSession:
     """Refuse an edit made on a page older than the last change (another coordinator)."""
     if row.version != version:
         raise StaleUpdate(f"La session « {row.title} »")
@@ -45,7 +48,12 @@ def _local(value: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise DomainError("Date et heure invalides (format attendu : AAAA-MM-JJTHH:MM).") from None
+        raise InvalidInput("Date et heure invalides (format attendu : AAAA-MM-JJTHH:MM).") from None
+    if not clock.within_bounds(moment.date()):
+        raise InvalidInput(
+            f"Date hors des bornes admises (entre le {clock.FIRST_DAY:%d/%m/%Y} "
+            f"et le {clock.LAST_DAY:%d/%m/%Y})."
+        )
     return moment if moment.tzinfo else moment.replace(tzinfo=get_settings().tz)
 
 
@@ -64,8 +72,8 @@ async def cancel_session(
 ) -> Response:
     """Annule la session : tous les invités reçoivent l'annulation de leurs rendez-vous."""
     visible_case(session, user, CaseType.SESSION.value, session_id)
-    row = _unchanged(im.get_session(session, session_id), version)
-    im.cancel_and_wake(session=session, row=row, actor=actor_of(request, user), reason=reason)
+    row = _unchanged(get_session(session, session_id), version)
+    changes.cancel_and_wake(session=session, row=row, actor=actor_of(request, user), reason=reason)
     session.commit()
     await deliver_resumes()
     return RedirectResponse(f"/cases/session/{session_id}", status_code=303)
@@ -89,8 +97,8 @@ async def move_meeting(
 ) -> Response:
     """Nouvelle date et nouveau lieu : mise à jour d'agenda envoyée à tous les invités."""
     visible_case(session, user, CaseType.SESSION.value, session_id)
-    row = _unchanged(im.get_session(session, session_id), version)
-    im.move_meeting(
+    row = _unchanged(get_session(session, session_id), version)
+    changes.move_meeting(
         session=session,
         row=row,
         meeting=meeting,

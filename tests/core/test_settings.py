@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 
@@ -31,12 +32,23 @@ def test_bad_value_names_the_variable(
     assert expected in str(raised.value.code)
 
 
-def test_production_requires_a_secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_production_requires_secrets_with_real_entropy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLSM_ENV", "production")
     with pytest.raises(ConfigurationError, match="CLSM_SECRET_KEY"):
         load_settings()
-    monkeypatch.setenv("CLSM_SECRET_KEY", "x" * 40)
-    assert load_settings().secret_key == "x" * 40
+    for weak in (" " * 32, "x" * 40, "abababababababababababababababab", "mot de passe " * 3):
+        monkeypatch.setenv("CLSM_SECRET_KEY", weak)
+        with pytest.raises(ConfigurationError, match="CLSM_SECRET_KEY"):
+            load_settings()
+    strong = secrets.token_urlsafe(32)
+    monkeypatch.setenv("CLSM_SECRET_KEY", strong)
+    with pytest.raises(ConfigurationError, match="CLSM_AUDIT_KEY"):  # no key generated there
+        load_settings()
+    monkeypatch.setenv("CLSM_AUDIT_KEY", " " * 32)
+    with pytest.raises(ConfigurationError, match="CLSM_AUDIT_KEY"):
+        load_settings()
+    monkeypatch.setenv("CLSM_AUDIT_KEY", secrets.token_urlsafe(32))
+    assert load_settings().secret_key == strong
 
 
 def test_the_command_line_stops_with_one_line() -> None:

@@ -22,6 +22,7 @@ from tests.support.service_kit import (
     World,
     actions,
     build_world,
+    login_data,
     new_link,
     register_kinds,
 )
@@ -134,7 +135,7 @@ def test_every_page_and_error_carries_the_security_headers(
     openapi = client.get("/openapi.json").json()
     paths = {p for p, ops in openapi["paths"].items() if "get" in ops}
     paths |= {"/", "/docs", "/static/style.css", "/nulle-part"}
-    client.post("/login", data={"email": world.coordinator.email, "password": PASSWORD})
+    client.post("/login", data=login_data(client, world.coordinator.email, PASSWORD))
     checked = 0
     for path in sorted(paths):
         url = (

@@ -161,6 +161,8 @@ async def test_one_saisine_from_intake_to_closure(
     mails = await channel.deliver()
     alert = _one(mails, "saisine_coordinator_alert", coordinator)
     assert "DAC-PTA" in alert["text"]
+    # straight to the waiting run, through the service's gateway (never Prefect's own port)
+    assert f'href="{get_settings().base_url}/prefect/runs/flow-run/{run_id}"' in alert["html"]
     with Session(db.get_engine()) as session:
         saisine = the_saisine(run_id)
         statuses = sorted(c.status.value for c in consultations(session, saisine))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
@@ -362,6 +365,18 @@ def test_yearly_report_csv_has_the_table_and_the_counts(session: Session, cell: 
     assert "Intervention bilatérale au domicile" in text
     assert "Total niveau 1;1" in lines and "Total urgence;1" in lines
     assert session.exec(select(OutboxMessage)).first() is not None
+
+
+def test_yearly_report_csv_carries_no_live_formula(session: Session, cell: Cell) -> None:
+    hostile = '=HYPERLINK("http://evil.example/x";"Zoé")'
+    open_saisine(
+        session=session, intake=replace(intake(), referring_structure=hostile),
+        actor=COORD,
+    )  # fmt: skip
+    text = yearly_report_csv(session, cell.clsm.id or 0, clock.now(session).year)
+    cells = [c for row in csv.reader(io.StringIO(text), delimiter=";") for c in row]
+    assert "'" + hostile in cells
+    assert not any(c.startswith(("=", "+", "-", "@")) for c in cells)
 
 
 def test_two_writers_of_the_same_saisine_cannot_both_win(db_url: str) -> None:

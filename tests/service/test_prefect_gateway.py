@@ -3,6 +3,7 @@ role and CLSM allow, and every decision made there names the person."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +13,9 @@ from uuid import UUID
 import httpx
 import pytest
 from sqlmodel import Session, select
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from models.core import db
 from models.core.audit import case_events
@@ -60,6 +64,31 @@ def listed(client: httpx.Client) -> set[str]:
     return {r["id"] for r in answer.json()}
 
 
+def events_about(client: httpx.Client) -> str:
+    """The events the account may read, as text (flow-run ids appear in their resources)."""
+    answer = client.post("/prefect/api/events/filter", json={"filter": {}, "limit": 50})
+    assert answer.status_code == 200, answer.text
+    return json.dumps(answer.json()["events"])
+
+
+def runs_filter(run_id: UUID) -> dict[str, Any]:
+    return {"flow_run_id": {"any_": [str(run_id)]}}
+
+
+@contextmanager
+def live(service: ServiceProcess, client: httpx.Client, path: str) -> Iterator[ClientConnection]:
+    """A websocket of the Prefect API through the gateway, authenticated as the UI does (the
+    UI sends no token: it has none; the gateway puts the server's secret in)."""
+    url = service.url.replace("http", "ws", 1) + f"/prefect/api/{path}"
+    cookie = f"clsm_session={client.cookies['clsm_session']}"
+    with connect(
+        url, subprotocols=[Subprotocol("prefect")], additional_headers={"Cookie": cookie}
+    ) as socket:
+        socket.send(json.dumps({"type": "auth", "token": None}))
+        assert json.loads(socket.recv(timeout=30)) == {"type": "auth_success"}
+        yield socket
+
+
 def test_roles_and_clsms_in_the_prefect_ui(prefect_stack: PrefectStack, db_url: str) -> None:
     auditor = account("auditor", "poitiers", "Paul Audit")
     other = account("coordinator", "niort", "Nora Niort")
@@ -74,6 +103,8 @@ def test_roles_and_clsms_in_the_prefect_ui(prefect_stack: PrefectStack, db_url: 
         assert anonymous.status_code == 303
         assert anonymous.headers["location"] == f"/login?next=/prefect/runs/flow-run/{run_id}"
         assert httpx.post(f"{service.url}/prefect/api/flow_runs/filter", json={}).status_code == 401
+        with pytest.raises(InvalidStatus):
+            connect(service.url.replace("http", "ws", 1) + "/prefect/api/logs/out")
 
         # the auditor sees the run, and every write is refused in French
         with logged_in(service, auditor) as client:
@@ -90,6 +121,12 @@ def test_roles_and_clsms_in_the_prefect_ui(prefect_stack: PrefectStack, db_url: 
             )
             assert cancel.status_code == 403
             assert client.delete(f"/prefect/api/flow_runs/{run_id}").status_code == 403
+            assert str(run_id) in events_about(client)
+            # live logs through the gateway's websocket, the secret added by the gateway
+            with live(service, client, "logs/out") as socket:
+                socket.send(json.dumps({"type": "filter", "filter": runs_filter(run_id)}))
+                with pytest.raises(TimeoutError):
+                    socket.recv(timeout=2)  # open and quiet: no log yet, no refusal
 
         # a coordinator of another CLSM: not listed, and by id as if it did not exist
         with logged_in(service, other) as client:
@@ -105,6 +142,11 @@ def test_roles_and_clsms_in_the_prefect_ui(prefect_stack: PrefectStack, db_url: 
                 f"/prefect/api/flow_runs/{run_id}/resume", json={"run_input": {"count": 1}}
             )
             assert resume.status_code == 404
+            assert str(run_id) not in events_about(client)
+            with live(service, client, "logs/out") as socket:
+                socket.send(json.dumps({"type": "filter", "filter": runs_filter(run_id)}))
+                with pytest.raises(ConnectionClosed):
+                    socket.recv(timeout=30)
             # the installation's settings are the admins'
             assert client.post("/prefect/api/variables/", json={"name": "x"}).status_code == 403
 
@@ -156,8 +198,20 @@ def test_a_coordinator_launches_a_saisine_of_their_own_clsm_only(
         assert "clsm:poitiers" in launched.json()["tags"]
         _sync(wait_for_state(run_id, "PAUSED", timeout=300))  # the partners form
         assert str(run_id) in listed(client)
+        cancelled = client.post(
+            f"/prefect/api/flow_runs/{run_id}/set_state", json={"state": {"type": "CANCELLING"}}
+        )
+        assert cancelled.status_code in (200, 201), cancelled.text
     saisine_row = the_saisine(run_id)
     assert saisine_row.id is not None
     with Session(db.get_engine()) as session:
         opened = case_events(session, "saisine", saisine_row.id)[0]
+        cancel = [
+            e
+            for e in case_events(session, "saisine", saisine_row.id)
+            if e.action.startswith("run.")
+        ]
     assert (opened.actor_label, opened.channel) == ("Inès Moreau (coordination)", "prefect-ui")
+    assert [(e.action, e.actor_label) for e in cancel] == [
+        ("run.cancel-requested", "Inès Moreau (coordination)")
+    ]

@@ -14,10 +14,11 @@ from typer.testing import CliRunner
 
 from models.catalogue import CASE_KINDS, STEP_KINDS
 from models.core import db
-from models.core.audit import case_events
-from models.core.enums import CaseType, Role
+from models.core.audit import Actor, case_events, record_event
+from models.core.enums import ActorKind, CaseType, Channel, Role
 from models.core.people import User
 from models.core.waits import open_wait
+from service.cli import app as cli_app
 from service.deps import FailureLimiter
 from service.main import create_app
 from service.security import SESSION_COOKIE
@@ -29,6 +30,7 @@ from tests.support.service_kit import (
     World,
     build_world,
     csrf_of,
+    login_data,
 )
 
 
@@ -49,7 +51,7 @@ def client(world: World) -> Iterator[TestClient]:
 def login(client: TestClient, user: User, password: str = PASSWORD) -> str:
     """Log in; returns the CSRF token of the session."""
     response = client.post(
-        "/login", data={"email": user.email, "password": password}, follow_redirects=False
+        "/login", data=login_data(client, user.email, password), follow_redirects=False
     )
     assert response.status_code == 303, response.text
     return csrf_of(client.get("/cases").text)
@@ -86,11 +88,11 @@ def test_anonymous_people_are_sent_to_login_and_the_api_answers_401(
 def test_login_sets_a_secure_session_cookie_and_logout_needs_csrf(
     client: TestClient, world: World
 ) -> None:
-    wrong = client.post("/login", data={"email": world.coordinator.email, "password": "non"})
+    wrong = client.post("/login", data=login_data(client, world.coordinator.email, "non"))
     assert wrong.status_code == 401 and "mot de passe incorrect" in wrong.text
     response = client.post(
         "/login",
-        data={"email": world.coordinator.email, "password": PASSWORD, "next": "//evil.example"},
+        data={**login_data(client, world.coordinator.email, PASSWORD), "next": "//evil.example"},
         follow_redirects=False,
     )
     assert response.headers["location"] == "/cases"  # never to another site
@@ -111,12 +113,100 @@ def test_a_forged_cookie_is_ignored(client: TestClient, world: World) -> None:
 
 
 def test_login_brute_force_is_rate_limited(client: TestClient, world: World) -> None:
-    client.app.state.limiters["login"] = FailureLimiter(limit=3, window_seconds=900)  # type: ignore[attr-defined]
+    client.app.state.limiters["login"] = FailureLimiter(3, 900, scope="login")  # type: ignore[attr-defined]
     for _ in range(3):
-        data = {"email": world.coordinator.email, "password": "devine"}
+        data = login_data(client, world.coordinator.email, "devine")
         assert client.post("/login", data=data).status_code == 401
-    blocked = client.post("/login", data={"email": world.coordinator.email, "password": PASSWORD})
+    blocked = client.post("/login", data=login_data(client, world.coordinator.email, PASSWORD))
     assert blocked.status_code == 429 and "Trop de tentatives" in blocked.text
+
+
+def test_logout_ends_the_session_in_the_database(client: TestClient, world: World) -> None:
+    csrf = login(client, world.coordinator)
+    copied = client.cookies[SESSION_COOKIE]
+    assert (
+        client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False).status_code == 303
+    )
+    with TestClient(client.app) as thief:  # a copy of the cookie, taken before logout
+        thief.cookies.set(SESSION_COOKIE, copied)
+        assert thief.get("/api/me").status_code == 401
+
+
+def test_a_password_change_ends_every_session(client: TestClient, world: World) -> None:
+    login(client, world.coordinator)
+    assert client.get("/api/me").status_code == 200
+    changed = CliRunner().invoke(
+        cli_app, ["users", "password", world.coordinator.email, "--password", "un-nouveau-secret"]
+    )
+    assert changed.exit_code == 0 and "1 session(s) fermée(s)" in changed.output
+    assert client.get("/api/me").status_code == 401
+    login(client, world.coordinator, "un-nouveau-secret")
+    assert client.get("/api/me").status_code == 200
+
+
+def test_login_needs_the_token_of_its_own_form(client: TestClient, world: World) -> None:
+    """Login CSRF: another site's form cannot log this browser into an account."""
+    client.get("/login")
+    forged = {"email": world.coordinator.email, "password": PASSWORD, "csrf_token": "autre"}
+    refused = client.post("/login", data=forged, follow_redirects=False)
+    assert refused.status_code == 403 and "Formulaire expiré" in refused.text
+    assert SESSION_COOKIE not in refused.headers.get("set-cookie", "")
+
+
+def test_wrong_passwords_are_limited_per_account_whatever_the_address(
+    client: TestClient, world: World
+) -> None:
+    client.app.state.limiters["account"] = FailureLimiter(3, 900, scope="account")  # type: ignore[attr-defined]
+    for n in range(3):  # a new forged address each time: not believed, and not needed
+        data = login_data(client, world.coordinator.email, "devine")
+        headers = {"X-Forwarded-For": f"203.0.113.{n}"}
+        assert client.post("/login", data=data, headers=headers).status_code == 401
+    blocked = client.post("/login", data=login_data(client, world.coordinator.email, PASSWORD))
+    assert blocked.status_code == 429
+    other = client.post(
+        "/login", data=login_data(client, world.auditor.email, PASSWORD), follow_redirects=False
+    )
+    assert other.status_code == 303  # another account is not locked with it
+
+
+def test_forwarded_addresses_are_believed_only_from_trusted_proxies(
+    client: TestClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models.core.settings import get_settings
+
+    client.app.state.limiters["login"] = FailureLimiter(3, 900, scope="login")  # type: ignore[attr-defined]
+    client.app.state.limiters["account"] = FailureLimiter(100, 900, scope="account")  # type: ignore[attr-defined]
+
+    def wrong(forwarded: str) -> int:
+        data = login_data(client, f"personne{forwarded}@x.example", "devine")
+        return client.post("/login", data=data, headers={"X-Forwarded-For": forwarded}).status_code
+
+    # the test client is no trusted proxy: forged addresses all count as its own
+    assert [wrong(f"198.51.100.{n}") for n in range(4)] == [401, 401, 401, 429]
+    monkeypatch.setenv("CLSM_TRUSTED_PROXIES", "testclient")
+    get_settings.cache_clear()
+    # behind a trusted proxy, each client address has its own count
+    assert [wrong(f"198.51.100.{n}") for n in range(10, 13)] == [401, 401, 401]
+    assert wrong("192.0.2.66, 198.51.100.10") == 401  # the address the proxy saw counts
+    assert [wrong("198.51.100.10") for _ in range(2)] == [401, 429]
+
+
+def test_login_takes_the_same_time_whether_the_account_exists_or_not(
+    client: TestClient, world: World
+) -> None:
+    import time
+
+    client.app.state.limiters["account"] = FailureLimiter(100, 900, scope="account")  # type: ignore[attr-defined]
+
+    def timed(email: str) -> float:
+        data = login_data(client, email, "devine")
+        start = time.perf_counter()
+        assert client.post("/login", data=data).status_code == 401
+        return time.perf_counter() - start
+
+    existing = sorted(timed(world.coordinator.email) for _ in range(5))[2]
+    unknown = sorted(timed("personne@nulle-part.example") for _ in range(5))[2]
+    assert unknown > existing * 0.6, (existing, unknown)  # argon2 spent either way
 
 
 def test_coordinator_sees_only_the_cases_of_their_clsm(client: TestClient, world: World) -> None:
@@ -136,11 +226,12 @@ def test_coordinator_sees_only_the_cases_of_their_clsm(client: TestClient, world
     assert "/runs/flow-run/3f2b8f0e-0000-4000-8000-000000000001" in listing
     assert "case.read" not in [a for a, _, _ in events(101)]  # a list is not a case read
 
-    refused = client.get("/cases/session/202")
-    assert refused.status_code == 403 and "ne relève pas de votre CLSM" in refused.text
-    assert client.get("/api/cases/session/202/history").status_code == 403
-    assert client.get("/cases/session/202/history.csv").status_code == 403
-    assert client.get("/cases/session/999").status_code == 404
+    # another CLSM's case answers exactly as a case that does not exist (no 403 to tell)
+    refused, missing = client.get("/cases/session/202"), client.get("/cases/session/999")
+    assert refused.status_code == missing.status_code == 404
+    assert refused.text.replace("202", "999") == missing.text
+    assert client.get("/api/cases/session/202/history").status_code == 404
+    assert client.get("/cases/session/202/history.csv").status_code == 404
     assert client.get("/cases/nimportequoi/1").status_code == 404
     assert "history.read" not in [a for a, _, _ in events(202)]
 
@@ -183,6 +274,35 @@ def test_every_history_read_is_recorded_in_that_history(client: TestClient, worl
             if e.action == "history.read"
         ]
     assert formats == ["html", "json", "csv"]
+
+
+def test_history_csv_carries_no_live_formula(client: TestClient, world: World) -> None:
+    hostile = '=HYPERLINK("http://evil.example/x";"Zoé")'
+    with db.session_scope() as session:
+        record_event(
+            session=session,
+            case_type=CaseType.SESSION,
+            case_id=101,
+            action="application.submitted",
+            actor=Actor(ActorKind.CONTACT, hostile, Channel.LINK, "contact:9"),
+            payload={"nom": hostile},
+        )
+    login(client, world.auditor)
+    exported = client.get("/cases/session/101/history.csv")
+    rows = list(csv.reader(io.StringIO(exported.text.lstrip("\ufeff")), delimiter=";"))
+    submitted = next(r for r in rows if r[2:3] == ["application.submitted"])
+    assert submitted[4] == "'" + hostile
+    assert not any(c.startswith(("=", "+", "-", "@")) for r in rows for c in r)
+
+
+def test_history_dates_out_of_range_get_a_french_422(client: TestClient, world: World) -> None:
+    login(client, world.auditor)
+    for query in ("since=0001-01-01", "until=9999-12-31", "since=1999-12-31"):
+        for path in ("/cases/session/101/history", "/api/cases/session/101/history"):
+            response = client.get(f"{path}?{query}")
+            assert response.status_code == 422, (path, query, response.text)
+            assert "supérieure ou égale" in response.text or "inférieure ou égale" in response.text
+    assert client.get("/cases/session/101/history.json?since=2000-01-01").status_code == 200
 
 
 def test_history_is_paged_and_filtered(client: TestClient, world: World) -> None:
@@ -369,7 +489,7 @@ def test_dev_mail_sink_pages(client: TestClient, world: World, tmp_path: object)
 
 
 def test_bad_login_input_gets_a_french_422(client: TestClient, world: World) -> None:
-    page = client.post("/login", data={"email": "a" * 300 + "@x.example", "password": "x"})
+    page = client.post("/login", data=login_data(client, "a" * 300 + "@x.example", "x"))
     assert page.status_code == 422
     assert "Ce texte est trop long (au plus 254 caractères)." in page.text
     assert SESSION_COOKIE not in page.headers.get("set-cookie", "")
@@ -389,7 +509,7 @@ def test_the_session_cookie_is_secure_behind_https(
         with TestClient(create_app(), base_url="https://testserver") as client:
             response = client.post(
                 "/login",
-                data={"email": world.coordinator.email, "password": PASSWORD},
+                data=login_data(client, world.coordinator.email, PASSWORD),
                 follow_redirects=False,
             )
     finally:

@@ -12,7 +12,7 @@ from models.core.enums import Role
 from service.demo import load_demo, load_saisine_demo
 from service.main import create_app
 from tests import factories
-from tests.support.service_kit import PASSWORD
+from tests.support.service_kit import PASSWORD, login_data
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def _login(client: TestClient, role: Role, clsm_slug: str | None = "poitiers") -
         clsm = session.exec(select(Clsm).where(Clsm.slug == clsm_slug)).first()
         user = factories.user(session, clsm, role, PASSWORD)
     response = client.post(
-        "/login", data={"email": user.email, "password": PASSWORD}, follow_redirects=False
+        "/login", data=login_data(client, user.email, PASSWORD), follow_redirects=False
     )
     assert response.status_code == 303
 

@@ -10,11 +10,12 @@ from sqlmodel import Session
 from models.core import db
 from models.core.audit import case_events
 from models.core.enums import Role
-from models.immersion import domain as im
+from models.immersion.common import get_session
+from models.immersion.tables import ImmersionSession
 from service.main import create_app
 from tests import factories
 from tests.immersion.test_immersion_steps import apply, launched  # noqa: F401  (fixture)
-from tests.support.service_kit import PASSWORD
+from tests.support.service_kit import PASSWORD, login_data
 
 
 def _login(client: TestClient, session: Session, clsm_id: int | None, role: Role) -> None:
@@ -23,14 +24,14 @@ def _login(client: TestClient, session: Session, clsm_id: int | None, role: Role
     user.clsm_id = clsm_id if clsm_id is not None else user.clsm_id
     session.commit()
     response = client.post(
-        "/login", data={"email": user.email, "password": PASSWORD}, follow_redirects=False
+        "/login", data=login_data(client, user.email, PASSWORD), follow_redirects=False
     )
     assert response.status_code == 303
 
 
 def test_session_report_page_and_csv_are_audited(
     session: Session,
-    launched: im.ImmersionSession,  # noqa: F811  (the fixture imported above)
+    launched: ImmersionSession,  # noqa: F811  (the fixture imported above)
 ) -> None:
     apply(session, launched, "ccas.example", 1, ["CHL"])
     apply(session, launched, "chl.example", 2, ["CCAS"])
@@ -55,11 +56,11 @@ def test_session_report_page_and_csv_are_audited(
 
 def test_another_clsm_cannot_read_the_report(
     session: Session,
-    launched: im.ImmersionSession,  # noqa: F811  (the fixture imported above)
+    launched: ImmersionSession,  # noqa: F811  (the fixture imported above)
 ) -> None:
     with TestClient(create_app()) as client:
         _login(client, session, None, Role.COORDINATOR)
-        assert client.get(f"/cases/session/{launched.id}/report").status_code == 403
+        assert client.get(f"/cases/session/{launched.id}/report").status_code == 404
         assert client.get("/cases/session/0/report").status_code == 422
 
 
@@ -82,7 +83,7 @@ def _csrf(client: TestClient, session_id: int) -> str:
 
 def test_coordinator_moves_a_meeting_and_cancels_the_session(
     session: Session,
-    launched: im.ImmersionSession,  # noqa: F811  (the fixture imported above)
+    launched: ImmersionSession,  # noqa: F811  (the fixture imported above)
 ) -> None:
     from models.immersion.states import SessionStatus
 
@@ -102,7 +103,15 @@ def test_coordinator_moves_a_meeting_and_cancels_the_session(
                 "version": version,
             },
         )
-        assert bad.status_code == 409 and "Date et heure invalides" in bad.text
+        assert bad.status_code == 422 and "Date et heure invalides" in bad.text
+        for start, end, reason in (
+            ("0001-01-01T09:00", "0001-01-01T17:00", "hors des bornes admises"),
+            ("9999-12-31T09:00", "9999-12-31T17:00", "hors des bornes admises"),
+            ("2020-01-06T09:00", "2020-01-06T17:00", "déplacée dans le passé"),
+        ):
+            data = {"csrf_token": token, "start": start, "end": end, "place": "CCAS"}
+            refused = client.post(url, data={**data, "version": version})
+            assert refused.status_code == 422 and reason in refused.text, refused.text
         moved = client.post(
             url,
             follow_redirects=False,
@@ -145,7 +154,7 @@ def test_coordinator_moves_a_meeting_and_cancels_the_session(
         )
         assert cancelled.status_code == 303
     with Session(db.get_engine()) as fresh:
-        row = im.get_session(fresh, launched.id)
+        row = get_session(fresh, launched.id)
         assert row.status is SessionStatus.CANCELLED
         assert row.preparation_place == "Salle du CHL"
         actions = [e.action for e in case_events(fresh, "session", launched.id)]
@@ -154,7 +163,7 @@ def test_coordinator_moves_a_meeting_and_cancels_the_session(
 
 def test_an_auditor_cannot_cancel_a_session(
     session: Session,
-    launched: im.ImmersionSession,  # noqa: F811  (the fixture imported above)
+    launched: ImmersionSession,  # noqa: F811  (the fixture imported above)
 ) -> None:
     assert launched.id is not None
     with TestClient(create_app()) as client:

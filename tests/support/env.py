@@ -29,7 +29,6 @@ BASE_ENV = {
     "CLSM_PREFECT_API_URL": PREFECT_API_URL,
     "CLSM_BASE_URL": "http://127.0.0.1:8765",
     "CLSM_PROJECT_DIR": str(ROOT),
-    "CLSM_TICK_CRON": "0 0 1 1 *",
     # no test may reach a mail server it did not start itself (e.g. a developer's sink)
     "CLSM_SMTP_PORT": str(free_port()),
     "PREFECT_HOME": str(TMP / "prefect"),

@@ -118,8 +118,11 @@ class PrefectStack:
     def start_worker(self) -> None:
         self.worker = self.spawn_worker("test-worker")
 
-    def spawn_worker(self, name: str) -> subprocess.Popen[bytes]:
-        """Start one more process worker on the pool (the caller stops it with `stop_process`)."""
+    def spawn_worker(
+        self, name: str, *, cwd: Path | None = None, env: Mapping[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start one more process worker on the pool (the caller stops it with `stop_process`);
+        `cwd` and `env` make it look like a worker of another machine."""
         log = (self.logs / f"prefect-{name}.log").open("ab")
         return subprocess.Popen(
             [
@@ -135,7 +138,8 @@ class PrefectStack:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=os.environ.copy(),
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
             start_new_session=True,
         )
 

@@ -204,6 +204,11 @@ VALID_ANSWER = {"places": "3", "choice": "oui", "available": "1", "comment": "Vo
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
+def login_data(client: Any, email: str, password: str) -> dict[str, str]:
+    """The login form as a browser sends it: opened first (its CSRF cookie and field)."""
+    return {"email": email, "password": password, "csrf_token": csrf_of(client.get("/login").text)}
+
+
 def csrf_of(html: str) -> str:
     found = CSRF.search(html)
     assert found, "the page carries a CSRF token"
