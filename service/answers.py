@@ -65,14 +65,27 @@ class StepView:
 
 
 def view_step(session: Session, token: str) -> StepView:
-    """The page of a valid link (reads only: a mail scanner opening it consumes nothing)."""
+    """The page of a valid link. It consumes nothing (a mail scanner may open it); as it
+    shows the case to the link's holder, the read is recorded (`case.read`, committed)."""
     link, kind = _usable(session, token)
-    return StepView(
+    view = StepView(
         page=kind.page(session, link),
         fields=form_fields(kind.form, kind.initial(session, link)),
         submit_label=kind.submit_label,
         expires_at=link.expires_at,
     )
+    contact = session.get(Contact, link.contact_id)
+    assert contact is not None and contact.id is not None
+    record_event(
+        session=session,
+        case_type=CaseType(link.case_type),
+        case_id=link.case_id,
+        action="case.read",
+        actor=Actor.contact(contact.id, contact.name),
+        payload={"step": link.step, "link_id": link.id},
+    )
+    session.commit()
+    return view
 
 
 @dataclass

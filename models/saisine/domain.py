@@ -1534,8 +1534,32 @@ def yearly_report(session: Session, clsm_id: int, year: int) -> YearlyReport:
     return build_report(year, [_report_case(session, s) for s in saisines])
 
 
-def yearly_report_csv(session: Session, clsm_id: int, year: int) -> str:
-    report = yearly_report(session, clsm_id, year)
+def record_report_read(
+    *, session: Session, clsm_id: int, report: YearlyReport, actor: Actor, form: str
+) -> int:
+    """The yearly report names each saisine's referrer and decisions: its read is recorded
+    in the history of every saisine it shows (`report.read`)."""
+    references = [row.reference for row in report.rows]
+    shown = session.exec(
+        select(Saisine).where(Saisine.clsm_id == clsm_id, col(Saisine.reference).in_(references))
+    ).all()
+    for saisine in shown:
+        assert saisine.id is not None
+        record_event(
+            session=session,
+            case_type=SAISINE,
+            case_id=saisine.id,
+            action="report.read",
+            actor=actor,
+            payload={"report": f"bilan {report.year}", "format": form},
+        )
+    return len(shown)
+
+
+def yearly_report_csv(
+    session: Session, clsm_id: int, year: int, report: YearlyReport | None = None
+) -> str:
+    report = report or yearly_report(session, clsm_id, year)
     totals = [[f"Total {level.value}", str(count)] for level, count in report.counts.items()]
     return csv_text([*report_csv_rows(report), [], *totals])
 
