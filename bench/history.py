@@ -108,7 +108,8 @@ def build_trail(ctx: Context, kind: str, total: int, in_case: int) -> Trail:
     from models.core.audit import Actor, AuditEvent, verify_all
     from models.core.db import session_scope
     from models.core.enums import Role
-    from models.immersion.domain import ImmersionSessionCreate, create_session
+    from models.immersion.call import create_session
+    from models.immersion.tables import ImmersionSessionCreate
     from tests import factories
     from tests.support.immersion import STRUCTURES, build_clsm, session_dates
 

@@ -98,13 +98,10 @@ def queue_invitations(count: int) -> list[str]:
     from models.core.db import session_scope
     from models.core.outbox import OutboxMessage
     from models.core.people import Contact
-    from models.immersion.domain import (
-        Application,
-        ImmersionSessionCreate,
-        create_session,
-        ensure_invitations,
-    )
+    from models.immersion.call import create_session
+    from models.immersion.meetings import ensure_invitations
     from models.immersion.states import ApplicationStatus
+    from models.immersion.tables import Application, ImmersionSessionCreate
     from tests.support.immersion import STRUCTURES, build_clsm, session_dates
 
     with session_scope() as session:

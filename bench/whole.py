@@ -136,7 +136,10 @@ async def drive_session(
     only, for a smoke run); its status at the end."""
     from models.core import clock
     from models.core.db import session_scope
-    from models.immersion import domain as im
+    from models.immersion.common import get_session, session_by_run
+    from models.immersion.meetings import immersion_end, participant_numbers
+    from models.immersion.selection import selection_proposal
+    from models.immersion.tables import Placement
     from tests.immersion.test_immersion_flow import Mailbox
     from tests.support.immersion import (
         build_clsm,
@@ -192,10 +195,10 @@ async def drive_session(
     inst.move_clock_past(dates["call_closes_at"])
     await inst.settle(run_ids)
     with session_scope() as session:
-        row = im.session_by_run(session, str(run_id))
+        row = session_by_run(session, str(run_id))
         assert row is not None and row.id is not None
         row_id = row.id
-        proposal = im.selection_proposal(session, row)
+        proposal = selection_proposal(session, row)
     kept = [d.number for d in proposal if d.outcome.value == "selected"]
     waiting = sorted(
         (d for d in proposal if d.outcome.value == "waitlisted"), key=lambda d: d.waitlist_rank or 0
@@ -220,7 +223,7 @@ async def drive_session(
 
     for i, request in enumerate(outbox("immersion_host_request")):
         with session_scope() as session:
-            placement = session.get(im.Placement, int(request.dedup_key.split("-")[1]))
+            placement = session.get(Placement, int(request.dedup_key.split("-")[1]))
             if placement is None or placement.status.value == "cancelled":
                 continue  # the placement of the participant who withdrew
         inst.post_link(
@@ -246,12 +249,12 @@ async def drive_session(
     inst.move_clock_past(dates["preparation_end"])
     await inst.settle(run_ids)
     with session_scope() as session:
-        numbers, _names = im.participant_numbers(session, im.get_session(session, row_id))
+        numbers, _names = participant_numbers(session, get_session(session, row_id))
     await inst.resume_form(run_id, {"present": ", ".join(map(str, numbers[:-1]))})
     await inst.settle(run_ids)
 
     with session_scope() as session:
-        end = im.immersion_end(session, im.get_session(session, row_id))
+        end = immersion_end(session, get_session(session, row_id))
     inst.move_clock_past(end)
     await inst.settle(run_ids)
     await deliver(inst)
@@ -413,7 +416,7 @@ async def drive_saisines(
 
 
 def _run_of(session: Any, saisine_id: int) -> str:
-    from models.saisine.domain import Saisine
+    from models.saisine.tables import Saisine
 
     saisine = session.get(Saisine, saisine_id)
     assert saisine is not None and saisine.flow_run_id

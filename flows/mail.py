@@ -1,32 +1,23 @@
-"""E-mail tasks for the flows: drain the outbox, queue due reminders and escalations.
-
-Both are plain (sync) tasks, so sync and async flows call them alike: `drain_outbox()`.
-"""
+"""E-mail for the flows: a run sends its case's new mail before it suspends or ends."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from prefect import task
-from prefect.cache_policies import NO_CACHE
+from prefect import get_run_logger
 from prefect.utilities.asyncutils import run_coro_as_sync
 
-from models.core.db import session_scope
-from models.core.reminders import send_due_reminders
-from notifications.send import drain
+from models.core.enums import CaseType
+from notifications.send import send_now
 
 
-# Never cached: a second call in the same run (or in a resumed run) must drain again.
-@task(name="Envoyer les e-mails en attente", cache_policy=NO_CACHE, persist_result=False)
-def drain_outbox(limit: int = 200) -> dict[str, Any]:
-    """Send what the outbox holds; failures are logged in the run and told to the coordinator."""
-    report = run_coro_as_sync(drain(limit=limit))
-    assert report is not None
-    return report.as_dict()
+def send_case_mail(case_type: CaseType, case_id: int) -> None:
+    """Send the case's mail queued by this pass before the run suspends or ends.
 
-
-@task(name="Préparer les relances et escalades", cache_policy=NO_CACHE, persist_result=False)
-def queue_reminders() -> int:
-    """Queue the reminders and escalations whose time has come; returns how many."""
-    with session_scope() as session:
-        return send_due_reminders(session)
+    Not a task (no task run, no API call when there is nothing to send) and never an error
+    for the run: whatever stays unsent is the heartbeat's (`flows.tick`), within a minute.
+    """
+    try:  # refusals are logged in the run by the drain itself
+        run_coro_as_sync(send_now(case=(case_type.value, case_id)))
+    except Exception as error:  # the database or the server failed mid-way: leases expire
+        get_run_logger().warning(
+            "Envoi immédiat des e-mails interrompu (%s) : repris au prochain passage.", error
+        )

@@ -17,7 +17,6 @@ from typing import Any, TypeVar, cast
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.flow_runs import suspend_flow_run
 from prefect.runtime import flow_run
 from sqlmodel import Session
 
@@ -40,13 +39,16 @@ from flows.inputs.saisine import (
     orientation_kind,
     partners_form,
 )
-from flows.waits import ask, wait_until
+from flows.mail import send_case_mail
+from flows.tags import tag_run
+from flows.waits import answered_by, ask, suspend, wait_until
 from models.core import clock
 from models.core.audit import Actor, record_event
 from models.core.calendar import add_business_days, at_local, local_date
 from models.core.db import session_scope
 from models.core.enums import CaseType
 from models.core.errors import DomainError
+from models.core.gateway import launch_actor
 from models.core.outbox import Recipient, enqueue
 from models.core.people import Contact, Organisation
 from models.core.settings import get_settings
@@ -58,47 +60,51 @@ from models.core.waits import (
     next_generation,
     open_wait,
 )
-from models.saisine.domain import (
-    ActionPlan,
-    CellMeeting,
-    Saisine,
-    SaisineIntake,
-    actions_done,
+from models.saisine.common import (
     actions_of,
-    apply_follow_up,
-    back_to_level1,
-    cancel_meeting,
     close_saisine,
-    consult_partners,
-    consultable_organisations,
     consultations,
-    consultations_answered,
     current_follow_up,
     current_meeting,
     decision_of,
-    escalate_silent_partners,
     escalate_to_level2,
     get_saisine,
-    mark_meeting_held,
     meeting_members,
-    meeting_wait_step,
-    next_action_alarm,
-    open_saisine,
     orientations,
+    saisine_scope,
+)
+from models.saisine.decisions import (
+    ACTIONS_WAIT_STEP,
+    ActionPlan,
+    actions_done,
+    next_action_alarm,
+    record_decision,
+    remind_action_owners,
+)
+from models.saisine.follow_up import apply_follow_up, follow_up_wait_step, start_follow_up
+from models.saisine.intake import SaisineIntake, open_saisine
+from models.saisine.level1 import (
+    answers_wait_steps,
+    consult_partners,
+    consultable_organisations,
+    consultations_answered,
+    escalate_silent_partners,
+    record_orientation,
+    remind_silent_partners,
+)
+from models.saisine.meetings import (
+    back_to_level1,
+    cancel_meeting,
+    mark_meeting_held,
+    meeting_wait_step,
     permanent_members,
     plan_meeting,
     planned_meetings,
     proposed_host,
-    record_decision,
-    record_orientation,
-    remind_action_owners,
-    remind_silent_partners,
     reschedule_meeting,
-    saisine_scope,
-    start_follow_up,
 )
 from models.saisine.states import STATUS_LABELS, ConsultationStatus, MeetingStatus, SaisineStatus
-from models.saisine.steps import ACTIONS_WAIT_STEP, answers_wait_steps, follow_up_wait_step
+from models.saisine.tables import CellMeeting, Saisine
 
 SAISINE = CaseType.SAISINE
 FINAL = (SaisineStatus.CLOSED, SaisineStatus.URGENT_CLOSED)
@@ -112,10 +118,6 @@ def _run_id() -> str:
     if run_id is None:
         raise RuntimeError("the saisine flow runs from its deployment")
     return str(run_id)
-
-
-def _coordinator() -> Actor:
-    return Actor.prefect_ui(_run_id())
 
 
 def _run_name() -> str:
@@ -152,7 +154,7 @@ def intake_step(intake: SaisineIntakeForm, reference: str, run_id: str) -> int:
                 consent_note=intake.consent_note,
                 urgent=intake.urgent,
             ),
-            actor=Actor.prefect_ui(run_id),
+            actor=launch_actor(session, run_id),
             flow_run_id=run_id,
             reference=reference,
         )
@@ -269,7 +271,12 @@ def _alert(session: Session, saisine: Saisine, alert: str, dedup: str, names: li
         scope=saisine_scope(saisine),
         to=Recipient(email=clsm.coordinator_email, name=clsm.coordinator_name),
         template="saisine_coordinator_alert",
-        context={"reference": saisine.reference, "alert": alert, "names": names},
+        context={
+            "reference": saisine.reference,
+            "alert": alert,
+            "names": names,
+            "run_url": get_settings().run_url(saisine.flow_run_id),
+        },
         dedup_key=dedup,
     )
 
@@ -329,16 +336,15 @@ def _ask(
     what: str,
     form: type[F],
     initial: dict[str, Any],
-    apply: Callable[[Session, Saisine, F], None],
+    apply: Callable[[Session, Saisine, F, Actor], None],
 ) -> None:
     """One coordinator form; a refused answer (French reason) makes the next pass ask again."""
     with session_scope() as session:
         saisine = get_saisine(session, saisine_id)
         seq = saisine.form_seq
         description = summary_markdown(session, saisine)
-    actor = _coordinator()
 
-    def on_answer(session: Session, answer: F) -> None:
+    def on_answer(session: Session, answer: F, actor: Actor) -> None:
         saisine = get_saisine(session, saisine_id)
         if saisine.form_seq != seq:
             return  # already applied by an earlier pass
@@ -347,7 +353,7 @@ def _ask(
         session.flush()
         try:
             with session.begin_nested():
-                apply(session, saisine, answer)
+                apply(session, saisine, answer, actor)
             saisine.last_form_error = ""
         except DomainError as refused:
             saisine.last_form_error = refused.message[:500]
@@ -380,9 +386,8 @@ def ask_partners(saisine_id: int) -> None:
     with session_scope() as session:
         saisine = get_saisine(session, saisine_id)
         choices = _labels(consultable_organisations(session, saisine))
-    actor = _coordinator()
 
-    def apply(session: Session, saisine: Saisine, answer: PartnersForm) -> None:
+    def apply(session: Session, saisine: Saisine, answer: PartnersForm, actor: Actor) -> None:
         unknown = [p for p in answer.partners if p not in choices]
         if unknown:
             raise DomainError(f"Structures inconnues : {', '.join(unknown)}")
@@ -397,9 +402,8 @@ def ask_partners(saisine_id: int) -> None:
 
 
 def ask_orientation(saisine_id: int) -> None:
-    actor = _coordinator()
 
-    def apply(session: Session, saisine: Saisine, answer: OrientationForm) -> None:
+    def apply(session: Session, saisine: Saisine, answer: OrientationForm, actor: Actor) -> None:
         kind = orientation_kind(answer.outcome)
         if answer.outcome == ESCALATE or kind is None:
             escalate_to_level2(
@@ -444,9 +448,8 @@ def ask_meeting(saisine_id: int) -> None:
         today = local_date(clock.now(session), _tz())
         proposed = at_local(add_business_days(today, 10), 14, _tz()).replace(tzinfo=None)
     ordered_hosts = [host, *[h for h in hosts if h != host]]
-    actor = _coordinator()
 
-    def apply(session: Session, saisine: Saisine, answer: MeetingForm) -> None:
+    def apply(session: Session, saisine: Saisine, answer: MeetingForm, actor: Actor) -> None:
         if answer.meeting == BACK_TO_LEVEL1:
             back_to_level1(
                 session=session,
@@ -492,9 +495,8 @@ def ask_decision(saisine_id: int, meeting_id: int) -> None:
             org = session.get(Organisation, member.organisation_id)
             if contact is not None and contact.id is not None:
                 owners[f"{contact.name} ({org.label if org else '?'})"] = contact.id
-    actor = _coordinator()
 
-    def apply(session: Session, saisine: Saisine, answer: DecisionForm) -> None:
+    def apply(session: Session, saisine: Saisine, answer: DecisionForm, actor: Actor) -> None:
         fresh = session.get(CellMeeting, meeting_id)
         assert fresh is not None
         if not answer.meeting_held:
@@ -656,7 +658,7 @@ def _watch(
     waiting_on: str,
     form: type[W],
     hint: str,
-    apply: Callable[[Session, W], None],
+    apply: Callable[[Session, W, Actor], None],
 ) -> None:
     """Like `wait_until`, but the suspended run shows the coordinator a form.
 
@@ -679,13 +681,12 @@ def _watch(
             return
         description = summary_markdown(session, get_saisine(session, saisine_id))
     prefilled = form.with_initial_data(description=f"{description}\n\n{hint}")
-    answer = suspend_flow_run(wait_for_input=prefilled, key=wait.key, timeout=None)
-    assert answer is not None
-    actor = _coordinator()
+    answer = suspend(wait, prefilled)
     with session_scope() as session:
+        actor = answered_by(session, wait)
         try:
             with session.begin_nested():
-                apply(session, cast(W, answer))
+                apply(session, cast(W, answer), actor)
         except DomainError as refused:
             get_saisine(session, saisine_id).last_form_error = refused.message[:500]
             record_event(
@@ -706,9 +707,8 @@ def watch_meeting(
     saisine_id: int, meeting: CellMeeting, changed: Callable[[Session], bool]
 ) -> None:
     """Wait for the meeting day; meanwhile the coordinator may cancel or move it."""
-    actor = _coordinator()
 
-    def apply(session: Session, answer: MeetingWatchForm) -> None:
+    def apply(session: Session, answer: MeetingWatchForm, actor: Actor) -> None:
         fresh = session.get(CellMeeting, meeting.id)
         assert fresh is not None
         if answer.action == CANCEL and fresh.status is MeetingStatus.PLANNED:
@@ -747,9 +747,8 @@ def decided(saisine_id: int) -> None:
         close_step(saisine_id, "")
         return
     remind_owners(saisine_id)  # whatever reminder or alert is due now (each sent once)
-    actor = _coordinator()
 
-    def apply(session: Session, answer: ActionsWatchForm) -> None:
+    def apply(session: Session, answer: ActionsWatchForm, actor: Actor) -> None:
         if answer.close:
             close_saisine(
                 session=session,
@@ -793,6 +792,7 @@ def saisine(intake: SaisineIntakeForm, reference: str = "") -> str:
     run_id = _run_id()
     saisine_id = intake_step(intake, reference, run_id)
     current = _read(saisine_id, lambda _s, v: v.reference)
+    tag_run(run_id, intake.clsm, "saisine")
     if flow_run.get_name() != f"Saisine {current}" or any(
         getattr(intake, name) for name in PERSONAL_FIELDS
     ):
@@ -803,7 +803,9 @@ def saisine(intake: SaisineIntakeForm, reference: str = "") -> str:
     for _ in range(200):  # every pass moves the case on or suspends the run
         status = _read(saisine_id, lambda _s, v: v.status)
         if status in FINAL:
-            return str(finish(saisine_id))
+            outcome = str(finish(saisine_id))
+            send_case_mail(SAISINE, saisine_id)
+            return outcome
         logger.info("Saisine %s : %s", current, STATUS_LABELS[status])
         PASSES[status](saisine_id)
     raise RuntimeError(f"saisine {current}: no progress after 200 passes")

@@ -13,15 +13,19 @@ from typing import Any, TypeVar
 
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
-from prefect.runtime import flow_run
 from pydantic import Field, create_model
 from pydantic.fields import FieldInfo
 from sqlmodel import Session
 
+from flows.mail import send_case_mail
+from flows.run import run_id
 from models.core import clock
+from models.core.audit import Actor, record_event
 from models.core.db import session_scope
 from models.core.enums import CaseType
-from models.core.waits import Wait, close_wait, next_generation, open_wait
+from models.core.errors import DomainError
+from models.core.gateway import answer_actor
+from models.core.waits import Wait, close_wait, next_generation, open_wait, refuse_answer
 
 T = TypeVar("T", bound=RunInput)
 
@@ -36,14 +40,13 @@ class Wakeup(RunInput):
     )
 
 
-def _current_run_id() -> str:
-    run_id = flow_run.get_id()
-    if run_id is None:
-        raise RuntimeError("durable waits need a flow run created from a deployment")
-    return str(run_id)
+def suspend(wait: Wait, model: type[T]) -> T:
+    """Send the case's new mail, then suspend on `wait` until `model` is given.
 
-
-def _suspend(wait: Wait, model: type[T]) -> T:
+    The mail goes before the run leaves (a partner's answer is followed by the next step's
+    mail within seconds, not at the next heartbeat); a replay finds it sent already.
+    """
+    send_case_mail(CaseType(wait.case_type), wait.case_id)
     answer = suspend_flow_run(wait_for_input=model, key=wait.key, timeout=None)
     assert answer is not None  # suspend_flow_run either returns the input or stops the run
     return answer
@@ -64,6 +67,12 @@ def prefilled(form: type[T], description: str, values: dict[str, object]) -> typ
     return model
 
 
+REFUSED = (
+    "**Saisie refusée : {reason}**\n\n"
+    "Votre saisie est reprise ci-dessous : corrigez-la, puis validez de nouveau.\n\n"
+)
+
+
 def ask(
     *,
     case_type: CaseType,
@@ -72,29 +81,58 @@ def ask(
     form: type[T],
     description: str,
     initial: dict[str, object] | None = None,
-    on_answer: Callable[[Session, T], None],
+    on_answer: Callable[[Session, T, Actor], None],
     waiting_on: str = "la coordination",
 ) -> None:
-    """Ask the coordinator through a Prefect UI form; `on_answer` records it.
+    """Ask the coordinator through a Prefect UI form until the rules accept the answer.
 
-    The answer is recorded and the wait closed in one transaction, so a crash in between
-    replays the same key and gets the same answer back: nothing is lost or doubled.
+    `on_answer` records the answer with who gave it (`answered_by`), or refuses it by
+    raising `DomainError` (or `ValueError`) with a French reason: nothing of it is kept,
+    the refusal is audited, and the form is asked again with what was typed and the reason
+    on top. The answer is recorded and the wait closed in one transaction, so a crash in
+    between replays the same key and gets the same answer back: nothing is lost or doubled.
     """
-    with session_scope() as session:
-        wait = open_wait(
-            session=session,
-            case_type=case_type,
-            case_id=case_id,
-            step=step,
-            flow_run_id=_current_run_id(),
-            waiting_on=waiting_on,
-        )
-    answer = _suspend(wait, prefilled(form, description, initial or {}))
-    with session_scope() as session:
-        fresh = session.get(Wait, wait.id)
-        assert fresh is not None
-        on_answer(session, answer)
-        close_wait(session=session, wait=fresh)
+    while True:
+        with session_scope() as session:
+            wait = open_wait(
+                session=session,
+                case_type=case_type,
+                case_id=case_id,
+                step=step,
+                flow_run_id=run_id(),
+                waiting_on=waiting_on,
+            )
+        values = {**(initial or {}), **(wait.refused_answer or {})}
+        heading = REFUSED.format(reason=wait.refused_reason) if wait.refused_reason else ""
+        answer = suspend(wait, prefilled(form, heading + description, values))
+        with session_scope() as session:
+            fresh = session.get(Wait, wait.id)
+            assert fresh is not None
+            actor = answered_by(session, fresh)
+            try:
+                with session.begin_nested():
+                    on_answer(session, answer, actor)
+            except (DomainError, ValueError) as refused:
+                reason = refused.message if isinstance(refused, DomainError) else str(refused)
+                typed = answer.model_dump(mode="json", include=set(form.model_fields))
+                refuse_answer(session=session, wait=fresh, reason=reason, answer=typed)
+                record_event(
+                    session=session,
+                    case_type=case_type,
+                    case_id=case_id,
+                    action="form.refused",
+                    actor=actor,
+                    payload={"step": step, "error": reason},
+                )
+                continue
+            close_wait(session=session, wait=fresh)
+            return
+
+
+def answered_by(session: Session, wait: Wait) -> Actor:
+    """The person whose answer to `wait` came through the service's gateway (recorded there
+    before it reached Prefect), or the system for a resume that did not pass it."""
+    return answer_actor(session, wait.flow_run_id, wait.key)
 
 
 def wait_until(
@@ -110,7 +148,7 @@ def wait_until(
 
     Returns "ready" or "due". Woken by the service after an answer, by tick at the due time.
     """
-    run_id = _current_run_id()
+    current_run = run_id()
     while True:
         with session_scope() as session:
             wait = open_wait(
@@ -118,7 +156,7 @@ def wait_until(
                 case_type=case_type,
                 case_id=case_id,
                 step=step,
-                flow_run_id=run_id,
+                flow_run_id=current_run,
                 due_at=due_at,
                 waiting_on=waiting_on,
             )
@@ -132,7 +170,7 @@ def wait_until(
             if outcome:
                 close_wait(session=session, wait=wait)
                 return outcome
-        _suspend(wait, Wakeup)
+        suspend(wait, Wakeup)
         with session_scope() as session:
             fresh = session.get(Wait, wait.id)
             assert fresh is not None

@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from sqlmodel import Session, SQLModel
 
-from models.core import access, audit, clock, links, outbox, people, reminders, waits  # noqa: F401
+from models.core import (  # noqa: F401  (every table of the core)
+    access,
+    audit,
+    clock,
+    directory,
+    gateway,
+    links,
+    outbox,
+    people,
+    reminders,
+    waits,
+)
 from models.core.enums import CaseType, Status
 from models.core.kinds import CaseKind, CaseSummary, StepKind
 from models.core.mails import GENERIC_MAILS, MailContext
@@ -25,7 +36,8 @@ STEP_KINDS: dict[str, StepKind] = {
 }
 STATUSES: tuple[type[Status], ...] = (*immersion.STATUSES, *saisine.STATUSES)
 MAILS: dict[str, type[MailContext]] = {
-    mail.template: mail for mail in (*GENERIC_MAILS, *immersion.MAILS, *saisine.MAILS)
+    mail.template: mail
+    for mail in (*GENERIC_MAILS, *directory.DIRECTORY_MAILS, *immersion.MAILS, *saisine.MAILS)
 }
 if len(STEP_KINDS) != len(immersion.STEP_KINDS) + len(saisine.STEP_KINDS):
     raise RuntimeError("two partner steps share a name")

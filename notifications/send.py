@@ -31,7 +31,7 @@ from sqlmodel import Session, col, select
 
 from models.core import clock
 from models.core.audit import Actor, record_event
-from models.core.db import session_scope
+from models.core.db import get_engine, session_scope
 from models.core.enums import CaseType
 from models.core.kinds import CaseScope
 from models.core.mails import DeliveryFailedMail
@@ -101,18 +101,37 @@ def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
 # --- claim -------------------------------------------------------------------------------
 
 
-def claim(limit: int) -> tuple[list[int], int]:
+CaseKey = tuple[str, int]
+"""(case_type, case_id): the rows of one case only."""
+
+
+def _due(moment: datetime, case: CaseKey | None) -> list[Any]:
+    """Conditions of a due row (of `case`, if given)."""
+    conditions: list[Any] = [
+        # a SENDING row is due when its claim lease has run out
+        col(OutboxMessage.status).in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
+        col(OutboxMessage.next_attempt_at) <= moment,
+    ]
+    if case is not None:
+        conditions += [OutboxMessage.case_type == case[0], OutboxMessage.case_id == case[1]]
+    return conditions
+
+
+def has_due(case: CaseKey | None = None) -> bool:
+    """Whether the outbox holds a row to send now (one indexed query, no lock taken)."""
+    with Session(get_engine()) as session:
+        query = select(OutboxMessage.id).where(*_due(clock.now(session), case)).limit(1)
+        return session.exec(query).first() is not None
+
+
+def claim(limit: int, case: CaseKey | None = None) -> tuple[list[int], int]:
     """Claim due rows in one committed transaction; returns their ids and how many were stale."""
     settings = get_settings()
     with session_scope() as session:
         moment = clock.now(session)
         rows = session.exec(
             select(OutboxMessage)
-            .where(
-                # a SENDING row is due when its claim lease has run out
-                col(OutboxMessage.status).in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
-                col(OutboxMessage.next_attempt_at) <= moment,
-            )
+            .where(*_due(moment, case))
             .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -147,15 +166,17 @@ def build_message(
         clsm = resolve_clsm(session=session, clsm_id=row.clsm_id)
     rendered = render_message(session=session, message=row, clsm=clsm)
     sender_name, sender = parseaddr(settings.mail_from)
+    if clsm and clsm.sender_email:  # the CLSM's own sending address, when it has one
+        sender = clsm.sender_email
     headers = [
         ("Subject", encoded(rendered.subject)),
         ("From", Mailbox(sender, clsm.name if clsm else sender_name).header()),
         ("To", Mailbox(row.recipient_email, row.recipient_name).header()),
     ]
-    if clsm and clsm.coordinator_email and clsm.coordinator_email != row.recipient_email:
-        headers.append(
-            ("Reply-To", Mailbox(clsm.coordinator_email, clsm.coordinator_name).header())
-        )
+    reply_to = clsm.reply_to_email or clsm.coordinator_email if clsm else ""
+    if clsm and reply_to and reply_to != row.recipient_email:
+        name = "" if clsm.reply_to_email else clsm.coordinator_name
+        headers.append(("Reply-To", Mailbox(reply_to, name).header()))
     headers += [
         ("Date", format_datetime(moment or clock.now(session))),
         ("Message-ID", row.message_id),
@@ -417,9 +438,11 @@ async def _drop(smtp: aiosmtplib.SMTP | None, polite: bool = False) -> None:
         smtp.close()
 
 
-def _prepare(limit: int) -> tuple[list[Outgoing], list[tuple[int, str]], int]:
+def _prepare(
+    limit: int, case: CaseKey | None = None
+) -> tuple[list[Outgoing], list[tuple[int, str]], int]:
     """Claim up to `limit` due rows and render them: ready, unrenderable, stale claims."""
-    ids, stale = claim(limit)
+    ids, stale = claim(limit, case)
     ready, broken = render_claimed(ids) if ids else ([], [])
     return ready, broken, stale
 
@@ -434,8 +457,32 @@ async def _unrenderable(broken: list[tuple[int, str]], report: DrainReport) -> N
             _logger().warning("E-mail %s non rendu : %s", outbox_id, reason)
 
 
-async def drain(*, limit: int = 200) -> DrainReport:
-    """Send due outbox rows (at most `limit` attempts); see the module docstring.
+async def send_now(*, case: CaseKey | None = None, limit: int = 100) -> DrainReport | None:
+    """Send at once what was just queued (for `case`, if given), when the server answers.
+
+    Called by a run before it suspends or ends and by the service after a change that
+    queued mail, so a mail reaches its recipient within seconds instead of at the next
+    heartbeat. Nothing is claimed unless the SMTP server accepted a connection first: when
+    it is unreachable the rows stay due, untouched (no attempt spent, no backoff), for the
+    heartbeat's drain. Returns None when nothing was sent or tried.
+    """
+    if not await asyncio.to_thread(has_due, case):
+        return None
+    settings = get_settings()
+    connections = _Connections(settings)
+    try:
+        connections.give_back(await connections.take())
+    except (aiosmtplib.SMTPException, OSError) as error:
+        _logger().info("Serveur de messagerie injoignable (%s) : envoi au prochain passage.", error)
+        return None
+    return await drain(limit=limit, case=case, connections=connections)
+
+
+async def drain(
+    *, limit: int = 200, case: CaseKey | None = None, connections: _Connections | None = None
+) -> DrainReport:
+    """Send due outbox rows (at most `limit` attempts; of `case` only, if given); see the
+    module docstring.
 
     Rows go by chunks; the next chunk is claimed and rendered (in a thread) while the
     current one is being sent, over connections kept for the whole drain.
@@ -443,10 +490,10 @@ async def drain(*, limit: int = 200) -> DrainReport:
     settings = get_settings()
     report = DrainReport()
     chunk = settings.smtp_concurrency * 10
-    connections = _Connections(settings)
+    connections = connections or _Connections(settings)
     claimed, early = 0, False
     upcoming: asyncio.Task[tuple[list[Outgoing], list[tuple[int, str]], int]] | None
-    upcoming = asyncio.create_task(asyncio.to_thread(_prepare, min(chunk, limit)))
+    upcoming = asyncio.create_task(asyncio.to_thread(_prepare, min(chunk, limit), case))
     try:
         while upcoming is not None:
             ready, broken, stale = await upcoming
@@ -455,7 +502,7 @@ async def drain(*, limit: int = 200) -> DrainReport:
                 # claimed while the last chunk was sent: mails queued by that sending (a
                 # failure told to the coordinator) were not there yet
                 ready, broken, stale = await asyncio.to_thread(
-                    _prepare, min(chunk, limit - claimed)
+                    _prepare, min(chunk, limit - claimed), case
                 )
             claimed += len(ready) + len(broken)
             if not ready and not broken:
@@ -464,7 +511,7 @@ async def drain(*, limit: int = 200) -> DrainReport:
             early = claimed < limit
             if early:
                 upcoming = asyncio.create_task(
-                    asyncio.to_thread(_prepare, min(chunk, limit - claimed))
+                    asyncio.to_thread(_prepare, min(chunk, limit - claimed), case)
                 )
             await _unrenderable(broken, report)
             batch = _Batch(ready, report, connections)

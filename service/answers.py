@@ -13,6 +13,7 @@ from models.core import clock
 from models.core.audit import Actor, record_event
 from models.core.db import session_scope
 from models.core.enums import CaseType
+from models.core.errors import DomainError
 from models.core.kinds import StepKind, StepPage
 from models.core.links import (
     LinkAlreadyUsed,
@@ -25,7 +26,7 @@ from models.core.links import (
 )
 from models.core.mails import LinkRenewedMail
 from models.core.outbox import OutboxMessage
-from models.core.people import Contact
+from models.core.people import Clsm, Contact
 from models.core.scope import mail
 from models.core.waits import wake_case
 from service.forms import FormField, form_fields, parse_form
@@ -53,6 +54,28 @@ def _usable(session: Session, token: str) -> tuple[StepLink, StepKind]:
     return link, kind
 
 
+AFTER_SENDING = (
+    "Après l'envoi, votre réponse est enregistrée et transmise à la coordination du CLSM ; "
+    "la suite vous parviendra par courriel."
+)
+
+
+@dataclass(frozen=True)
+class Coordination:
+    """Whom a partner may write to about a case (the coordinator of its CLSM)."""
+
+    name: str
+    email: str
+
+
+def coordination_of(session: Session, case_type: str, case_id: int) -> Coordination | None:
+    summary = case_summary(session, CaseType(case_type), case_id)
+    clsm = session.get(Clsm, summary.clsm_id) if summary is not None else None
+    if clsm is None or not clsm.coordinator_email:
+        return None
+    return Coordination(name=clsm.coordinator_name or clsm.name, email=clsm.coordinator_email)
+
+
 @dataclass
 class StepView:
     """Everything the page of a step shows."""
@@ -62,18 +85,39 @@ class StepView:
     submit_label: str
     expires_at: Any
     errors: dict[str, str] = field(default_factory=dict)
+    multi_use: bool = False
+    after_sending: str = AFTER_SENDING
+    coordination: Coordination | None = None
+    refused: bool = False  # the domain refused the answer (not a typing error)
+
+
+def _view(
+    session: Session,
+    link: StepLink,
+    kind: StepKind,
+    fields: list[FormField],
+    errors: dict[str, str] | None = None,
+    *,
+    refused: bool = False,
+) -> StepView:
+    return StepView(
+        page=kind.page(session, link),
+        fields=fields,
+        submit_label=kind.submit_label,
+        expires_at=link.expires_at,
+        errors=errors or {},
+        multi_use=link.multi_use,
+        after_sending=kind.after_sending or AFTER_SENDING,
+        coordination=coordination_of(session, link.case_type, link.case_id),
+        refused=refused,
+    )
 
 
 def view_step(session: Session, token: str) -> StepView:
     """The page of a valid link. It consumes nothing (a mail scanner may open it); as it
     shows the case to the link's holder, the read is recorded (`case.read`, committed)."""
     link, kind = _usable(session, token)
-    view = StepView(
-        page=kind.page(session, link),
-        fields=form_fields(kind.form, kind.initial(session, link)),
-        submit_label=kind.submit_label,
-        expires_at=link.expires_at,
-    )
+    view = _view(session, link, kind, form_fields(kind.form, kind.initial(session, link)))
     contact = session.get(Contact, link.contact_id)
     assert contact is not None and contact.id is not None
     record_event(
@@ -96,6 +140,7 @@ class Submission:
     wait_id: int | None = None
     view: StepView | None = None
     case_label: str = ""
+    coordination: Coordination | None = None
 
 
 def is_multi_use(token: str) -> bool:
@@ -106,30 +151,59 @@ def is_multi_use(token: str) -> bool:
 
 
 def submit_step(token: str, data: dict[str, list[str]]) -> Submission:
-    """Validate; then in ONE transaction consume the link, record, request the resume."""
+    """Validate; then in ONE transaction consume the link, record, request the resume.
+
+    A refusal, by the form or by a rule of the domain, records nothing and leaves the
+    link usable: the page comes back with what was typed and the reason.
+    """
     with session_scope() as session:
         link, kind = _usable(session, token)
         answer, typed, errors = parse_form(kind.form, data)
         if answer is None:
             return Submission(
-                view=StepView(
-                    page=kind.page(session, link),
-                    fields=form_fields(kind.form, typed, errors, raw=True),
-                    submit_label=kind.submit_label,
-                    expires_at=link.expires_at,
-                    errors=errors,
+                view=_view(
+                    session, link, kind, form_fields(kind.form, typed, errors, raw=True), errors
                 )
             )
         page = kind.page(session, link)
+        coordination = coordination_of(session, link.case_type, link.case_id)
         try:
             consume(session=session, link=link)
+            contact = session.get(Contact, link.contact_id)
+            assert contact is not None and contact.id is not None
+            actor = Actor.contact(contact.id, contact.name)
+            confirmation = kind.record(session, link, answer, actor)
+            wait_id = _request_resume(session, link, kind)
         except LinkAlreadyUsed:
             raise LinkUnusable(LinkState.USED, link.id) from None
-        contact = session.get(Contact, link.contact_id)
-        assert contact is not None and contact.id is not None
-        confirmation = kind.record(session, link, answer, Actor.contact(contact.id, contact.name))
-        wait_id = _request_resume(session, link, kind)
-        return Submission(confirmation=confirmation, wait_id=wait_id, case_label=page.case_label)
+        except DomainError as refusal:
+            session.rollback()  # nothing was written before: the link stays usable
+            errors = _refusal_errors(kind, refusal)
+            return Submission(
+                view=_view(
+                    session,
+                    link,
+                    kind,
+                    form_fields(kind.form, typed, errors, raw=True),
+                    errors,
+                    refused=True,
+                )
+            )
+        return Submission(
+            confirmation=confirmation,
+            wait_id=wait_id,
+            case_label=page.case_label,
+            coordination=coordination,
+        )
+
+
+def _refusal_errors(kind: StepKind, refusal: DomainError) -> dict[str, str]:
+    """The domain's French reason beside its field (or above the form)."""
+    reason = refusal.message[:1].upper() + refusal.message[1:]
+    if not reason.endswith((".", "!", "?")):
+        reason += "."
+    where = refusal.field if refusal.field in kind.form.model_fields else "__root__"
+    return {where: reason}
 
 
 def _request_resume(session: Session, link: StepLink, kind: StepKind) -> int | None:

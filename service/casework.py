@@ -23,6 +23,7 @@ from models.core.people import Clsm, User
 from models.core.settings import get_settings
 from models.core.spreadsheet import csv_text
 from models.core.waits import Wait, WaitStatus
+from service.labels import mail_label, payload_details
 
 ACTION_LABELS: dict[str, str] = {
     "history.read": "consultation de l'historique",
@@ -132,7 +133,9 @@ class WaitPublic(BaseModel):
 
 
 class PendingMailPublic(BaseModel):
-    template: str = Field(description="Modèle du message")
+    template: str = Field(description="Modèle du message (identifiant)")
+    label: str = Field(description="Ce que dit le message, en français")
+    recipient: str = Field(description="Destinataire : nom et adresse")
     status: str = Field(description="pending (en attente), sending (en cours), failed (échec)")
     queued_at: datetime = Field(description="Mis en file le")
     attempts: int = Field(description="Tentatives d'envoi")
@@ -187,7 +190,8 @@ def step_label(step: str) -> str:
 
 
 def flow_run_url(flow_run_id: str | None) -> str | None:
-    return f"{get_settings().ui_url}/runs/flow-run/{flow_run_id}" if flow_run_id else None
+    """The run's page in the Prefect UI, through the service's gateway."""
+    return get_settings().run_url(flow_run_id) or None
 
 
 def open_waits_of(session: Session, case_type: CaseType, case_id: int) -> list[Wait]:
@@ -248,6 +252,10 @@ def case_public(session: Session, case: CaseSummary) -> CasePublic:
         undelivered_mails=[
             PendingMailPublic(
                 template=m.template,
+                label=mail_label(m.template),
+                recipient=f"{m.recipient_name} <{m.recipient_email}>"
+                if m.recipient_name
+                else m.recipient_email,
                 status=m.status.value,
                 queued_at=m.created_at,
                 attempts=m.attempts,
@@ -293,6 +301,9 @@ class HistoryEntry(BaseModel):
     channel: str
     channel_label: str
     payload: dict[str, Any] | None
+    details: list[tuple[str, str]] | None = Field(
+        default=None, description="Le contenu de l'événement, en français (None : effacé)"
+    )
 
 
 class ChainCheck(BaseModel):
@@ -327,6 +338,7 @@ def _entry(event: AuditEvent) -> HistoryEntry:
         channel=event.channel,
         channel_label=CHANNEL_LABELS.get(event.channel, event.channel),
         payload=event.payload,
+        details=payload_details(event.payload) if event.payload is not None else None,
     )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from models.core.settings import fail_fast
+from service.directory_cli import clsm_app, directory_app
 
 app = typer.Typer(help="Moteur de processus des CLSM.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Base de données de l'application.", no_args_is_help=True)
@@ -26,6 +27,8 @@ users_app = typer.Typer(
     help="Comptes du service (coordination, audit, admin).", no_args_is_help=True
 )
 app.add_typer(users_app, name="users")
+app.add_typer(clsm_app, name="clsm")
+app.add_typer(directory_app, name="directory")
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -157,10 +160,14 @@ def clock_show() -> None:
     from models.core import clock
     from models.core.db import session_scope
     from models.core.settings import get_settings
+    from service.labels import french_duration
 
     with session_scope() as session:
         moment, delta = clock.now(session), clock.offset(session)
-    typer.echo(f"{moment.astimezone(get_settings().tz):%d/%m/%Y %H:%M} (décalage {delta})")
+    typer.echo(
+        f"{moment.astimezone(get_settings().tz):%d/%m/%Y %H:%M} "
+        f"(décalage : {french_duration(delta)})"
+    )
 
 
 @clock_app.command("advance")
@@ -242,7 +249,7 @@ def report_saisines(
     """Tableau des saisines de la cellule pour une année, puis les totaux par niveau."""
     from models.core.db import session_scope
     from models.core.people import get_clsm
-    from models.saisine.domain import yearly_report, yearly_report_csv
+    from models.saisine.report import yearly_report, yearly_report_csv
 
     with session_scope() as session:
         found = get_clsm(session=session, slug=clsm)
@@ -416,8 +423,8 @@ def setup(block: bool = typer.Option(True, help="Rester actif après la mise en 
         typer.echo(load_immersion_demo())
     typer.echo(
         "\n================ CLSM prêt ================\n"
-        f"  Interface Prefect : {settings.ui_url}\n"
-        f"  Service           : {settings.base_url}/\n"
+        f"  Coordination      : {settings.base_url}/  (compte du service)\n"
+        f"  Interface Prefect : {settings.ui_url}/  (par le service, après connexion)\n"
         f"  Boîte mail locale : {settings.base_url}/dev/mails   (ou : clsm mail list)\n"
         "  Arrêt : Ctrl-C\n"
         "===========================================\n"
@@ -427,12 +434,20 @@ def setup(block: bool = typer.Option(True, help="Rester actif après la mise en 
         signals.pause()
 
 
+@app.command("prefect-auth")
+def prefect_auth_command() -> None:
+    """Affiche le secret du serveur Prefect (créé sous var/ au premier appel), pour `make up`."""
+    from models.core.settings import get_settings
+
+    typer.echo(get_settings().prefect_auth)
+
+
 @app.command("purge")
 def purge_command() -> None:
     """Efface les données personnelles des saisines closes depuis CLSM_RETENTION_YEARS ans."""
     from models.core.db import session_scope
     from models.core.settings import get_settings
-    from models.saisine.domain import purge_closed_saisines
+    from models.saisine.retention import purge_closed_saisines
 
     years = get_settings().retention_years
     with session_scope() as session:
@@ -443,28 +458,61 @@ def purge_command() -> None:
     )
 
 
-@app.command("backup")
-def backup_command(destination: Path = typer.Argument(..., help="Fichier de sauvegarde")) -> None:
-    """Sauvegarde cohérente de la base de l'application, même en fonctionnement."""
-    from models.core.backup import backup
+def _database_urls(with_prefect: bool) -> dict[str, str]:
+    """The app database and, if asked, Prefect's (PREFECT_SERVER_DATABASE_CONNECTION_URL,
+    or Prefect's SQLite file under PREFECT_HOME, when it exists)."""
+    from sqlalchemy.engine import make_url
+
     from models.core.settings import get_settings
 
-    path = backup(get_settings().db_url, destination)
+    urls = {"app": get_settings().db_url}
+    if with_prefect:
+        from prefect.settings import get_current_settings
+
+        current = get_current_settings()
+        secret = current.server.database.connection_url
+        url = secret.get_secret_value() if secret else f"sqlite:///{current.home}/prefect.db"
+        if not url.startswith("sqlite") or Path(make_url(url).database or "").exists():
+            urls["prefect"] = url
+        else:
+            typer.echo(f"Base de Prefect absente ({url}) : non sauvegardée.", err=True)
+    return urls
+
+
+PREFECT_OPTION = typer.Option(True, "--prefect/--sans-prefect", help="Avec la base de Prefect")
+
+
+@app.command("backup")
+def backup_command(
+    destination: Path = typer.Argument(..., help="Fichier de sauvegarde"),
+    prefect: bool = PREFECT_OPTION,
+) -> None:
+    """Sauvegarde cohérente des bases (application et Prefect), même en fonctionnement."""
+    from models.core.backup import backup_installation
+
+    path = backup_installation(_database_urls(prefect), destination)
     typer.echo(f"Sauvegarde écrite : {path}")
 
 
 @app.command("restore")
-def restore_command(snapshot: Path = typer.Argument(..., help="Fichier de sauvegarde")) -> None:
-    """Restaure la base de l'application depuis une sauvegarde (installation arrêtée)."""
-    from models.core.backup import restore
-    from models.core.settings import get_settings
+def restore_command(
+    snapshot: Path = typer.Argument(..., help="Fichier de sauvegarde"),
+    prefect: bool = PREFECT_OPTION,
+) -> None:
+    """Restaure les bases depuis une sauvegarde (installation arrêtée, serveur Prefect compris)."""
+    from models.core.backup import restore_installation
 
     if not snapshot.exists():
         typer.echo(f"Sauvegarde introuvable : {snapshot}", err=True)
         raise typer.Exit(1)
-    restore(get_settings().db_url, snapshot)
+    restored = restore_installation(_database_urls(prefect), snapshot)
     migrate()
-    typer.echo("Base restaurée ; les dossiers ouverts reprennent au prochain tick.")
+    names = {"app": "application", "prefect": "Prefect"}
+    typer.echo(
+        "Base(s) restaurée(s) : "
+        + ", ".join(names[p] for p in restored)
+        + " ; les dossiers ouverts reprennent au prochain passage du tick."
+    )
 
 
 def main() -> None:  # pragma: no cover - console entry

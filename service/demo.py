@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session, select
 
+from models.core.audit import Actor
 from models.core.db import session_scope
+from models.core.directory import ClsmCreate, create_clsm
 from models.core.enums import Role
-from models.core.people import Clsm, Contact, Organisation, Partnership, User
+from models.core.people import Clsm, Organisation, User
 from models.core.settings import Environment, get_settings
-from models.saisine.domain import SaisineIntake
+from models.saisine.intake import SaisineIntake
 
 DEMO_PASSWORD = "demo-clsm-2026"
 
@@ -20,122 +23,37 @@ class DemoRefused(RuntimeError):
     """Demo data and accounts are never created in production."""
 
 
-ORGANISATIONS: list[tuple[str, str, str, bool, list[tuple[str, str, str]]]] = [
-    (
-        "CCAS de Poitiers",
-        "CCAS",
-        "action sociale",
-        True,
-        [("Claire Martin", "claire.martin@ccas.example", "Responsable du pôle santé")],
-    ),
-    (
-        "Centre hospitalier Henri Laborit",
-        "CHL",
-        "psychiatrie",
-        True,
-        [
-            ("Dr Paul Bernard", "paul.bernard@chl.example", "Psychiatre"),
-            ("Inès Moreau", "ines.moreau@chl.example", "Coordinatrice de parcours"),
-        ],
-    ),
-    (
-        "Département de la Vienne",
-        "Département",
-        "action sociale",
-        True,
-        [("Sophie Petit", "sophie.petit@vienne.example", "Assistante sociale de secteur")],
-    ),
-    (
-        "Dispositif d'appui à la coordination",
-        "DAC-PTA",
-        "coordination",
-        True,
-        [("Julien Roux", "julien.roux@dac.example", "Coordinateur")],
-    ),
-    (
-        "ICF Habitat Atlantique",
-        "ICF Habitat",
-        "bailleur social",
-        False,
-        [("Nadia Fontaine", "nadia.fontaine@icf.example", "Chargée de gestion sociale")],
-    ),
-    (
-        "UDAF de la Vienne",
-        "UDAF",
-        "protection des majeurs",
-        False,
-        [("Marc Girard", "marc.girard@udaf.example", "Mandataire judiciaire")],
-    ),
-    (
-        "Ekidom",
-        "Ekidom",
-        "bailleur social",
-        False,
-        [("Léa Lambert", "lea.lambert@ekidom.example", "Conseillère sociale")],
-    ),
-    (
-        "Maison départementale des personnes handicapées",
-        "MDPH",
-        "handicap",
-        False,
-        [("Hugo Lefèvre", "hugo.lefevre@mdph.example", "Référent insertion")],
-    ),
-]
-
-
-def _ensure_people(session: Session, clsm: Clsm) -> None:
-    assert clsm.id is not None
-    for name, short, kind, permanent, contacts in ORGANISATIONS:
-        org = session.exec(
-            select(Organisation).where(Organisation.clsm_id == clsm.id, Organisation.name == name)
-        ).first()
-        if org is None:
-            org = Organisation(
-                clsm_id=clsm.id,
-                name=name,
-                short_name=short,
-                kind=kind,
-                permanent_member=permanent,
-                address="Poitiers",
-            )
-            session.add(org)
-            session.flush()
-            assert org.id is not None
-            session.add(
-                Partnership(
-                    clsm_id=clsm.id,
-                    organisation_id=org.id,
-                    starts_on=date(2023, 1, 1),
-                    ends_on=date(2027, 12, 31),
-                )
-            )
-            session.add(
-                Partnership(
-                    clsm_id=clsm.id,
-                    organisation_id=org.id,
-                    starts_on=date(2018, 6, 1),
-                    ends_on=date(2022, 12, 31),
-                )
-            )
-            for contact_name, email, function in contacts:
-                session.add(
-                    Contact(
-                        organisation_id=org.id, name=contact_name, email=email, function=function
-                    )
-                )
-
-
 # Development only: `clsm setup` does not create them in production, and the service
-# refuses them there (and any account whose password is the demo one).
+# refuses them there (and any account whose password is the demo one). People's names:
+# the audit trail names whoever decides in the Prefect UI.
 DEMO_ACCOUNTS: list[tuple[str, str, Role]] = [
-    ("coordination@clsm-poitiers.example", "Coordination du CLSM", Role.COORDINATOR),
-    ("audit@clsm-poitiers.example", "Auditrice", Role.AUDITOR),
-    ("admin@clsm.example", "Administration", Role.ADMIN),
+    ("coordination@clsm-poitiers.example", "Hélène Garnier", Role.COORDINATOR),
+    ("audit@clsm-poitiers.example", "Martine Roche", Role.AUDITOR),
+    ("admin@clsm.example", "Yves Lemoine", Role.ADMIN),
 ]
 
 
 def is_demo_login(email: str, password: str) -> bool:
     return password == DEMO_PASSWORD or email in {a[0] for a in DEMO_ACCOUNTS}
+
+
+DEMO_DIRECTORY = Path(__file__).parent / "demo_data" / "poitiers-annuaire.csv"
+"""The Poitiers network (structures, contacts, conventions), loaded through the import."""
+
+
+def _ensure_people(session: Session, clsm: Clsm) -> None:
+    """The network, imported from the demo spreadsheet as a coordinator would (a second
+    load finds every line unchanged and writes nothing)."""
+    from models.core.directory_sheet import import_file
+
+    assert clsm.id is not None
+    import_file(
+        session=session,
+        clsm_id=clsm.id,
+        filename=DEMO_DIRECTORY.name,
+        content=DEMO_DIRECTORY.read_bytes(),
+        actor=Actor.system("démonstration"),
+    )
 
 
 def _ensure_users(session: Session, clsm: Clsm) -> None:
@@ -161,14 +79,17 @@ def load_demo() -> str:
     with session_scope() as session:
         clsm = session.exec(select(Clsm).where(Clsm.slug == "poitiers")).first()
         if clsm is None:
-            clsm = Clsm(
-                slug="poitiers",
-                name="CLSM de Poitiers",
-                coordinator_name="Coordination du CLSM",
-                coordinator_email="coordination@clsm-poitiers.example",
+            clsm = create_clsm(
+                session=session,
+                data=ClsmCreate(
+                    slug="poitiers",
+                    name="CLSM de Poitiers",
+                    territory="Ville de Poitiers",
+                    coordinator_name="Coordination du CLSM",
+                    coordinator_email="coordination@clsm-poitiers.example",
+                ),
+                actor=Actor.system("démonstration"),
             )
-            session.add(clsm)
-            session.flush()
         _ensure_people(session, clsm)
         _ensure_users(session, clsm)
     return (
@@ -214,13 +135,13 @@ def _demo_session(today: date) -> Any:
     from datetime import datetime, time, timedelta
 
     from models.core.settings import get_settings
-    from models.immersion import domain as im
+    from models.immersion.tables import ImmersionSessionCreate
 
     tz = get_settings().tz
     prep = datetime.combine(today + timedelta(days=21), time(9), tz)
     window_start = prep.date() + timedelta(days=7)
     restitution = datetime.combine(window_start + timedelta(days=40), time(14), tz)
-    return im.ImmersionSessionCreate(
+    return ImmersionSessionCreate(
         clsm_slug="poitiers",
         title=DEMO_SESSION_TITLE,
         structures=DEMO_HOSTS,
@@ -264,30 +185,39 @@ def load_immersion_demo(run_env: dict[str, str] | None = None) -> str:
 
     from models.core import clock
     from models.core.audit import Actor
-    from models.immersion import domain as im
+    from models.immersion.call import (
+        ApplicationForm,
+        attach_run,
+        close_call_now,
+        create_session,
+        open_call,
+        submit_application,
+    )
+    from models.immersion.common import find_organisation, get_session
+    from models.immersion.tables import ImmersionSession
 
     actor = Actor.system("demo")
     with session_scope() as session:
         row = session.exec(
-            select(im.ImmersionSession).where(im.ImmersionSession.title == DEMO_SESSION_TITLE)
+            select(ImmersionSession).where(ImmersionSession.title == DEMO_SESSION_TITLE)
         ).first()
         if row is not None and row.flow_run_id != "demo-pending":
             return f"Session de démonstration déjà lancée (run {row.flow_run_id})."
         if row is None:
             data = _demo_session(clock.now(session).astimezone(get_settings().tz).date())
-            row = im.create_session(
+            row = create_session(
                 session=session, data=data, flow_run_id="demo-pending", actor=actor
             )
-            im.open_call(session=session, row=row, actor=actor)
+            open_call(session=session, row=row, actor=actor)
             for n, (name, home, function) in enumerate(DEMO_APPLICANTS):
-                org = im.find_organisation(session, row.clsm_id, home)
+                org = find_organisation(session, row.clsm_id, home)
                 assert org is not None and org.id is not None
                 hosts = [h for h in DEMO_HOSTS if h != home]
-                im.submit_application(
+                submit_application(
                     session=session,
                     row=row,
                     organisation_id=org.id,
-                    form=im.ApplicationForm(
+                    form=ApplicationForm(
                         name=name,
                         email=_email(name, home),
                         function=function,
@@ -300,7 +230,7 @@ def load_immersion_demo(run_env: dict[str, str] | None = None) -> str:
                     ),
                     actor=actor,
                 )
-            im.close_call_now(session=session, row=row, actor=actor)
+            close_call_now(session=session, row=row, actor=actor)
         data = _demo_session(row.call_opens_on)
         session_id = row.id
     assert session_id is not None
@@ -320,9 +250,9 @@ def load_immersion_demo(run_env: dict[str, str] | None = None) -> str:
         )
     )
     with session_scope() as session:
-        im.attach_run(
+        attach_run(
             session=session,
-            row=im.get_session(session, session_id),
+            row=get_session(session, session_id),
             flow_run_id=str(run.id),
             actor=actor,
         )
@@ -413,11 +343,6 @@ SAISINES_2022: list[dict[str, object]] = [
 ]
 
 # Structures invited to the cell in 2022, with their conventions (seed 003).
-INVITED_2022 = [
-    ("Un chez Soi d'Abord", "logement accompagné", "Camille Durand", "camille.durand@ucsd.example"),
-    ("Service social du CHU", "hôpital", "Élodie Faure", "elodie.faure@chu.example"),
-    ("Cadre des urgences du CHU", "hôpital", "Thomas Blanc", "thomas.blanc@chu.example"),
-]
 
 
 def _org_by_label(session: Session, clsm_id: int, label: str) -> Organisation:
@@ -431,28 +356,6 @@ def _org_by_label(session: Session, clsm_id: int, label: str) -> Organisation:
     ).first()
     assert org is not None, label
     return org
-
-
-def _ensure_invited(session: Session, clsm: Clsm) -> None:
-    assert clsm.id is not None
-    for name, kind, person, email in INVITED_2022:
-        if session.exec(
-            select(Organisation).where(Organisation.clsm_id == clsm.id, Organisation.name == name)
-        ).first():
-            continue
-        org = Organisation(clsm_id=clsm.id, name=name, short_name=name, kind=kind)
-        session.add(org)
-        session.flush()
-        assert org.id is not None
-        for start, end in [
-            (date(2018, 6, 1), date(2022, 12, 31)),
-            (date(2023, 1, 1), date(2027, 12, 31)),
-        ]:
-            session.add(
-                Partnership(clsm_id=clsm.id, organisation_id=org.id, starts_on=start, ends_on=end)
-            )
-        session.add(Contact(organisation_id=org.id, name=person, email=email, function="Référent"))
-    session.flush()
 
 
 def _demo_intake(referrer: str, day: date) -> SaisineIntake:
@@ -478,7 +381,27 @@ def _closed_2022_case(session: Session, clsm: Clsm, spec: dict[str, Any]) -> Non
     from models.core import clock
     from models.core.audit import Actor
     from models.core.settings import get_settings
-    from models.saisine import domain as sa
+    from models.saisine.common import (
+        actions_of,
+        close_saisine,
+        consultations,
+        escalate_to_level2,
+        first_contact,
+    )
+    from models.saisine.decisions import ActionPlan, close_action, record_decision
+    from models.saisine.intake import open_saisine
+    from models.saisine.level1 import (
+        consult_partners,
+        record_consultation_answer,
+        record_orientation,
+    )
+    from models.saisine.meetings import (
+        back_to_level1,
+        cancel_meeting,
+        mark_meeting_held,
+        plan_meeting,
+        proposed_host,
+    )
     from models.saisine.rules import OrientationKind
 
     tz = get_settings().tz
@@ -491,16 +414,14 @@ def _closed_2022_case(session: Session, clsm: Clsm, spec: dict[str, Any]) -> Non
 
     day: date = spec["day"]
     at(day - timedelta(days=10), 9)
-    saisine = sa.open_saisine(
-        session=session, intake=_demo_intake(spec["referrer"], day), actor=actor
-    )
+    saisine = open_saisine(session=session, intake=_demo_intake(spec["referrer"], day), actor=actor)
     orgs = [_org_by_label(session, clsm.id, label).id for label in spec["consulted"]]
-    sa.consult_partners(
+    consult_partners(
         session=session, saisine=saisine, organisation_ids=[o for o in orgs if o], actor=actor
     )
     at(day - timedelta(days=8), 11)
-    for consultation in sa.consultations(session, saisine):
-        sa.record_consultation_answer(
+    for consultation in consultations(session, saisine):
+        record_consultation_answer(
             session=session,
             consultation=consultation,
             knows_situation=True,
@@ -508,11 +429,11 @@ def _closed_2022_case(session: Session, clsm: Clsm, spec: dict[str, Any]) -> Non
             actor=actor,
         )
     if spec.get("cancelled_meeting") or spec.get("decision"):
-        sa.escalate_to_level2(session=session, saisine=saisine, actor=actor, reason="démo")
+        escalate_to_level2(session=session, saisine=saisine, actor=actor, reason="démo")
         at(day - timedelta(days=7), 10)
         invited = [_org_by_label(session, clsm.id, label).id for label in spec.get("invited", [])]
-        host = sa.proposed_host(session, clsm.id)
-        meeting = sa.plan_meeting(
+        host = proposed_host(session, clsm.id)
+        meeting = plan_meeting(
             session=session,
             saisine=saisine,
             starts_at=datetime.combine(day, time(14), tzinfo=tz),
@@ -521,23 +442,21 @@ def _closed_2022_case(session: Session, clsm: Clsm, spec: dict[str, Any]) -> Non
             actor=actor,
         )
         if spec.get("cancelled_meeting"):
-            sa.cancel_meeting(
+            cancel_meeting(
                 session=session, meeting=meeting, reason="Réunion de cellule annulée", actor=actor
             )
-            sa.back_to_level1(
-                session=session, saisine=saisine, reason="réunion annulée", actor=actor
-            )
+            back_to_level1(session=session, saisine=saisine, reason="réunion annulée", actor=actor)
         else:
             at(day, 17)
-            sa.mark_meeting_held(session=session, meeting=meeting, actor=actor)
-            dac = sa.first_contact(session, _org_by_label(session, clsm.id, "DAC-PTA").id or 0)
-            sa.record_decision(
+            mark_meeting_held(session=session, meeting=meeting, actor=actor)
+            dac = first_contact(session, _org_by_label(session, clsm.id, "DAC-PTA").id or 0)
+            record_decision(
                 session=session,
                 saisine=saisine,
                 meeting=meeting,
                 text=str(spec["decision"]),
                 actions=[
-                    sa.ActionPlan(
+                    ActionPlan(
                         "Organiser la réunion de concertation annuelle",
                         dac.id or 0,
                         day + timedelta(days=60),
@@ -546,18 +465,18 @@ def _closed_2022_case(session: Session, clsm: Clsm, spec: dict[str, Any]) -> Non
                 actor=actor,
             )
             at(day + timedelta(days=50), 10)
-            for action in sa.actions_of(session, saisine):
-                sa.close_action(
+            for action in actions_of(session, saisine):
+                close_action(
                     session=session,
                     action=action,
                     note="réunion organisée",
                     actor=actor,
                     link_id=None,
                 )
-            sa.close_saisine(session=session, saisine=saisine, reason="", actor=actor)
+            close_saisine(session=session, saisine=saisine, reason="", actor=actor)
             return
     at(day, 16)
-    sa.record_orientation(
+    record_orientation(
         session=session,
         saisine=saisine,
         kind=OrientationKind(spec["kind"]),
@@ -566,7 +485,7 @@ def _closed_2022_case(session: Session, clsm: Clsm, spec: dict[str, Any]) -> Non
         follow_up_on=None,
         actor=actor,
     )
-    sa.close_saisine(session=session, saisine=saisine, reason="orientation proposée", actor=actor)
+    close_saisine(session=session, saisine=saisine, reason="orientation proposée", actor=actor)
 
 
 def load_saisine_demo(start_open_run: bool = True) -> str:
@@ -579,7 +498,7 @@ def load_saisine_demo(start_open_run: bool = True) -> str:
 
     from models.core import clock
     from models.core.outbox import OutboxMessage
-    from models.saisine.domain import Saisine
+    from models.saisine.tables import Saisine
 
     with session_scope() as session:
         clsm = session.exec(select(Clsm).where(Clsm.slug == "poitiers")).one()
@@ -590,7 +509,6 @@ def load_saisine_demo(start_open_run: bool = True) -> str:
             )
         ).first()
         if done_2022 is None:
-            _ensure_invited(session, clsm)
             before = clock.offset(session)
             first_mail = (
                 session.exec(
@@ -614,7 +532,7 @@ def load_saisine_demo(start_open_run: bool = True) -> str:
             start_run(
                 "saisine/saisine",
                 {"intake": OPEN_SAISINE},
-                tags=["saisine", "poitiers"],
+                tags=["saisine", "clsm:poitiers"],
             )
         )
     return (

@@ -18,6 +18,7 @@ from models.core.audit import Actor
 from models.core.enums import Channel, Role
 from models.core.people import User
 from models.core.settings import get_settings
+from service.labels import rating
 from service.security import SESSION_COOKIE, api_token_hash, csrf_matches
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -31,6 +32,7 @@ def _paris(value: datetime | None, fmt: str = "%d/%m/%Y %H:%M") -> str:
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 templates.env.filters["paris"] = _paris
+templates.env.filters["rating"] = rating
 
 
 def get_session() -> Iterator[Session]:
@@ -104,7 +106,7 @@ def limiter(request: Request, name: str) -> FailureLimiter:
 def wants_json(request: Request) -> bool:
     """Problem JSON for the API and for clients asking JSON rather than HTML."""
     path = request.url.path
-    if path.startswith("/api/") or path.endswith(".json"):
+    if path.startswith(("/api/", "/prefect/api/")) or path.endswith(".json"):
         return True
     accept = request.headers.get("accept", "")
     return "application/json" in accept and "text/html" not in accept

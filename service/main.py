@@ -18,6 +18,7 @@ import models.catalogue  # noqa: F401  (every table)
 from models.core.settings import Environment, get_settings
 from service.deps import FailureLimiter, current_user, optional_user, templates
 from service.errors import install_error_handlers, problem_response
+from service.gateway import PREFIX as PREFECT_PREFIX
 
 MAX_BODY_BYTES = 256 * 1024
 
@@ -32,6 +33,14 @@ DOCS_CSP = (
     "frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
 DOCS_PATHS = ("/docs",)
+# The Prefect UI (served through the gateway) styles its nodes inline, draws in canvases
+# and workers, and keeps live sockets to the gateway.
+PREFECT_UI_CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+    "font-src 'self' data:; script-src 'self'; worker-src 'self' blob:; "
+    "connect-src 'self' {sockets}; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'self'; object-src 'none'"
+)
 STATIC_PATHS = ("/static/", "/docs/assets/")
 
 
@@ -41,13 +50,21 @@ class SecurityHeaders:
     def __init__(self, app: ASGIApp, max_body: int = MAX_BODY_BYTES) -> None:
         self.app = app
         self.max_body = max_body
+        base = get_settings().base_url
+        self.prefect_csp = PREFECT_UI_CSP.format(sockets=base.replace("http", "ws", 1))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = str(scope.get("path", ""))
-        csp = DOCS_CSP if path.startswith(DOCS_PATHS) else CSP
+        csp = (
+            DOCS_CSP
+            if path.startswith(DOCS_PATHS)
+            else self.prefect_csp
+            if path.startswith(PREFECT_PREFIX + "/")
+            else CSP
+        )
 
         async def secured_send(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -132,7 +149,19 @@ def _redact_logs() -> None:
 
 
 def create_app() -> FastAPI:
-    from service.routes import api, auth, cases, dev, history, links, reports, sessions
+    from service import gateway
+    from service.routes import (
+        api,
+        auth,
+        cases,
+        dev,
+        directory,
+        directory_api,
+        history,
+        links,
+        reports,
+        sessions,
+    )
 
     settings = get_settings()
     _redact_logs()
@@ -153,6 +182,7 @@ def create_app() -> FastAPI:
             {"name": "dossiers", "description": "Liste et pages des dossiers"},
             {"name": "historique", "description": "Historique audité de chaque dossier"},
             {"name": "rapports", "description": "Bilans annuels et de session"},
+            {"name": "annuaire", "description": "Structures, contacts, conventions du réseau"},
             {"name": "api", "description": "API JSON (jeton porteur)"},
             {"name": "développement", "description": "Outils hors production"},
             {"name": "système", "description": "État du service"},
@@ -177,7 +207,18 @@ def create_app() -> FastAPI:
     )
     swagger_ui = str(files("swagger_ui").joinpath("static"))  # Swagger UI 5, from swagger-ui-py
     app.mount("/docs/assets", StaticFiles(directory=swagger_ui), name="docs-assets")
-    for module in (links, auth, cases, sessions, history, reports, api):
+    for module in (
+        links,
+        auth,
+        cases,
+        sessions,
+        history,
+        reports,
+        directory,
+        api,
+        directory_api,
+        gateway,
+    ):
         app.include_router(module.router)
     if settings.env is not Environment.PRODUCTION:
         app.include_router(dev.router)

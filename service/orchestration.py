@@ -35,7 +35,12 @@ def wait_for_prefect(timeout: float) -> bool:
 
 def _prefect_cli(*args: str, cwd: Path | None = None) -> None:
     prefect = Path(sys.executable).with_name("prefect")
-    env = {**os.environ, "PREFECT_API_URL": get_settings().prefect_api_url}
+    settings = get_settings()
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": settings.prefect_api_url,
+        "PREFECT_API_AUTH_STRING": settings.prefect_auth,
+    }
     subprocess.run(
         [str(prefect), "--no-prompt", *args],
         cwd=cwd,

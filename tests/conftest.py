@@ -17,6 +17,7 @@ from sqlmodel import Session  # noqa: E402
 
 from models.core import db as app_db  # noqa: E402
 from models.core.settings import get_settings  # noqa: E402
+from tests.support.browser import browser, shared_chromium  # noqa: E402, F401  (shared fixtures)
 from tests.support.postgres import PostgresServer  # noqa: E402
 from tests.support.prefect_stack import PrefectStack  # noqa: E402
 from tests.support.smtp import smtp_server  # noqa: E402, F401  (shared fixture)
@@ -124,6 +125,16 @@ def no_saisine_details_in_any_mail() -> Iterator[None]:
         content = str(mail.message["Subject"]) + mail.text() + mail.html() + mail.calendar()
         assert DIFFICULTY not in content, "a saisine's description left in a mail"
         assert f" {INITIALS} " not in f" {content} ".replace("\n", " "), "initials in a mail"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The production-topology scenarios (tests/production: both databases on PostgreSQL,
+    two workers) need a Prefect server of their own: they run in a session of their own
+    (`make test` starts it after the rest), and are left out of a mixed session."""
+    production = [item for item in items if item.get_closest_marker("production")]
+    if production and len(production) < len(items):
+        config.hook.pytest_deselected(items=production)
+        items[:] = [item for item in items if not item.get_closest_marker("production")]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

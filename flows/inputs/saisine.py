@@ -10,7 +10,7 @@ from typing import Any, Literal
 from prefect.input import RunInput
 from pydantic import BaseModel, Field, create_model
 
-from models.saisine.domain import AGE_RANGES, CHANNELS
+from models.saisine.intake import AGE_RANGES, CHANNELS
 from models.saisine.rules import ORIENTATION_LABELS, OrientationKind
 
 ESCALATE = "Passer au niveau 2 : examen en réunion de cellule"

@@ -132,15 +132,6 @@ class Actor:
         return cls(ActorKind.SYSTEM, "système", Channel.SYSTEM, ref)
 
     @classmethod
-    def prefect_ui(cls, flow_run_id: str = "") -> Actor:
-        return cls(
-            ActorKind.COORDINATOR_UI,
-            "coordination (interface Prefect)",
-            Channel.PREFECT_UI,
-            flow_run_id,
-        )
-
-    @classmethod
     def contact(cls, contact_id: int, name: str) -> Actor:
         return cls(ActorKind.CONTACT, name, Channel.LINK, f"contact:{contact_id}")
 

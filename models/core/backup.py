@@ -1,15 +1,25 @@
-"""Consistent snapshots of the app database, taken while the installation runs.
+"""Consistent snapshots of the installation's databases, taken while it runs.
 
 SQLite: the online backup API copies a consistent state even while other processes write
 (WAL). PostgreSQL: `pg_dump` in its custom format (one consistent snapshot), restored with
-`pg_restore --clean`. Prefect's own database is not needed to rebuild a case; see README.
+`pg_restore --clean`.
+
+`backup_installation` writes one archive (tar) holding the app database and Prefect's,
+Prefect's taken first: a run that moves on between the two snapshots is found, after a
+restore, behind the app database (the source of truth), which re-drives it; the other
+order could leave a run waiting on a key the app database never knew. A snapshot of the
+app database alone (the format before this archive) still restores.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import subprocess
+import tarfile
+import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -71,3 +81,52 @@ def restore(url: str, snapshot: Path) -> None:
         check=True,
         capture_output=True,
     )
+
+
+PARTS = ("prefect", "app")  # the order of the snapshots (see the module docstring)
+
+
+def _file_name(part: str, url: str) -> str:
+    return f"{part}.db" if url.startswith("sqlite") else f"{part}.pgdump"
+
+
+def backup_installation(urls: dict[str, str], destination: Path) -> Path:
+    """One archive with a snapshot of each database of `urls` ({"app": ..., "prefect": ...})."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=destination.parent) as work:
+        names = {}
+        for part in [p for p in PARTS if p in urls]:
+            names[part] = _file_name(part, urls[part])
+            backup(urls[part], Path(work) / names[part])
+        manifest = {
+            "taken_at": datetime.now(UTC).isoformat(),
+            "parts": {p: {"file": n, "dialect": urls[p].split(":")[0]} for p, n in names.items()},
+        }
+        (Path(work) / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        partial = destination.with_name(destination.name + ".partial")
+        with tarfile.open(partial, "w") as archive:
+            for name in ["manifest.json", *names.values()]:
+                archive.add(Path(work) / name, arcname=name)
+        partial.replace(destination)  # never a half-written backup under the final name
+    return destination
+
+
+def restore_installation(urls: dict[str, str], snapshot: Path) -> list[str]:
+    """Restore each database of `urls` found in the snapshot; returns the parts restored.
+
+    The installation is stopped (Prefect server, workers, service, heartbeat).
+    """
+    if not snapshot.exists():
+        raise FileNotFoundError(snapshot)
+    if not tarfile.is_tarfile(snapshot):  # a snapshot of the app database alone
+        restore(urls["app"], snapshot)
+        return ["app"]
+    with tempfile.TemporaryDirectory() as work, tarfile.open(snapshot) as archive:
+        archive.extractall(work, filter="data")
+        manifest = json.loads((Path(work) / "manifest.json").read_text())
+        restored = []
+        for part, entry in manifest["parts"].items():
+            if part in urls:
+                restore(urls[part], Path(work) / entry["file"])
+                restored.append(part)
+    return restored

@@ -15,6 +15,7 @@ class CaseType(StrEnum):
     SAISINE = "saisine"
     MEETING = "meeting"
     INSTALLATION = "installation"
+    CLSM = "clsm"  # the CLSM's own chain: its directory (structures, contacts, conventions...)
 
 
 class Role(StrEnum):
@@ -26,7 +27,6 @@ class Role(StrEnum):
 class ActorKind(StrEnum):
     USER = "user"
     CONTACT = "contact"
-    COORDINATOR_UI = "coordinator-ui"
     SYSTEM = "system"
 
 

@@ -10,9 +10,10 @@ class DomainError(Exception):
 
     status_code = 409
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, field: str = "") -> None:
         super().__init__(message)
         self.message = message
+        self.field = field  # the form field the refusal is about, when there is one
 
 
 class NotFound(DomainError):

@@ -81,3 +81,5 @@ class StepKind:
     wait_step: Callable[[Session, StepLink], str | None] = lambda _s, _l: None
     initial: Callable[[Session, StepLink], dict[str, Any]] = lambda _s, _l: {}
     submit_label: str = "Envoyer"
+    after_sending: str = ""
+    """What happens once the form is sent (French); the service says it generically if empty."""

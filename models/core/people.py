@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, EmailStr
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from models.core.base import UTCDateTime
@@ -33,14 +33,20 @@ class ClsmBase(SQLModel):
     name: str = Field(max_length=200)
     coordinator_name: str = Field(default="", max_length=200)
     coordinator_email: str = Field(default="", max_length=254)
+    territory: str = Field(default="", max_length=200)
+    time_zone: str = Field(default="Europe/Paris", max_length=60)
+    sender_email: str = Field(default="", max_length=254)
+    reply_to_email: str = Field(default="", max_length=254)
 
 
 class Clsm(ClsmBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
+    version: int = 1
 
 
 class ClsmPublic(ClsmBase):
     id: int
+    version: int
 
 
 class OrganisationBase(SQLModel):
@@ -49,6 +55,8 @@ class OrganisationBase(SQLModel):
     kind: str = Field(default="", max_length=80)
     address: str = Field(default="", max_length=300)
     permanent_member: bool = False
+    rotation_order: int | None = Field(default=None, ge=1, description="Rang dans la rotation")
+    active: bool = True
 
 
 class Organisation(OrganisationBase, table=True):
@@ -56,6 +64,8 @@ class Organisation(OrganisationBase, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     clsm_id: int = Field(foreign_key="clsm.id", index=True)
+    aliases: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    version: int = 1
 
     @property
     def label(self) -> str:
@@ -65,17 +75,23 @@ class Organisation(OrganisationBase, table=True):
 class OrganisationPublic(OrganisationBase):
     id: int
     clsm_id: int
+    aliases: list[str]
+    version: int
 
 
 class ContactBase(SQLModel):
     name: str = Field(max_length=200)
     email: str = Field(max_length=254, index=True)
     function: str = Field(default="", max_length=200)
+    phone: str = Field(default="", max_length=40)
+    active: bool = True
 
 
 class Contact(ContactBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    roles: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    version: int = 1
 
 
 class ContactCreate(ContactBase):
@@ -86,6 +102,8 @@ class ContactCreate(ContactBase):
 class ContactPublic(ContactBase):
     id: int
     organisation_id: int
+    roles: list[str]
+    version: int
 
 
 class User(SQLModel, table=True):
@@ -116,6 +134,8 @@ class PartnershipBase(SQLModel):
     starts_on: date
     ends_on: date
     title: str = Field(default="Convention bilatérale", max_length=200)
+    signed_on: date | None = None
+    document_ref: str = Field(default="", max_length=200)
 
 
 class Partnership(PartnershipBase, table=True):
@@ -124,22 +144,25 @@ class Partnership(PartnershipBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     clsm_id: int = Field(foreign_key="clsm.id", index=True)
     organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    version: int = 1
 
 
 class PartnershipPublic(PartnershipBase):
     id: int
     clsm_id: int
     organisation_id: int
+    version: int
 
 
 def valid_partners(*, session: Session, clsm_id: int, on: date) -> list[Organisation]:
-    """Structures whose bilateral convention covers the given day."""
+    """Active structures whose bilateral convention covers the given day."""
     return list(
         session.exec(
             select(Organisation)
             .join(Partnership, col(Partnership.organisation_id) == col(Organisation.id))
             .where(
                 Partnership.clsm_id == clsm_id,
+                col(Organisation.active).is_(True),
                 col(Partnership.starts_on) <= on,
                 col(Partnership.ends_on) >= on,
             )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import sys
 from enum import StrEnum
 from functools import lru_cache
@@ -41,7 +43,8 @@ class Settings(BaseSettings):
     var_dir: Path = Path("var")
     database_url: str = ""
     prefect_api_url: str = "http://127.0.0.1:4200/api"
-    prefect_ui_url: str = ""
+    # the Prefect server's secret (`user:password`); empty: generated once under var_dir
+    prefect_auth_string: str = ""
     base_url: str = "http://127.0.0.1:8000"
     secret_key: str = DEV_SECRET
     timezone: str = "Europe/Paris"
@@ -64,6 +67,8 @@ class Settings(BaseSettings):
     # CRASHED by tick, then handed back; runs beat every 30 s
     silent_run_seconds: int = Field(default=90, ge=40, le=3600)
     retention_years: int = Field(default=5, ge=1, le=100)
+    # the heartbeat process's pass (`python -m flows.tick`): due dates are met within it
+    tick_seconds: float = Field(default=30.0, ge=1, le=60)
     # the audit chain's key (HMAC-SHA256), kept outside the database; generated under
     # var_dir in development, required in production; retired keys (comma-separated) still
     # verify the events they sealed
@@ -139,7 +144,36 @@ class Settings(BaseSettings):
 
     @property
     def ui_url(self) -> str:
-        return (self.prefect_ui_url or self.prefect_api_url.removesuffix("/api")).rstrip("/")
+        """Where people open the Prefect UI: the service's gateway, never the server."""
+        return f"{self.base_url}/prefect"
+
+    def run_url(self, flow_run_id: str | None) -> str:
+        """A run's page in the Prefect UI (through the gateway); "" without a run."""
+        return f"{self.ui_url}/runs/flow-run/{flow_run_id}" if flow_run_id else ""
+
+    @property
+    def prefect_server_url(self) -> str:
+        return self.prefect_api_url.removesuffix("/api")
+
+    @property
+    def prefect_auth(self) -> str:
+        """The Prefect server's secret: given, or generated at first use under var_dir."""
+        return self.prefect_auth_string or _stored_secret(self.var_dir / "prefect-auth")
+
+
+def _stored_secret(path: Path) -> str:
+    """Read the secret kept in `path`, creating it (owner-only) on first use."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        secret = f"clsm:{secrets.token_urlsafe(32)}"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process of the installation wrote it first
+        else:
+            with os.fdopen(fd, "w") as file:
+                file.write(secret)
+    return path.read_text().strip()
 
 
 class ConfigurationError(SystemExit):

@@ -13,9 +13,10 @@ import re
 from collections.abc import Collection
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from models.core import clock
@@ -46,6 +47,12 @@ class Wait(SQLModel, table=True):
     resume_pending: bool = Field(default=False, index=True)
     resume_reason: str = Field(default="", max_length=40)
     last_error: str = Field(default="", max_length=500)
+    refused_reason: str = Field(default="", max_length=500)
+    """Why the coordinator's last answer was refused (French), shown above the form again."""
+    refused_answer: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )
+    """What the coordinator typed in the refused answer, given back to correct it."""
 
     @property
     def key(self) -> str:
@@ -115,7 +122,16 @@ def next_generation(*, session: Session, wait: Wait) -> None:
     session.add(wait)
 
 
+def refuse_answer(*, session: Session, wait: Wait, reason: str, answer: dict[str, Any]) -> None:
+    """The rules refused this answer: spend its key, keep what was typed and why."""
+    next_generation(session=session, wait=wait)
+    wait.refused_reason = reason[:500]
+    wait.refused_answer = answer
+
+
 def close_wait(*, session: Session, wait: Wait) -> None:
+    wait.refused_reason = ""
+    wait.refused_answer = None
     wait.status = WaitStatus.DONE
     wait.resume_pending = False
     wait.due_at = None

@@ -1,6 +1,10 @@
-"""Statuses of an immersion session and of its parts, their transitions and French labels."""
+"""Names of an immersion session: statuses and transitions, partner steps, the waits of its
+flow run, and the French labels people read for each of them."""
 
 from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
 
 from models.core.enums import Status, Transitions
 
@@ -130,3 +134,109 @@ STATUS_LABELS: dict[Status, str] = {
     SessionStatus.CLOSED: "clôturée",
     SessionStatus.CANCELLED: "annulée",
 }
+
+APPLICATION_LABELS: dict[ApplicationStatus, str] = {
+    ApplicationStatus.SUBMITTED: "candidature reçue",
+    ApplicationStatus.SELECTED: "retenu",
+    ApplicationStatus.WAITLISTED: "liste d'attente",
+    ApplicationStatus.OFFERED: "place proposée",
+    ApplicationStatus.NOT_SELECTED: "non retenu",
+    ApplicationStatus.WITHDRAWN: "retiré",
+    ApplicationStatus.COMPLETED: "immersion réalisée",
+}
+
+
+class Step(StrEnum):
+    """The steps partners answer by link (the name of the link's step)."""
+
+    APPLY = "immersion-apply"
+    CHANGE = "immersion-application"
+    OFFER = "immersion-offer"
+    HOST = "immersion-host"
+    SIGN = "immersion-sign"
+    GRID = "immersion-evaluation"
+    HOST_EVALUATION = "immersion-host-evaluation"
+
+
+class WaitName(StrEnum):
+    """What the session's flow run waits for (the step of its `Wait` rows)."""
+
+    CALL_REMINDER = "call-reminder"
+    CALL_CLOSE = "call-close"
+    SELECTION = "selection"
+    PARTNERS = "partners"
+    PREPARATION_DAY = "preparation-day"
+    PREPARATION_ATTENDANCE = "preparation-attendance"
+    IMMERSION = "immersion"
+    EVALUATIONS = "evaluations"
+    RESTITUTION_DAY = "restitution-day"
+    RESTITUTION_ATTENDANCE = "restitution-attendance"
+
+
+WAIT_LABELS: dict[WaitName, str] = {
+    WaitName.CALL_REMINDER: "rappel avant la clôture de l'appel",
+    WaitName.CALL_CLOSE: "candidatures (clôture de l'appel)",
+    WaitName.SELECTION: "la coordination (validation de la sélection)",
+    WaitName.PARTNERS: "structures d'accueil, signataires des conventions, liste d'attente",
+    WaitName.PREPARATION_DAY: "journée de préparation",
+    WaitName.PREPARATION_ATTENDANCE: "la coordination (présences : journée de préparation)",
+    WaitName.IMMERSION: "immersions en cours",
+    WaitName.EVALUATIONS: "grilles d'observation et évaluations",
+    WaitName.RESTITUTION_DAY: "restitution",
+    WaitName.RESTITUTION_ATTENDANCE: "la coordination (présences : restitution)",
+}
+"""What a person reads while the run waits (its `waiting_on`)."""
+
+PHASE_WAITS: dict[SessionStatus, frozenset[WaitName]] = {
+    SessionStatus.CALL_OPEN: frozenset({WaitName.CALL_REMINDER, WaitName.CALL_CLOSE}),
+    SessionStatus.SELECTION: frozenset({WaitName.SELECTION}),
+    SessionStatus.PLACEMENT: frozenset({WaitName.PARTNERS}),
+    SessionStatus.AGREEMENTS: frozenset({WaitName.PARTNERS}),
+    SessionStatus.PREPARATION: frozenset(
+        {WaitName.PREPARATION_DAY, WaitName.PREPARATION_ATTENDANCE}
+    ),
+    SessionStatus.IMMERSION: frozenset({WaitName.IMMERSION}),
+    SessionStatus.EVALUATION: frozenset({WaitName.EVALUATIONS}),
+    SessionStatus.RESTITUTION: frozenset(
+        {WaitName.RESTITUTION_DAY, WaitName.RESTITUTION_ATTENDANCE}
+    ),
+}
+"""The waits each status may be in; the others are left over from phases already done."""
+
+Meeting = Literal["preparation", "restitution"]
+MEETING_LABELS: dict[Meeting, str] = {
+    "preparation": "journée de préparation",
+    "restitution": "restitution",
+}
+ATTENDANCE_WAITS: dict[Meeting, WaitName] = {
+    "preparation": WaitName.PREPARATION_ATTENDANCE,
+    "restitution": WaitName.RESTITUTION_ATTENDANCE,
+}
+
+Party = Literal["participant", "manager", "tutor"]
+PARTIES: tuple[Party, ...] = ("participant", "manager", "tutor")
+PARTY_LABELS: dict[Party, str] = {
+    "participant": "le ou la stagiaire",
+    "manager": "le ou la responsable de la structure d'origine",
+    "tutor": "le tuteur ou la tutrice de la structure d'accueil",
+}
+
+ACTION_LABELS: dict[str, str] = {
+    "session.created": "session créée",
+    "session.run-attached": "processus Prefect rattaché",
+    "call.closed-early": "appel à candidatures clos avant la date",
+    "application.submitted": "candidature déposée",
+    "application.changed": "candidature modifiée",
+    "place.left-empty": "place laissée vacante",
+    "placement.proposed": "accueil proposé",
+    "placement.unassigned": "accueil retiré",
+    "agreement.created": "convention préparée",
+    "agreement.signed": "convention signée",
+    "attendance.preparation": "présences à la journée de préparation",
+    "attendance.restitution": "présences à la restitution",
+    "evaluation.participant": "évaluation du ou de la stagiaire",
+    "evaluation.host": "évaluation de la structure d'accueil",
+    "meeting.moved": "réunion déplacée",
+    "report.created": "bilan établi",
+}
+"""French labels of the audit actions of a session (beyond the generic ones)."""

@@ -1,6 +1,10 @@
-"""Statuses of a saisine and of its parts, their transitions and French labels."""
+"""Statuses of a saisine and of its parts, their transitions; the names of its partner steps
+and of its waits; their French labels."""
 
 from __future__ import annotations
+
+import re
+from enum import StrEnum
 
 from models.core.enums import Status, Transitions
 
@@ -100,3 +104,78 @@ STATUS_LABELS: dict[Status, str] = {
     SaisineStatus.DECIDED: "décision prise",
     SaisineStatus.CLOSED: "close",
 }
+
+MEETING_LABELS: dict[Status, str] = {
+    MeetingStatus.PLANNED: "prévue",
+    MeetingStatus.HELD: "tenue",
+    MeetingStatus.CANCELLED: "annulée",
+}
+
+
+class Step(StrEnum):
+    """Steps partners answer by link (the `step` of their links)."""
+
+    CONSULTATION = "saisine-consultation"
+    FOLLOW_UP = "saisine-follow-up"
+    ATTENDANCE = "saisine-attendance"
+    ACTION = "saisine-action"
+    OUTCOME = "saisine-outcome"
+
+
+class WaitName(StrEnum):
+    """What a saisine's run waits for. The wait's step is the name with its numbers
+    (`wait_step`): the level 1 round, the meeting; a coordinator form gets the prefix
+    of `flows.waits.ask` in front of it."""
+
+    PARTNERS = "partners"  # coordinator form: partners to consult
+    ANSWERS_REMINDER = "answers-r{round}-reminder"
+    ANSWERS = "answers-r{round}"
+    ORIENTATION = "orientation"  # coordinator form
+    FOLLOW_UP_DATE = "followup-r{round}-date"
+    FOLLOW_UP = "followup-r{round}"
+    MEETING = "meeting"  # coordinator form: plan the meeting
+    MEETING_DAY = "meeting-{meeting}-day"
+    DECISION = "decision-m{meeting}"  # coordinator form
+    ACTIONS = "actions"
+
+
+WAIT_LABELS: dict[WaitName, str] = {
+    WaitName.PARTNERS: "choix des partenaires à consulter (formulaire Prefect)",
+    WaitName.ANSWERS_REMINDER: "réponses des partenaires consultés",
+    WaitName.ANSWERS: "réponses des partenaires consultés",
+    WaitName.ORIENTATION: "orientation (formulaire Prefect)",
+    WaitName.FOLLOW_UP_DATE: "suivi de l'orientation",
+    WaitName.FOLLOW_UP: "suivi de l'orientation",
+    WaitName.MEETING: "réunion de cellule à organiser (formulaire Prefect)",
+    WaitName.MEETING_DAY: "réunion de cellule",
+    WaitName.DECISION: "décision de la réunion (formulaire Prefect)",
+    WaitName.ACTIONS: "actions décidées en cours",
+}
+
+
+def wait_step(name: WaitName, *, round_: int = 0, meeting_id: int | None = None) -> str:
+    """The step of a wait: its name with the round or the meeting it is about."""
+    return name.value.format(round=round_, meeting=meeting_id)
+
+
+_COORDINATOR_FORM = re.compile(r"^ask-\d+-")
+_N = 987654321  # stands for any number in the patterns of the steps
+_PATTERNS = [
+    (
+        name,
+        re.compile(re.escape(wait_step(name, round_=_N, meeting_id=_N)).replace(str(_N), r"\d+")),
+    )
+    for name in WaitName
+]
+
+
+def wait_name(step: str) -> WaitName | None:
+    """The name of a wait step written by `wait_step` (coordinator forms included)."""
+    bare = _COORDINATOR_FORM.sub("", step)
+    return next((name for name, pattern in _PATTERNS if pattern.fullmatch(bare)), None)
+
+
+def wait_label(step: str) -> str | None:
+    """French label of a saisine wait step, or None if it is not one of the saisine's."""
+    name = wait_name(step)
+    return WAIT_LABELS[name] if name is not None else None

@@ -19,15 +19,32 @@ router = APIRouter(prefix="/dev", tags=["développement"])
 _URL = re.compile(r"https?://[^\s<>\"']+")
 
 
+_TRAILING = ".,;:!?»"
+
+
+def _address_end(url: str) -> int:
+    """Where an address found in prose ends: not on the sentence's punctuation, nor on
+    the ")" closing the parenthesis it was written in ("(https://…/r/abc)")."""
+    end = len(url)
+    while end > 0:
+        last = url[end - 1]
+        if last in _TRAILING or (last == ")" and url[:end].count("(") < url[:end].count(")")):
+            end -= 1
+        else:
+            break
+    return end
+
+
 def linkify(text: str) -> Markup:
     """Escaped text whose http(s) addresses become links."""
     parts: list[str] = []
     last = 0
     for match in _URL.finditer(text):
+        end = match.start() + _address_end(match.group(0))
         parts.append(str(escape(text[last : match.start()])))
-        url = escape(match.group(0))
+        url = escape(text[match.start() : end])
         parts.append(f'<a href="{url}">{url}</a>')
-        last = match.end()
+        last = end
     parts.append(str(escape(text[last:])))
     return Markup("".join(parts))
 

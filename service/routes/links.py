@@ -7,10 +7,11 @@ import hashlib
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
-from starlette.background import BackgroundTask
+from starlette.background import BackgroundTask, BackgroundTasks
 
 from models.core.links import LinkState
 from models.core.runs import deliver_resumes
+from notifications.send import send_now
 from service.answers import (
     LinkUnusable,
     StepView,
@@ -83,7 +84,7 @@ def show_step(request: Request, token: str, session: SessionDep) -> Response:
     "/r/{token}",
     response_class=HTMLResponse,
     summary="Enregistrer la réponse d'une étape",
-    responses={**UNUSABLE, **problem_responses(413, 422)},
+    responses={**UNUSABLE, **problem_responses(409, 413, 422)},
 )
 async def answer_step(request: Request, token: str) -> Response:
     """Valide le formulaire ; lien consommé, réponse et audit dans une seule transaction.
@@ -106,15 +107,18 @@ async def answer_step(request: Request, token: str) -> Response:
         outcome = await run_in_threadpool(submit_step, token, data)
     except LinkUnusable as error:
         return _unusable_page(request, token, error)
-    if outcome.view is not None:
+    if outcome.view is not None:  # refused: typing errors (422) or a rule of the domain (409)
         limiter(request, "link").fail(_link_key(token))
-        return _step_page(request, token, outcome.view, status=422)
+        status = 409 if outcome.view.refused else 422
+        return _step_page(request, token, outcome.view, status=status)
     if open_call:
         limiter(request, "apply-link").fail(_link_key(token))
         limiter(request, "apply-address").fail(client_ip(request))
-    resume = (
-        BackgroundTask(deliver_resumes, [outcome.wait_id]) if outcome.wait_id is not None else None
-    )
+    # after the page is sent: the run goes on, and mail the answer queued leaves at once
+    after = BackgroundTasks()
+    if outcome.wait_id is not None:
+        after.add_task(deliver_resumes, [outcome.wait_id])
+    after.add_task(send_now)
     return templates.TemplateResponse(
         request,
         "step_done.html",
@@ -123,8 +127,9 @@ async def answer_step(request: Request, token: str) -> Response:
             title="Réponse enregistrée",
             message=outcome.confirmation,
             case_label=outcome.case_label,
+            coordination=outcome.coordination,
         ),
-        background=resume,
+        background=after,
     )
 
 
@@ -142,5 +147,8 @@ async def renew(request: Request, token: str) -> Response:
     if not await run_in_threadpool(renew_link, token):
         return _unusable_page(request, token, LinkUnusable(None))
     return templates.TemplateResponse(
-        request, "link_renewed.html", page_context(request, title="Nouveau lien envoyé")
+        request,
+        "link_renewed.html",
+        page_context(request, title="Nouveau lien envoyé"),
+        background=BackgroundTask(send_now),  # the new link leaves now, not at the heartbeat
     )

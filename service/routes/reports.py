@@ -14,8 +14,8 @@ from models.core.enums import CaseType, Role
 from models.core.errors import NotFound
 from models.core.people import Clsm, User
 from models.core.settings import get_settings
-from models.immersion.domain import SessionReportData, report_csv, session_report
-from models.saisine.domain import record_report_read, yearly_report, yearly_report_csv
+from models.immersion.report import SessionReportData, report_csv, session_report
+from models.saisine.report import record_report_read, yearly_report, yearly_report_csv
 from models.saisine.rules import YearlyReport
 from service.casework import visible_case
 from service.deps import CurrentUser, SessionDep, actor_of, page_context, templates

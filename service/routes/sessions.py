@@ -18,7 +18,9 @@ from models.core.errors import InvalidInput, StaleUpdate
 from models.core.runs import deliver_resumes
 from models.core.settings import get_settings
 from models.core.waits import wake_case
-from models.immersion import domain as im
+from models.immersion import changes
+from models.immersion.common import get_session
+from models.immersion.tables import ImmersionSession
 from service.casework import visible_case
 from service.deps import SessionDep, Writer, actor_of
 from service.errors import problem_responses
@@ -35,7 +37,7 @@ def _wake(session: SessionDep, session_id: int) -> list[int]:
 Version = Annotated[int, Form(ge=1, description="Version lue avec la page")]
 
 
-def _unchanged(row: im.ImmersionSession, version: int) -> im.ImmersionSession:
+def _unchanged(row: ImmersionSession, version: int) -> ImmersionSession:
     """Refuse an edit made on a page older than the last change (another coordinator)."""
     if row.version != version:
         raise StaleUpdate(f"La session « {row.title} »")
@@ -70,8 +72,8 @@ async def cancel_session(
 ) -> Response:
     """Annule la session : tous les invités reçoivent l'annulation de leurs rendez-vous."""
     visible_case(session, user, CaseType.SESSION.value, session_id)
-    row = _unchanged(im.get_session(session, session_id), version)
-    im.cancel_and_wake(session=session, row=row, actor=actor_of(request, user), reason=reason)
+    row = _unchanged(get_session(session, session_id), version)
+    changes.cancel_and_wake(session=session, row=row, actor=actor_of(request, user), reason=reason)
     session.commit()
     await deliver_resumes()
     return RedirectResponse(f"/cases/session/{session_id}", status_code=303)
@@ -95,8 +97,8 @@ async def move_meeting(
 ) -> Response:
     """Nouvelle date et nouveau lieu : mise à jour d'agenda envoyée à tous les invités."""
     visible_case(session, user, CaseType.SESSION.value, session_id)
-    row = _unchanged(im.get_session(session, session_id), version)
-    im.move_meeting(
+    row = _unchanged(get_session(session, session_id), version)
+    changes.move_meeting(
         session=session,
         row=row,
         meeting=meeting,

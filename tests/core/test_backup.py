@@ -1,4 +1,5 @@
-"""Backup and restore of the app database (SQLite online backup, pg_dump/pg_restore)."""
+"""Backup and restore of the app database (SQLite online backup, pg_dump/pg_restore);
+with Prefect's database: tests/test_backup_running.py."""
 
 from __future__ import annotations
 
@@ -30,10 +31,10 @@ def test_backup_then_restore_round_trips(any_db_url: str, tmp_path: Path) -> Non
     _write(3, case_id=1)
     snapshot = tmp_path / "snapshot.bak"
     runner = CliRunner()
-    result = runner.invoke(app, ["backup", str(snapshot)])
+    result = runner.invoke(app, ["backup", str(snapshot), "--sans-prefect"])
     assert result.exit_code == 0, result.output
     _write(2, case_id=2)  # written after the snapshot: gone after the restore
-    result = runner.invoke(app, ["restore", str(snapshot)])
+    result = runner.invoke(app, ["restore", str(snapshot), "--sans-prefect"])
     assert result.exit_code == 0, result.output
     db.get_engine().dispose()
     with Session(db.get_engine()) as session:

@@ -1,7 +1,9 @@
-"""Backup of a running installation with an open case; the restored copy resumes it."""
+"""Backup of a running installation with an open case (both databases, taken while it
+runs); the installation restored from it resumes the suspended run."""
 
 from __future__ import annotations
 
+import tarfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,10 +12,9 @@ from sqlmodel import Session
 from typer.testing import CliRunner
 
 from models.core import clock, db
-from models.core.audit import Actor, case_events, record_event, verify_all
-from models.core.enums import CaseType
+from models.core.audit import case_events, verify_all
 from service.cli import app
-from tests.support.prefect_stack import PrefectStack, run, run_env, wait_for_state
+from tests.support.prefect_stack import PrefectStack, run, run_env, state_of, wait_for_state
 
 pytestmark = [
     pytest.mark.prefect,
@@ -22,7 +23,12 @@ pytestmark = [
 ]
 
 
-async def test_restored_copy_resumes_the_suspended_run(
+def _woken() -> list[str]:
+    with Session(db.get_engine()) as session:
+        return [e.action for e in case_events(session, "session", 41)]
+
+
+async def test_restored_installation_resumes_the_suspended_run(
     prefect_stack: PrefectStack, db_url: str, tmp_path: Path
 ) -> None:
     from flows.tick import tick
@@ -33,27 +39,37 @@ async def test_restored_copy_resumes_the_suspended_run(
         "probe-until/probe-until", {"case_id": 41, "due_at": due_at.isoformat()}, run_env(db_url)
     )
     await wait_for_state(run_id, "PAUSED")
-    snapshot = tmp_path / "snapshot.db"
+    snapshot = tmp_path / "installation.backup"
     runner = CliRunner()
-    assert runner.invoke(app, ["backup", str(snapshot)]).exit_code == 0  # while running
-    with db.session_scope() as session:  # written after the snapshot: lost by the restore
-        record_event(
-            session=session,
-            case_type=CaseType.SESSION,
-            case_id=41,
-            action="after.snapshot",
-            actor=Actor.system(),
-            payload={},
-        )
-    result = runner.invoke(app, ["restore", str(snapshot)])
+    result = runner.invoke(app, ["backup", str(snapshot)])  # while everything runs
     assert result.exit_code == 0, result.output
-    db.get_engine().dispose()
+    with tarfile.open(snapshot) as archive:
+        assert sorted(archive.getnames()) == ["app.db", "manifest.json", "prefect.db"]
+
+    # after the snapshot the case goes to its end, in both databases
     with db.session_scope() as session:
         clock.advance(session=session, delta=timedelta(days=3))
-    summary = await tick()
-    assert summary["due"] == 1
+    assert (await tick())["due"] == 1
     await wait_for_state(run_id, "COMPLETED")
+    assert _woken() == ["probe.woken"]
+
+    # the installation is stopped, restored, started again
+    prefect_stack.stop_server()
+    try:
+        result = runner.invoke(app, ["restore", str(snapshot)])
+    finally:
+        prefect_stack.start_server()
+    assert result.exit_code == 0, result.output
+    assert "Base(s) restaurée(s) : Prefect, application" in result.output
+    db.get_engine().dispose()
+    assert (await state_of(run_id)).type.value == "PAUSED"  # Prefect's side came back too
+    assert _woken() == []
+
+    # and the restored installation carries the waiting run to its end, once
+    with db.session_scope() as session:
+        clock.advance(session=session, delta=timedelta(days=3))
+    assert (await tick())["due"] == 1
+    await wait_for_state(run_id, "COMPLETED")
+    assert _woken() == ["probe.woken"]
     with Session(db.get_engine()) as session:
-        actions = [e.action for e in case_events(session, "session", 41)]
-        assert actions == ["probe.woken"]
         assert verify_all(session).ok

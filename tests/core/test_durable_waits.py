@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from datetime import timedelta
+from typing import Any
+from uuid import UUID
 
 import pytest
 from sqlmodel import Session
@@ -15,6 +19,7 @@ from models.core.runs import deliver_resumes
 from models.core.waits import Wait, find_wait, request_resume
 from tests.support.prefect_stack import (
     PrefectStack,
+    form_schema,
     run,
     run_env,
     run_processes,
@@ -67,6 +72,60 @@ async def test_coordinator_form_is_stored_and_resume_finishes_the_run(
     await wait_for_state(run_id, "COMPLETED")
     assert _actions(1) == [("probe.answered", {"decision": "retenu", "count": 12})]
     assert _wait(1, "probe").status == "done"
+
+
+async def _schema_of_generation(run_id: UUID, generation: int) -> tuple[dict[str, Any], str]:
+    """The form (schema, description) the run asks with the key of this generation."""
+    from prefect.client.orchestration import get_client
+    from prefect.input.run_input import keyset_from_paused_state
+
+    deadline = time.monotonic() + 120
+    async with get_client() as client:
+        while time.monotonic() < deadline:
+            state = await wait_for_state(run_id, "PAUSED")
+            keyset = keyset_from_paused_state(state)
+            if keyset["schema"].endswith(f"-{generation}-schema"):
+                schema = await form_schema(run_id)
+                description = await client.read_flow_run_input(run_id, keyset["description"])
+                return schema, str(json.loads(description))
+            await asyncio.sleep(0.5)
+    raise AssertionError(f"run {run_id} never asked with generation {generation}")
+
+
+async def test_a_refused_answer_is_asked_again_with_what_was_typed_and_why(
+    prefect_stack: PrefectStack, db_url: str
+) -> None:
+    from prefect.flow_runs import aresume_flow_run
+
+    run_id = await run("probe-ask/probe-ask", {"case_id": 11}, run_env(db_url))
+    await _schema_of_generation(run_id, 0)
+    await aresume_flow_run(run_id, run_input={"decision": "refuser", "count": 7})
+
+    schema, description = await _schema_of_generation(run_id, 1)
+    assert description.startswith(
+        "**Saisie refusée : « refuser » n'est pas une décision (7 retenus)**"
+    )
+    assert "corrigez-la" in description and "Sonde" in description
+    assert schema["properties"]["decision"]["default"] == "refuser"  # what was typed
+    assert schema["properties"]["count"]["default"] == 7
+    assert schema["properties"]["decision"]["title"] == "Décision de la coordination"
+    assert _actions(11) == [
+        (
+            "form.refused",
+            {"step": "probe", "error": "« refuser » n'est pas une décision (7 retenus)"},
+        )
+    ]
+    refused = _wait(11, "probe")
+    assert refused.status == "open" and refused.refused_answer == {
+        "decision": "refuser",
+        "count": 7,
+    }
+
+    await aresume_flow_run(run_id, run_input={"decision": "retenu", "count": 7})
+    await wait_for_state(run_id, "COMPLETED")
+    assert _actions(11)[-1] == ("probe.answered", {"decision": "retenu", "count": 7})
+    done = _wait(11, "probe")
+    assert done.status == "done" and done.refused_answer is None and done.refused_reason == ""
 
 
 async def test_date_wait_is_resumed_by_tick_once_the_clock_passes(

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from models.core import db
 from models.core.audit import case_events, verify_all
-from models.saisine.domain import Saisine
+from models.saisine.tables import Saisine
 from service.cli import app
 from service.demo import load_demo, load_saisine_demo
 

@@ -10,12 +10,16 @@ import pytest
 from sqlmodel import select
 
 from models.core import db
-from models.immersion import domain as im
+from models.core.audit import case_events
+from models.immersion.common import applications, get_session
+from models.immersion.selection import selection_proposal
 from models.immersion.states import ApplicationStatus, SessionStatus
+from models.immersion.tables import ImmersionSession
 from tests.immersion.test_prefect_ui import _sync
-from tests.support.browser import chromium, prefect_field, submit_prefect_form
-from tests.support.env import PREFECT_API_URL, TMP
+from tests.support.browser import chromium, open_prefect_ui, prefect_field, submit_prefect_form
+from tests.support.env import TMP
 from tests.support.prefect_stack import PrefectStack, run_env, state_of, wait_for_state
+from tests.support.service_kit import ServiceProcess
 
 pytestmark = [pytest.mark.prefect, pytest.mark.browser]
 
@@ -23,21 +27,26 @@ pytestmark = [pytest.mark.prefect, pytest.mark.browser]
 def test_the_selection_form_is_prefilled_in_french_and_goes_on(
     prefect_stack: PrefectStack, db_url: str
 ) -> None:
-    from service.demo import load_demo, load_immersion_demo
+    from service.demo import DEMO_PASSWORD, load_demo, load_immersion_demo
 
     load_demo()
     load_immersion_demo(run_env(db_url))
     with db.session_scope() as session:
-        row = session.exec(select(im.ImmersionSession)).one()
+        row = session.exec(select(ImmersionSession)).one()
         assert row.flow_run_id is not None and row.id is not None
         run_id, row_id = UUID(row.flow_run_id), row.id
-        proposal = im.selection_proposal(session, row)
+        proposal = selection_proposal(session, row)
     kept = [d.number for d in proposal if d.outcome.value == "selected"]
     paused = _sync(wait_for_state(run_id, "PAUSED", timeout=120))
-    ui = PREFECT_API_URL.removesuffix("/api")
-    with chromium() as browser:
-        page = browser.new_page()
-        page.goto(f"{ui}/runs/flow-run/{run_id}")
+    # the demo's coordinator logs in at the service, which opens the Prefect UI for her
+    with ServiceProcess(db_url) as service, chromium() as browser:
+        page = open_prefect_ui(
+            browser,
+            service.url,
+            "coordination@clsm-poitiers.example",
+            f"/runs/flow-run/{run_id}",
+            DEMO_PASSWORD,
+        )
         page.get_by_role("button", name=re.compile("Resume", re.I)).first.click(timeout=60_000)
         field = prefect_field(page, "Candidatures retenues (numéros)")
         field.wait_for(timeout=30_000)
@@ -50,11 +59,15 @@ def test_the_selection_form_is_prefilled_in_french_and_goes_on(
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # the resumed run records the selection
         with db.session_scope() as session:
-            if im.get_session(session, row_id).status is SessionStatus.PLACEMENT:
+            if get_session(session, row_id).status is SessionStatus.PLACEMENT:
                 break
         time.sleep(0.5)
     with db.session_scope() as session:
-        assert im.get_session(session, row_id).status is SessionStatus.PLACEMENT
-        statuses = {a.number: a.status for a in im.applications(session, row_id)}
+        assert get_session(session, row_id).status is SessionStatus.PLACEMENT
+        statuses = {a.number: a.status for a in applications(session, row_id)}
     assert statuses[kept[-1]] is ApplicationStatus.NOT_SELECTED
     assert sum(s is ApplicationStatus.SELECTED for s in statuses.values()) == 15
+    with db.session_scope() as session:
+        decided = [e for e in case_events(session, "session", row_id) if e.channel == "prefect-ui"]
+    # the selection's decisions name the person who submitted the form
+    assert decided and {e.actor_label for e in decided} == {"Hélène Garnier (coordination)"}

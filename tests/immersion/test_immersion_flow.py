@@ -14,8 +14,12 @@ from fastapi.testclient import TestClient
 from models.core import clock, db
 from models.core.audit import case_events, verify_case
 from models.core.outbox import OutboxMessage, OutboxStatus
-from models.immersion import domain as im
+from models.immersion.common import get_session, session_by_run
+from models.immersion.meetings import immersion_end, participant_numbers
+from models.immersion.report import report_csv, session_report
+from models.immersion.selection import selection_proposal
 from models.immersion.states import SessionStatus
+from models.immersion.tables import Placement
 from notifications.mime import ascii_address
 from notifications.send import drain
 from tests.support.immersion import (
@@ -129,10 +133,10 @@ async def test_a_whole_session_through_links_forms_and_mail(
     assert await settle(run_id) == "PAUSED"
     assert session_status(run_id) is SessionStatus.SELECTION
     with db.session_scope() as session:
-        row = im.session_by_run(session, str(run_id))
+        row = session_by_run(session, str(run_id))
         assert row is not None and row.id is not None
         row_id = row.id
-        proposal = im.selection_proposal(session, row)
+        proposal = selection_proposal(session, row)
     kept = [d.number for d in proposal if d.outcome.value == "selected"]
     waiting = sorted(
         (d for d in proposal if d.outcome.value == "waitlisted"), key=lambda d: d.waitlist_rank or 0
@@ -171,7 +175,7 @@ async def test_a_whole_session_through_links_forms_and_mail(
     for i, request in enumerate(requests):
         placement_id = int(request.dedup_key.split("-")[1])
         with db.session_scope() as session:
-            placement = session.get(im.Placement, placement_id)
+            placement = session.get(Placement, placement_id)
             assert placement is not None
             if placement.status.value == "cancelled":
                 continue  # the accueil of the participant who withdrew
@@ -208,7 +212,7 @@ async def test_a_whole_session_through_links_forms_and_mail(
     advance_clock(dates["preparation_end"])
     assert await settle(run_id) == "PAUSED"
     with db.session_scope() as session:
-        numbers, _names = im.participant_numbers(session, im.get_session(session, row_id))
+        numbers, _names = participant_numbers(session, get_session(session, row_id))
     assert len(numbers) == 16
     await resume_form(run_id, {"present": ", ".join(map(str, numbers[:-1]))})
     assert await settle(run_id) == "PAUSED"
@@ -219,7 +223,7 @@ async def test_a_whole_session_through_links_forms_and_mail(
 
     # the immersions happen; reminders went out before; evaluations are asked by link
     with db.session_scope() as session:
-        end = im.immersion_end(session, im.get_session(session, row_id))
+        end = immersion_end(session, get_session(session, row_id))
     advance_clock(end)
     assert await settle(run_id) == "PAUSED"
     assert session_status(run_id) is SessionStatus.EVALUATION
@@ -242,10 +246,10 @@ async def test_a_whole_session_through_links_forms_and_mail(
     assert session_status(run_id) is SessionStatus.CLOSED
 
     with db.session_scope() as session:
-        report = im.session_report(session, row_id)
+        report = session_report(session, row_id)
         assert verify_case(session, "session", row_id) is None
         events = Counter(e.action for e in case_events(session, "session", row_id))
-        csv_text = im.report_csv(report)
+        csv_text = report_csv(report)
     f = report.figures
     assert (f.applications, f.kept, f.promoted, f.waitlisted) == (20, 17, 1, 3)
     assert f.withdrawals == [(f"Candidat {first}", "arrêt maladie")]

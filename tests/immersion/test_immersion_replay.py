@@ -14,8 +14,10 @@ from models.core.audit import Actor, AuditEvent
 from models.core.enums import CaseType
 from models.core.outbox import OutboxMessage
 from models.core.runs import resume_run
-from models.immersion import domain as im
+from models.immersion.changes import cancel_and_wake
+from models.immersion.common import session_by_run
 from models.immersion.states import SessionStatus
+from models.immersion.tables import ImmersionSession
 from tests.support.immersion import (
     advance_clock,
     build_clsm,
@@ -117,7 +119,7 @@ async def test_waking_a_suspended_session_again_sends_no_second_mail(
         description = await client.read_flow_run_input(run_id, keyset["description"])
     assert "Saisie refusée : numéros de candidature inconnus : 9" in description
     schema = await resume_form(run_id, {"kept": "1, 2", "waitlist": "3"})
-    assert schema["properties"]["kept"]["default"] == "1, 2"
+    assert schema["properties"]["kept"]["default"] == "1, 2, 9"  # what was typed, to correct
     assert await settle(run_id) == "PAUSED"
     assert status_of(run_id) is SessionStatus.PLACEMENT
     before = _counts()
@@ -134,9 +136,9 @@ async def test_waking_a_suspended_session_again_sends_no_second_mail(
 
     # the coordinator cancels: calendar CANCEL to whoever was invited, and the run ends
     with db.session_scope() as session:
-        row = im.session_by_run(session, str(run_id))
+        row = session_by_run(session, str(run_id))
         assert row is not None
-        im.cancel_and_wake(session=session, row=row, actor=Actor.system("test"), reason="grève")
+        cancel_and_wake(session=session, row=row, actor=Actor.system("test"), reason="grève")
     assert await settle(run_id) == "COMPLETED"
     assert status_of(run_id) is SessionStatus.CANCELLED
     cancels = [m for m in mails("immersion_session_cancelled") if m.calendar]
@@ -147,7 +149,7 @@ async def test_waking_a_suspended_session_again_sends_no_second_mail(
 
 def status_of(run_id: object) -> SessionStatus:
     with db.session_scope() as session:
-        row = im.session_by_run(session, str(run_id))
+        row = session_by_run(session, str(run_id))
         assert row is not None
         return row.status
 
@@ -166,7 +168,7 @@ async def test_demo_session_waits_on_the_selection_form(
     assert "24 candidatures" in message
     assert "déjà lancée" in await asyncio.to_thread(load_immersion_demo, run_env(db_url))
     with db.session_scope() as session:
-        row = session.exec(select(im.ImmersionSession)).one()
+        row = session.exec(select(ImmersionSession)).one()
         assert row.flow_run_id is not None
         from uuid import UUID
 

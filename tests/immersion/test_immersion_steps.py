@@ -15,12 +15,34 @@ from models.core.errors import DomainError
 from models.core.links import StepLink, consume
 from models.core.outbox import OutboxMessage
 from models.core.people import Contact
-from models.immersion import domain as im
+from models.immersion.call import create_session, open_call, start_selection
+from models.immersion.changes import cancel_session, move_meeting, withdraw_application
+from models.immersion.common import advance_to, applications, placements
+from models.immersion.evaluations import missing_evaluations, request_evaluations
+from models.immersion.meetings import (
+    ensure_invitations,
+    ensure_restitution_invitations,
+    finish_immersions,
+    immersion_notices,
+    record_attendance,
+)
+from models.immersion.placements import ensure_placements, placements_confirmed
+from models.immersion.plan import signature_deadline
+from models.immersion.progress import agreements_signed
+from models.immersion.report import report_csv, report_markdown, store_report
+from models.immersion.selection import manage_vacancies, record_selection, selection_proposal
 from models.immersion.states import (
     AgreementStatus,
     ApplicationStatus,
     PlacementStatus,
     SessionStatus,
+)
+from models.immersion.tables import (
+    ACTIVE_PLACEMENT,
+    Agreement,
+    Application,
+    ImmersionSession,
+    ImmersionSessionCreate,
 )
 from tests.support.immersion import PARIS, build_clsm, immersion_days, session_dates
 
@@ -57,25 +79,25 @@ def mails(session: Session, template: str, email: str | None = None) -> list[Out
 
 
 @pytest.fixture
-def launched(session: Session) -> im.ImmersionSession:
+def launched(session: Session) -> ImmersionSession:
     clsm, _orgs = build_clsm(session)
-    data = im.ImmersionSessionCreate(
+    data = ImmersionSessionCreate(
         clsm_slug=clsm.slug,
         title="Immersions 2022 — session 2",
         capacity=4,
         structures=["CCAS", "chl", "Département", "DAC", "UDAF"],
         **session_dates(clock.now(session)),
     )
-    row = im.create_session(session=session, data=data, flow_run_id="run-1", actor=SYSTEM)
-    again = im.create_session(session=session, data=data, flow_run_id="run-1", actor=SYSTEM)
+    row = create_session(session=session, data=data, flow_run_id="run-1", actor=SYSTEM)
+    again = create_session(session=session, data=data, flow_run_id="run-1", actor=SYSTEM)
     assert again.id == row.id  # idempotent by flow run
-    assert im.open_call(session=session, row=row, actor=SYSTEM) == 5
-    assert im.open_call(session=session, row=row, actor=SYSTEM) == 0  # replay: nothing new
+    assert open_call(session=session, row=row, actor=SYSTEM) == 5
+    assert open_call(session=session, row=row, actor=SYSTEM) == 0  # replay: nothing new
     assert row.status is SessionStatus.CALL_OPEN
     return row
 
 
-def apply(session: Session, row: im.ImmersionSession, home: str, n: int, wishes: list[str]) -> str:
+def apply(session: Session, row: ImmersionSession, home: str, n: int, wishes: list[str]) -> str:
     call = next(
         m for m in mails(session, "immersion_call") if m.recipient_email == f"referent@{home}"
     )
@@ -99,23 +121,23 @@ def test_launch_refuses_unknown_structures_and_bad_days(session: Session) -> Non
     clsm, _ = build_clsm(session)
     base = {"clsm_slug": clsm.slug, "title": "T", **session_dates(clock.now(session))}
     with pytest.raises(DomainError, match=r"structures inconnues.*Mairie"):
-        im.create_session(
+        create_session(
             session=session,
-            data=im.ImmersionSessionCreate(**base, structures=["CCAS", "Mairie"]),
+            data=ImmersionSessionCreate(**base, structures=["CCAS", "Mairie"]),
             flow_run_id="r",
             actor=SYSTEM,
         )
     with pytest.raises(DomainError, match="de 1 à 5 jours"):
-        im.create_session(
+        create_session(
             session=session,
-            data=im.ImmersionSessionCreate(**{**base, "max_days": 6}, structures=["CCAS", "CHL"]),
+            data=ImmersionSessionCreate(**{**base, "max_days": 6}, structures=["CCAS", "CHL"]),
             flow_run_id="r",
             actor=SYSTEM,
         )
 
 
 def test_application_by_link_then_change_and_withdraw(
-    session: Session, launched: im.ImmersionSession
+    session: Session, launched: ImmersionSession
 ) -> None:
     confirmation = apply(session, launched, "ccas.example", 1, ["CHL", "UDAF"])
     assert "candidature n°1" in confirmation
@@ -130,13 +152,13 @@ def test_application_by_link_then_change_and_withdraw(
     assert "retrait est enregistré" in answer(
         session, personal, {"action": "retirer", "reason": "arrêt maladie"}
     )
-    application = im.applications(session, launched.id or 0)[0]
+    application = applications(session, launched.id or 0)[0]
     assert application.status is ApplicationStatus.WITHDRAWN
     assert application.withdrawal_reason == "arrêt maladie"
     assert verify_case(session, "session", launched.id or 0) is None
 
 
-def test_whole_session_through_the_steps(session: Session, launched: im.ImmersionSession) -> None:
+def test_whole_session_through_the_steps(session: Session, launched: ImmersionSession) -> None:
     row = launched
     assert row.id is not None
     homes = ["ccas.example", "chl.example", "département.example", "dac.example", "udaf.example"]
@@ -148,42 +170,42 @@ def test_whole_session_through_the_steps(session: Session, launched: im.Immersio
     with pytest.raises(DomainError, match="clos"):
         apply(session, row, "ccas.example", 7, ["CHL"])
 
-    im.start_selection(session=session, row=row, actor=SYSTEM)
-    proposal = im.selection_proposal(session, row)
-    im.record_selection(session=session, row=row, decisions=proposal, actor=SYSTEM)
-    im.record_selection(session=session, row=row, decisions=proposal, actor=SYSTEM)  # replay
+    start_selection(session=session, row=row, actor=SYSTEM)
+    proposal = selection_proposal(session, row)
+    record_selection(session=session, row=row, decisions=proposal, actor=SYSTEM)
+    record_selection(session=session, row=row, decisions=proposal, actor=SYSTEM)  # replay
     assert row.status is SessionStatus.PLACEMENT and row.places == 4
     assert len(mails(session, "immersion_selected")) == 4
     waitlisted = mails(session, "immersion_waitlisted")
     assert [m.context["rank"] for m in waitlisted] == [1, 2]
 
-    created = im.ensure_placements(session=session, row=row, actor=SYSTEM)
-    assert len(created) == 4 and im.ensure_placements(session=session, row=row, actor=SYSTEM) == []
+    created = ensure_placements(session=session, row=row, actor=SYSTEM)
+    assert len(created) == 4 and ensure_placements(session=session, row=row, actor=SYSTEM) == []
     for placement in created:
-        application = session.get(im.Application, placement.application_id)
+        application = session.get(Application, placement.application_id)
         assert application is not None
         assert placement.host_organisation_id != application.organisation_id
 
     # participant n°1 withdraws before the cut-off: the 1st of the waiting list is offered
-    first = im.applications(session, row.id)[0]
+    first = applications(session, row.id)[0]
     withdrawal = link_of(
         session, mails(session, "immersion_application_received", "candidat1@ccas.example")[0]
     )
     answer(session, withdrawal, {"action": "retirer", "reason": "arrêt maladie"})
     assert first.status is ApplicationStatus.WITHDRAWN
     assert len(mails(session, "immersion_placement_cancelled")) == 1
-    deadline = im.manage_vacancies(session=session, row=row, actor=SYSTEM)
+    deadline = manage_vacancies(session=session, row=row, actor=SYSTEM)
     assert deadline is not None
     offer = mails(session, "immersion_offer")
     assert len(offer) == 1 and offer[0].context["number"] == 5
     assert "place est confirmée" in answer(
         session, link_of(session, offer[0]), {"answer": "j'accepte la place"}
     )
-    placements = im.placements(session, row.id, *im.ACTIVE_PLACEMENT)
-    assert len(placements) == 4
+    active = placements(session, row.id, *ACTIVE_PLACEMENT)
+    assert len(active) == 4
 
     # hosts confirm; a day outside the window is refused
-    for i, placement in enumerate(placements):
+    for i, placement in enumerate(active):
         request = mails(session, "immersion_host_request")
         message = next(
             m for m in request if m.dedup_key == f"placement-{placement.id}-host-request"
@@ -201,15 +223,15 @@ def test_whole_session_through_the_steps(session: Session, launched: im.Immersio
             with pytest.raises(DomainError, match="hors de la période"):
                 answer(session, link_of(session, message), bad)
         answer(session, link_of(session, message), host)
-    assert im.placements_confirmed(session, row)
+    assert placements_confirmed(session, row)
     agreements = mails(session, "immersion_agreement")
     assert len(agreements) == 12  # three parties × four placements
-    assert not im.agreements_signed(session, row)
+    assert not agreements_signed(session, row)
     # reminders are planned for every awaited signature (deadline: two business days before
     # the preparation day); at the last reminder time each unsigned party gets one
     from models.core.reminders import SCHEDULES, send_due_reminders
 
-    times = SCHEDULES["standard"].reminder_times(im.signature_deadline(row), PARIS)
+    times = SCHEDULES["standard"].reminder_times(signature_deadline(row), PARIS)
     advance_to_moment(session, times[-1] + timedelta(minutes=1))
     assert send_due_reminders(session) == 12
     assert {m.recipient_email for m in mails(session, "reminder")} == {
@@ -219,7 +241,7 @@ def test_whole_session_through_the_steps(session: Session, launched: im.Immersio
         answer(session, link_of(session, message), {"agree": True, "confidentiality": True})
     # after the deadline only the late signatory is reminded, and the coordinator alerted
     before = {m.id for m in mails(session, "reminder")}
-    advance_to_moment(session, im.signature_deadline(row) + timedelta(days=3))
+    advance_to_moment(session, signature_deadline(row) + timedelta(days=3))
     send_due_reminders(session)
     late = [m for m in mails(session, "reminder") if m.id not in before]
     assert {m.recipient_email for m in late} <= {agreements[-1].recipient_email}
@@ -227,38 +249,38 @@ def test_whole_session_through_the_steps(session: Session, launched: im.Immersio
     assert alert.recipient_email.startswith("coordination")
     for message in agreements[-1:]:
         answer(session, link_of(session, message), {"agree": True, "confidentiality": True})
-    assert im.agreements_signed(session, row)
+    assert agreements_signed(session, row)
     assert all(
-        session.get(im.Agreement, a.id).status is AgreementStatus.SIGNED  # type: ignore[union-attr]
-        for a in session.exec(select(im.Agreement))
+        session.get(Agreement, a.id).status is AgreementStatus.SIGNED  # type: ignore[union-attr]
+        for a in session.exec(select(Agreement))
     )
 
-    im.advance_to(session=session, row=row, to=SessionStatus.AGREEMENTS, actor=SYSTEM)
-    im.advance_to(session=session, row=row, to=SessionStatus.PREPARATION, actor=SYSTEM)
-    im.ensure_invitations(session=session, row=row)
-    assert im.ensure_invitations(session=session, row=row) == 0
+    advance_to(session=session, row=row, to=SessionStatus.AGREEMENTS, actor=SYSTEM)
+    advance_to(session=session, row=row, to=SessionStatus.PREPARATION, actor=SYSTEM)
+    ensure_invitations(session=session, row=row)
+    assert ensure_invitations(session=session, row=row) == 0
     invitations = mails(session, "immersion_preparation")
     assert len(invitations) == 5  # 4 participants + the facilitator
     assert "animation@codes.example" in {m.recipient_email for m in invitations}
     assert "candidat1@ccas.example" not in {m.recipient_email for m in invitations}
-    numbers = [a.number for a in im.applications(session, row.id, ApplicationStatus.SELECTED)]
-    im.record_attendance(
+    numbers = [a.number for a in applications(session, row.id, ApplicationStatus.SELECTED)]
+    record_attendance(
         session=session, row=row, meeting="preparation", present_numbers=numbers[:3], actor=SYSTEM
     )
-    im.advance_to(session=session, row=row, to=SessionStatus.IMMERSION, actor=SYSTEM)
-    next_reminder = im.immersion_notices(session=session, row=row)
+    advance_to(session=session, row=row, to=SessionStatus.IMMERSION, actor=SYSTEM)
+    next_reminder = immersion_notices(session=session, row=row)
     assert next_reminder is not None
     assert len(mails(session, "immersion_days")) == 8
     assert all(
         m.calendar and m.calendar["method"] == "REQUEST" for m in mails(session, "immersion_days")
     )
     clock.advance(session=session, delta=next_reminder - clock.now(session) + timedelta(hours=1))
-    im.immersion_notices(session=session, row=row)
+    immersion_notices(session=session, row=row)
     assert len(mails(session, "immersion_day_reminder")) >= 2
 
-    im.finish_immersions(session=session, row=row, actor=SYSTEM)
-    im.advance_to(session=session, row=row, to=SessionStatus.EVALUATION, actor=SYSTEM)
-    assert im.request_evaluations(session=session, row=row) == 8
+    finish_immersions(session=session, row=row, actor=SYSTEM)
+    advance_to(session=session, row=row, to=SessionStatus.EVALUATION, actor=SYSTEM)
+    assert request_evaluations(session=session, row=row) == 8
     for message in mails(session, "immersion_evaluation"):
         answer(
             session,
@@ -267,25 +289,25 @@ def test_whole_session_through_the_steps(session: Session, launched: im.Immersio
         )
     for message in mails(session, "immersion_host_evaluation"):
         answer(session, link_of(session, message), {"rating": 4, "useful": "regards croisés"})
-    assert im.missing_evaluations(session, row) == []
-    assert im.ensure_restitution_invitations(session=session, row=row) == 9
+    assert missing_evaluations(session, row) == []
+    assert ensure_restitution_invitations(session=session, row=row) == 9
 
-    report = im.store_report(session=session, row=row, actor=SYSTEM)
+    report = store_report(session=session, row=row, actor=SYSTEM)
     figures = report.figures
     assert (figures.applications, figures.kept, figures.promoted) == (6, 5, 1)
     assert figures.withdrawals == [("Candidat 1", "arrêt maladie")]
     assert (figures.immersions_done, figures.days_total) == (4, 12)
     assert figures.participant_rating == 5.0 and figures.host_rating == 4.0
     assert figures.preparation_present == 3
-    csv_text = im.report_csv(report)
+    csv_text = report_csv(report)
     assert csv_text.splitlines()[0] == (
         "structure;candidatures;retenues;stagiaires accueillis;jours accueillis"
     )
-    assert "# Bilan" in im.report_markdown(report)
+    assert "# Bilan" in report_markdown(report)
     assert verify_case(session, "session", row.id) is None
     actions = [e.action for e in case_events(session, "session", row.id)]
     assert actions.count("report.created") == 1
-    im.store_report(session=session, row=row, actor=SYSTEM)
+    store_report(session=session, row=row, actor=SYSTEM)
     assert [e.action for e in case_events(session, "session", row.id)] == actions
     from notifications.render import render_message
 
@@ -295,20 +317,20 @@ def test_whole_session_through_the_steps(session: Session, launched: im.Immersio
 
 
 def test_offer_declined_goes_to_the_next_and_after_cutoff_the_place_stays_empty(
-    session: Session, launched: im.ImmersionSession
+    session: Session, launched: ImmersionSession
 ) -> None:
     row = launched
     assert row.id is not None
     for n in range(1, 8):
         apply(session, row, "chl.example", n, ["CCAS"])
     clock.advance(session=session, delta=timedelta(days=11))
-    im.start_selection(session=session, row=row, actor=SYSTEM)
-    im.record_selection(
-        session=session, row=row, decisions=im.selection_proposal(session, row), actor=SYSTEM
+    start_selection(session=session, row=row, actor=SYSTEM)
+    record_selection(
+        session=session, row=row, decisions=selection_proposal(session, row), actor=SYSTEM
     )
-    apps = im.applications(session, row.id)
-    im.withdraw_application(session=session, application=apps[0], actor=SYSTEM, reason="mutation")
-    im.manage_vacancies(session=session, row=row, actor=SYSTEM)
+    apps = applications(session, row.id)
+    withdraw_application(session=session, application=apps[0], actor=SYSTEM, reason="mutation")
+    manage_vacancies(session=session, row=row, actor=SYSTEM)
     offers = mails(session, "immersion_offer")
     assert [m.recipient_email for m in offers] == ["candidat5@chl.example"]
     answer(session, link_of(session, offers[0]), {"answer": "je décline"})
@@ -316,7 +338,7 @@ def test_offer_declined_goes_to_the_next_and_after_cutoff_the_place_stays_empty(
     assert [m.recipient_email for m in offers][-1] == "candidat6@chl.example"
     # silence until the deadline: the next one (n°7)
     clock.advance(session=session, delta=timedelta(days=row.offer_days, hours=1))
-    im.manage_vacancies(session=session, row=row, actor=SYSTEM)
+    manage_vacancies(session=session, row=row, actor=SYSTEM)
     assert mails(session, "immersion_offer")[-1].recipient_email == "candidat7@chl.example"
     assert apps[5].status is ApplicationStatus.NOT_SELECTED
     # after the cut-off a withdrawal leaves the place empty
@@ -326,28 +348,28 @@ def test_offer_declined_goes_to_the_next_and_after_cutoff_the_place_stays_empty(
         {"answer": "j'accepte la place"},
     )
     clock.advance(session=session, delta=row.withdrawal_cutoff - clock.now(session))
-    im.withdraw_application(session=session, application=apps[1], actor=SYSTEM, reason="congé")
-    im.manage_vacancies(session=session, row=row, actor=SYSTEM)
+    withdraw_application(session=session, application=apps[1], actor=SYSTEM, reason="congé")
+    manage_vacancies(session=session, row=row, actor=SYSTEM)
     assert len(mails(session, "immersion_offer")) == 3
     assert row.empty_places == 1
     assert "place.left-empty" in [e.action for e in case_events(session, "session", row.id)]
 
 
 def test_cancellation_sends_calendar_cancel_to_the_invited(
-    session: Session, launched: im.ImmersionSession
+    session: Session, launched: ImmersionSession
 ) -> None:
     row = launched
     assert row.id is not None
     apply(session, row, "ccas.example", 1, ["CHL"])
     clock.advance(session=session, delta=timedelta(days=11))
-    im.start_selection(session=session, row=row, actor=SYSTEM)
-    im.record_selection(
-        session=session, row=row, decisions=im.selection_proposal(session, row), actor=SYSTEM
+    start_selection(session=session, row=row, actor=SYSTEM)
+    record_selection(
+        session=session, row=row, decisions=selection_proposal(session, row), actor=SYSTEM
     )
-    im.ensure_invitations(session=session, row=row)
+    ensure_invitations(session=session, row=row)
     moved = row.preparation_at + timedelta(days=1)
     assert (
-        im.move_meeting(
+        move_meeting(
             session=session,
             row=row,
             meeting="preparation",
@@ -360,14 +382,14 @@ def test_cancellation_sends_calendar_cancel_to_the_invited(
     )
     update = mails(session, "immersion_meeting_moved")
     assert {m.calendar["sequence"] for m in update if m.calendar} == {1}
-    im.cancel_session(session=session, row=row, actor=SYSTEM, reason="grève")
+    cancel_session(session=session, row=row, actor=SYSTEM, reason="grève")
     cancels = [m for m in mails(session, "immersion_session_cancelled") if m.calendar]
     assert cancels and all(m.calendar and m.calendar["method"] == "CANCEL" for m in cancels)
     assert row.status is SessionStatus.CANCELLED
 
 
 def test_the_mails_of_a_session_render_with_their_links(
-    session: Session, launched: im.ImmersionSession
+    session: Session, launched: ImmersionSession
 ) -> None:
     from notifications.render import render_message
 
@@ -380,17 +402,17 @@ def test_the_mails_of_a_session_render_with_their_links(
 
 
 def test_a_withdrawal_after_the_day_invitations_cancels_them_for_both(
-    session: Session, launched: im.ImmersionSession
+    session: Session, launched: ImmersionSession
 ) -> None:
     row = launched
     assert row.id is not None
     apply(session, row, "ccas.example", 1, ["CHL"])
     clock.advance(session=session, delta=timedelta(days=11))
-    im.start_selection(session=session, row=row, actor=SYSTEM)
-    im.record_selection(
-        session=session, row=row, decisions=im.selection_proposal(session, row), actor=SYSTEM
+    start_selection(session=session, row=row, actor=SYSTEM)
+    record_selection(
+        session=session, row=row, decisions=selection_proposal(session, row), actor=SYSTEM
     )
-    (placement,) = im.ensure_placements(session=session, row=row, actor=SYSTEM)
+    (placement,) = ensure_placements(session=session, row=row, actor=SYSTEM)
     (request,) = mails(session, "immersion_host_request")
     host = {
         "tutor_name": "Tuteur",
@@ -404,13 +426,13 @@ def test_a_withdrawal_after_the_day_invitations_cancels_them_for_both(
     for message in mails(session, "immersion_agreement"):
         answer(session, link_of(session, message), {"agree": True, "confidentiality": True})
     for status in (SessionStatus.AGREEMENTS, SessionStatus.PREPARATION, SessionStatus.IMMERSION):
-        im.advance_to(session=session, row=row, to=status, actor=SYSTEM)
-    im.immersion_notices(session=session, row=row)
+        advance_to(session=session, row=row, to=status, actor=SYSTEM)
+    immersion_notices(session=session, row=row)
     invited = {m.recipient_email: m.calendar for m in mails(session, "immersion_days")}
     assert set(invited) == {"candidat1@ccas.example", "tuteur@accueil.example"}
 
-    (application,) = im.applications(session, row.id)
-    im.withdraw_application(session=session, application=application, actor=SYSTEM, reason="congé")
+    (application,) = applications(session, row.id)
+    withdraw_application(session=session, application=application, actor=SYSTEM, reason="congé")
 
     cancels = mails(session, "immersion_placement_cancelled") + mails(
         session, "immersion_days_cancelled"
@@ -421,5 +443,5 @@ def test_a_withdrawal_after_the_day_invitations_cancels_them_for_both(
         assert calendar is not None and calendar["method"] == "CANCEL"
         assert calendar["uid"] == invited[message.recipient_email]["uid"]  # type: ignore[index]
     assert placement.status is PlacementStatus.CANCELLED
-    im.withdraw_application(session=session, application=application, actor=SYSTEM, reason="congé")
+    withdraw_application(session=session, application=application, actor=SYSTEM, reason="congé")
     assert len(mails(session, "immersion_days_cancelled")) == 1  # a replay sends nothing more

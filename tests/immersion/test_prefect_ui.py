@@ -13,9 +13,16 @@ from sqlmodel import Session
 
 from models.core import db
 from models.core.audit import case_events
-from tests.support.browser import chromium, prefect_field, submit_prefect_form
-from tests.support.env import PREFECT_API_URL, TMP
+from tests.support.browser import (
+    account,
+    chromium,
+    open_prefect_ui,
+    prefect_field,
+    submit_prefect_form,
+)
+from tests.support.env import TMP
 from tests.support.prefect_stack import PrefectStack, run, run_env, settle, state_of
+from tests.support.service_kit import ServiceProcess
 
 pytestmark = [pytest.mark.prefect, pytest.mark.browser]
 
@@ -44,12 +51,13 @@ def _sync(coroutine: Coroutine[Any, Any, T]) -> T:
 def test_coordinator_answers_the_french_form_in_the_prefect_ui(
     prefect_stack: PrefectStack, db_url: str
 ) -> None:
-    run_id = _sync(run("probe-ask/probe-ask", {"case_id": 7}, run_env(db_url)))
+    email = account("coordinator", "poitiers", "Inès Moreau")
+    run_id = _sync(
+        run("probe-ask/probe-ask", {"case_id": 7}, run_env(db_url), tags=["clsm:poitiers"])
+    )
     _sync(settle([run_id], "PAUSED", timeout=300))  # (a run crashed by a busy server: rescued)
-    ui = PREFECT_API_URL.removesuffix("/api")
-    with chromium() as browser:
-        page = browser.new_page()
-        page.goto(f"{ui}/runs/flow-run/{run_id}")
+    with ServiceProcess(db_url) as service, chromium() as browser:
+        page = open_prefect_ui(browser, service.url, email, f"/runs/flow-run/{run_id}")
         page.get_by_role("button", name=re.compile("Resume", re.I)).first.click(timeout=60_000)
         decision = prefect_field(page, "Décision de la coordination")
         decision.wait_for(timeout=30_000)
@@ -69,3 +77,5 @@ def test_coordinator_answers_the_french_form_in_the_prefect_ui(
         ("probe.answered", {"decision": "retenu par la coordination", "count": 15})
     ]
     assert events[0].channel == "prefect-ui"
+    assert events[0].actor_label == "Inès Moreau (coordination)"  # the person, by the gateway
+    assert events[0].actor_ref.startswith("user:")

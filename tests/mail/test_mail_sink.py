@@ -68,3 +68,32 @@ async def test_drained_mails_are_listed_and_shown_by_the_cli(
     assert "Bonjour Léa Lambert," in shown.output
     assert "de 14 h à 16 h" in shown.output
     assert "[invitation agenda jointe]" in shown.output
+
+
+def test_the_sink_page_keeps_a_link_whole_and_outside_its_parenthesis(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first link of a mail, written "(https://…)", used to end with ")": a 404."""
+    from email.message import EmailMessage
+
+    from fastapi.testclient import TestClient
+
+    from service.main import create_app
+
+    sink_dir = tmp_path / "mail"
+    sink_dir.mkdir()
+    monkeypatch.setenv("CLSM_SINK_DIR", str(sink_dir))
+    get_settings.cache_clear()
+    message = EmailMessage()
+    message["Subject"] = "Votre réponse est attendue"
+    message["To"] = "lea@ekidom.example"
+    message.set_content(
+        "Répondez (http://127.0.0.1:8000/r/Ab_c-1). Le guide : https://clsm.example/aide_(v2), "
+        "ou https://clsm.example/faq.\n"
+    )
+    (sink_dir / "000001.eml").write_bytes(bytes(message))
+    with TestClient(create_app()) as client:
+        html = client.get("/dev/mails/1").text
+    assert '<a href="http://127.0.0.1:8000/r/Ab_c-1">http://127.0.0.1:8000/r/Ab_c-1</a>).' in html
+    assert '<a href="https://clsm.example/aide_(v2)">https://clsm.example/aide_(v2)</a>,' in html
+    assert '<a href="https://clsm.example/faq">https://clsm.example/faq</a>.' in html

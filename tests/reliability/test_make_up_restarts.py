@@ -18,7 +18,8 @@ from models.core import clock, db
 from models.core.audit import Actor
 from models.core.links import StepLink, link_token
 from models.core.outbox import OutboxMessage
-from models.immersion import domain as im
+from models.immersion.call import create_session, open_call
+from models.immersion.tables import ImmersionSessionCreate
 from tests.support.env import ROOT, free_port
 from tests.support.immersion import build_clsm, session_dates
 
@@ -31,15 +32,15 @@ WORKER = "service/keep-running python -c 'import time; time.sleep(600)'"
 
 def _call_link(session: Session) -> str:
     clsm, _ = build_clsm(session)
-    data = im.ImmersionSessionCreate(
+    data = ImmersionSessionCreate(
         clsm_slug=clsm.slug,
         title="Immersions 2022 — session 2",
         capacity=4,
         structures=["CCAS", "chl", "Département", "DAC", "UDAF"],
         **session_dates(clock.now(session)),
     )
-    row = im.create_session(session=session, data=data, flow_run_id="run-1", actor=Actor.system())
-    im.open_call(session=session, row=row, actor=Actor.system())
+    row = create_session(session=session, data=data, flow_run_id="run-1", actor=Actor.system())
+    open_call(session=session, row=row, actor=Actor.system())
     message = session.exec(
         select(OutboxMessage).where(OutboxMessage.template == "immersion_call")
     ).first()

@@ -18,9 +18,8 @@ from sqlmodel import Session, select
 from models.core import db
 from models.core.audit import verify_all
 from models.core.links import StepLink
-from models.saisine.domain import consultations
-from models.saisine.states import SaisineStatus
-from models.saisine.steps import STEP_CONSULTATION
+from models.saisine.common import consultations
+from models.saisine.states import SaisineStatus, Step
 from tests.saisine.test_saisine_flow import (
     answer_as_the_service,
     intake_parameters,
@@ -94,7 +93,7 @@ async def _one_saisine(db_url: str, killer: Killer) -> UUID:
             link.id
             for link in session.exec(
                 select(StepLink).where(
-                    StepLink.case_id == saisine.id, StepLink.step == STEP_CONSULTATION
+                    StepLink.case_id == saisine.id, StepLink.step == Step.CONSULTATION
                 )
             )
         ]
@@ -128,7 +127,7 @@ async def _wait_for_links(run_id: UUID, count: int) -> None:
             with Session(db.get_engine()) as session:
                 found = session.exec(
                     select(StepLink).where(
-                        StepLink.case_id == saisine.id, StepLink.step == STEP_CONSULTATION
+                        StepLink.case_id == saisine.id, StepLink.step == Step.CONSULTATION
                     )
                 ).all()
             if len(found) >= count:

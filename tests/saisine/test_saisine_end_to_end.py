@@ -20,14 +20,9 @@ from models.core import clock, db
 from models.core.audit import verify_all
 from models.core.outbox import OutboxMessage
 from models.core.settings import get_settings
-from models.saisine.domain import (
-    CellMeeting,
-    actions_of,
-    consultations,
-    meeting_members,
-    meetings_of,
-)
+from models.saisine.common import actions_of, consultations, meeting_members, meetings_of
 from models.saisine.states import ActionStatus, ConsultationStatus, MeetingStatus, SaisineStatus
+from models.saisine.tables import CellMeeting
 from tests.saisine.test_saisine_flow import (
     intake_parameters,
     moved_on,
@@ -166,6 +161,8 @@ async def test_one_saisine_from_intake_to_closure(
     mails = await channel.deliver()
     alert = _one(mails, "saisine_coordinator_alert", coordinator)
     assert "DAC-PTA" in alert["text"]
+    # straight to the waiting run, through the service's gateway (never Prefect's own port)
+    assert f'href="{get_settings().base_url}/prefect/runs/flow-run/{run_id}"' in alert["html"]
     with Session(db.get_engine()) as session:
         saisine = the_saisine(run_id)
         statuses = sorted(c.status.value for c in consultations(session, saisine))

@@ -16,8 +16,8 @@ from models.core.enums import CaseType
 from models.core.links import StepLink
 from models.core.outbox import OutboxMessage
 from models.core.waits import find_wait, request_resume
-from models.saisine.domain import STEP_CONSULTATION, Saisine
-from models.saisine.states import SaisineStatus
+from models.saisine.states import SaisineStatus, Step
+from models.saisine.tables import Saisine
 from tests.support.prefect_stack import (
     PrefectStack,
     form_schema,
@@ -160,7 +160,7 @@ async def test_a_level1_saisine_closed_by_orientation(
     with Session(db.get_engine()) as session:
         links = session.exec(
             select(StepLink).where(
-                StepLink.case_id == saisine.id, StepLink.step == STEP_CONSULTATION
+                StepLink.case_id == saisine.id, StepLink.step == Step.CONSULTATION
             )
         ).all()
         link_ids = [link.id for link in links if link.id is not None]
@@ -212,7 +212,6 @@ async def test_a_failed_orientation_reopens_level1_at_the_follow_up_date(
 
     from flows.tick import tick
     from models.core import clock
-    from models.saisine.domain import STEP_FOLLOW_UP
 
     setup_cell()
     run_id = await run("saisine/saisine", intake_parameters(), run_env(db_url))
@@ -223,7 +222,7 @@ async def test_a_failed_orientation_reopens_level1_at_the_follow_up_date(
     with Session(db.get_engine()) as session:
         (consultation,) = session.exec(
             select(StepLink).where(
-                StepLink.case_id == saisine_id, StepLink.step == STEP_CONSULTATION
+                StepLink.case_id == saisine_id, StepLink.step == Step.CONSULTATION
             )
         ).all()
     assert consultation.id is not None
@@ -249,7 +248,7 @@ async def test_a_failed_orientation_reopens_level1_at_the_follow_up_date(
     assert the_saisine(run_id).status is SaisineStatus.FOLLOW_UP
     with Session(db.get_engine()) as session:
         (question,) = session.exec(
-            select(StepLink).where(StepLink.case_id == saisine_id, StepLink.step == STEP_FOLLOW_UP)
+            select(StepLink).where(StepLink.case_id == saisine_id, StepLink.step == Step.FOLLOW_UP)
         ).all()
     assert question.id is not None
     asked = [m for m in mails() if m.template == "saisine_follow_up"]

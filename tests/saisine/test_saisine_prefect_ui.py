@@ -12,8 +12,8 @@ from sqlmodel import Session, select
 from models.core import db
 from models.core.audit import case_events
 from models.core.links import StepLink
-from models.saisine.domain import STEP_CONSULTATION, orientations
-from models.saisine.states import SaisineStatus
+from models.saisine.common import orientations
+from models.saisine.states import SaisineStatus, Step
 from tests.immersion.test_prefect_ui import _sync
 from tests.saisine.test_saisine_flow import (
     answer_as_the_service,
@@ -23,9 +23,16 @@ from tests.saisine.test_saisine_flow import (
     setup_cell,
     the_saisine,
 )
-from tests.support.browser import chromium, prefect_field, submit_prefect_form
-from tests.support.env import PREFECT_API_URL, TMP
+from tests.support.browser import (
+    account,
+    chromium,
+    open_prefect_ui,
+    prefect_field,
+    submit_prefect_form,
+)
+from tests.support.env import TMP
 from tests.support.prefect_stack import PrefectStack, run, run_env, state_of, wait_for_state
+from tests.support.service_kit import ServiceProcess
 
 pytestmark = [pytest.mark.prefect, pytest.mark.browser]
 
@@ -36,7 +43,7 @@ async def _to_orientation_form(db_url: str) -> Any:
     await resume_form(run_id, {"partners": ["CHL"]})
     before = await moved_on(run_id, before, "PAUSED")
     with Session(db.get_engine()) as session:
-        link = session.exec(select(StepLink).where(StepLink.step == STEP_CONSULTATION)).one()
+        link = session.exec(select(StepLink).where(StepLink.step == Step.CONSULTATION)).one()
     assert link.id is not None
     await answer_as_the_service(link.id, {"knows_situation": "oui", "proposal": "RDV au CMP"})
     await moved_on(run_id, before, "PAUSED")
@@ -47,11 +54,10 @@ def test_the_coordinator_orients_the_saisine_in_the_prefect_ui(
     prefect_stack: PrefectStack, db_url: str
 ) -> None:
     setup_cell()
+    email = account("coordinator", "poitiers", "Inès Moreau")
     run_id, paused = _sync(_to_orientation_form(db_url))
-    ui = PREFECT_API_URL.removesuffix("/api")
-    with chromium() as browser:
-        page = browser.new_page()
-        page.goto(f"{ui}/runs/flow-run/{run_id}")
+    with ServiceProcess(db_url) as service, chromium() as browser:
+        page = open_prefect_ui(browser, service.url, email, f"/runs/flow-run/{run_id}")
         page.get_by_role("button", name=re.compile("Resume", re.I)).first.click(timeout=60_000)
         who = prefect_field(page, "Qui agit")
         who.wait_for(timeout=30_000)
@@ -77,3 +83,4 @@ def test_the_coordinator_orients_the_saisine_in_the_prefect_ui(
             if (e.payload or {}).get("to") == "oriented"
         ]
     assert changes and changes[0].channel == "prefect-ui"
+    assert changes[0].actor_label == "Inès Moreau (coordination)"

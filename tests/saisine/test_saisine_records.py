@@ -13,41 +13,43 @@ from sqlmodel import Session, select
 
 from models.core import clock
 from models.core.audit import Actor, case_events, verify_case
-from models.core.enums import CaseType
+from models.core.enums import CaseType, Channel
 from models.core.errors import DomainError
 from models.core.outbox import OutboxMessage
-from models.saisine.domain import (
-    STEP_ACTION,
-    STEP_ATTENDANCE,
-    STEP_CONSULTATION,
-    STEP_FOLLOW_UP,
-    ActionPlan,
-    MeetingMember,
-    Saisine,
-    apply_follow_up,
-    cancel_meeting,
+from models.saisine.common import (
     close_saisine,
-    consult_partners,
     consultations,
     current_meeting,
-    escalate_silent_partners,
     escalate_to_level2,
-    mark_meeting_held,
     meeting_members,
-    open_saisine,
-    plan_meeting,
-    proposed_host,
-    purge_closed_saisines,
-    record_decision,
+)
+from models.saisine.decisions import ActionPlan, record_decision
+from models.saisine.follow_up import apply_follow_up, start_follow_up
+from models.saisine.intake import open_saisine
+from models.saisine.level1 import (
+    consult_partners,
+    escalate_silent_partners,
     record_orientation,
     remind_silent_partners,
-    reschedule_meeting,
-    start_follow_up,
-    yearly_report,
-    yearly_report_csv,
 )
+from models.saisine.meetings import (
+    cancel_meeting,
+    mark_meeting_held,
+    plan_meeting,
+    proposed_host,
+    reschedule_meeting,
+)
+from models.saisine.report import yearly_report, yearly_report_csv
+from models.saisine.retention import purge_closed_saisines
 from models.saisine.rules import OrientationKind, ReportLevel
-from models.saisine.states import ActionStatus, ConsultationStatus, MeetingStatus, SaisineStatus
+from models.saisine.states import (
+    ActionStatus,
+    ConsultationStatus,
+    MeetingStatus,
+    SaisineStatus,
+    Step,
+)
+from models.saisine.tables import MeetingMember, Saisine
 from tests.support.saisine import (
     DIFFICULTY,
     INITIALS,
@@ -59,7 +61,7 @@ from tests.support.saisine import (
     outbox,
 )
 
-COORD = Actor.prefect_ui("test-run")
+COORD = Actor.user(1, "Inès Moreau (coordination)", Channel.PREFECT_UI)
 
 
 @pytest.fixture
@@ -128,16 +130,16 @@ def test_level1_consultations_answers_reminders_escalation_and_orientation(
     )
     assert [m.template for m in outbox(session)] == ["saisine_consultation"] * 3
     ccas = link_of(
-        session, CaseType.SAISINE, saisine.id, STEP_CONSULTATION, cell.contacts["CCAS"].id or 0
+        session, CaseType.SAISINE, saisine.id, Step.CONSULTATION, cell.contacts["CCAS"].id or 0
     )
     # the page (not the mail) shows the pseudonymised description
     from models.catalogue import step_kind
 
-    page = step_kind(STEP_CONSULTATION).page(session, ccas)
+    page = step_kind(Step.CONSULTATION).page(session, ccas)
     assert ("Difficulté rencontrée", DIFFICULTY) in page.details
     answer_link(session, ccas, {"knows_situation": "oui", "proposal": "Visite à domicile"})
     chl = link_of(
-        session, CaseType.SAISINE, saisine.id, STEP_CONSULTATION, cell.contacts["CHL"].id or 0
+        session, CaseType.SAISINE, saisine.id, Step.CONSULTATION, cell.contacts["CHL"].id or 0
     )
     answer_link(session, chl, {"knows_situation": "non", "proposal": ""})
     with pytest.raises(DomainError):
@@ -197,7 +199,7 @@ def test_follow_up_no_reopens_level1_in_a_new_round(session: Session, cell: Cell
     start_follow_up(session=session, saisine=saisine)
     assert saisine.status is SaisineStatus.FOLLOW_UP
     link = link_of(
-        session, CaseType.SAISINE, saisine.id, STEP_FOLLOW_UP, saisine.referrer_contact_id
+        session, CaseType.SAISINE, saisine.id, Step.FOLLOW_UP, saisine.referrer_contact_id
     )
     with pytest.raises(DomainError, match="suite"):
         answer_link(session, link, {"worked": "non", "next_step": ""})
@@ -246,7 +248,7 @@ def test_level2_meeting_rotation_cancel_move_decision_actions_and_closure(
 
     member = meeting_members(session, meeting)[0]
     assert meeting.id is not None and member.id is not None
-    link = link_of(session, CaseType.MEETING, meeting.id, STEP_ATTENDANCE, member.contact_id)
+    link = link_of(session, CaseType.MEETING, meeting.id, Step.ATTENDANCE, member.contact_id)
     answer_link(session, link, {"attending": "oui"})
     assert session.get(MeetingMember, member.id).attending is True  # type: ignore[union-attr]
 
@@ -292,7 +294,7 @@ def test_level2_meeting_rotation_cancel_move_decision_actions_and_closure(
         close_saisine(session=session, saisine=saisine, reason="", actor=COORD)
     for name in ("DAC-PTA", "CHL"):
         link = link_of(
-            session, CaseType.SAISINE, saisine.id, STEP_ACTION, cell.contacts[name].id or 0
+            session, CaseType.SAISINE, saisine.id, Step.ACTION, cell.contacts[name].id or 0
         )
         answer_link(session, link, {"note": "fait"})
     close_saisine(session=session, saisine=saisine, reason="", actor=COORD)

@@ -9,8 +9,9 @@ from models.core import db
 from models.core.audit import verify_all
 from models.core.outbox import OutboxMessage
 from models.core.people import Clsm
-from models.saisine.domain import Saisine, yearly_report
+from models.saisine.report import yearly_report
 from models.saisine.rules import ReportLevel
+from models.saisine.tables import Saisine
 from service.demo import load_demo, load_saisine_demo
 
 

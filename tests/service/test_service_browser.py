@@ -88,7 +88,7 @@ def test_partner_answers_from_the_mail_and_auditor_reads_the_history(
                 page.get_by_role("link", name=link.group(0)).click()
                 expect(page.get_by_role("heading", name="Étape de test")).to_be_visible()
                 page.get_by_label("Nombre de places").fill("25")
-                page.get_by_label("Participation").select_option("oui")
+                page.get_by_role("group", name="Participation").get_by_label("oui").check()
                 page.get_by_label("Je confirme ma disponibilité").check()
                 page.get_by_label("Commentaire").fill("Deux bureaux disponibles")
                 page.get_by_role("button", name="Envoyer ma réponse").click()

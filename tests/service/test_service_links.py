@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -13,8 +15,9 @@ from sqlmodel import Session, select
 
 from models.catalogue import CASE_KINDS, STEP_KINDS
 from models.core import clock, db
-from models.core.audit import case_events
+from models.core.audit import Actor, case_events
 from models.core.enums import CaseType
+from models.core.errors import DomainError
 from models.core.links import StepLink, find_link
 from models.core.outbox import OutboxMessage
 from service.deps import FailureLimiter
@@ -76,9 +79,15 @@ def test_get_shows_the_form_and_never_consumes_the_link(client: TestClient, worl
     assert "Étape de test" in html and "Dossier de test n°101" in html
     assert '<label for="places">Nombre de places' in html and "Entre 0 et 20." in html
     assert 'type="number" id="places"' in html and 'value="2"' in html  # initial value
-    assert '<select id="choice"' in html and '<option value="peut-être"' in html
+    # a choice is a group of radio buttons, none of them preset
+    assert (
+        "<legend>Participation" in html and 'id="choice-2" name="choice" value="peut-être"' in html
+    )
+    assert "checked" not in html
     assert 'type="checkbox" id="available"' in html
-    assert 'type="date" id="start"' in html and 'type="datetime-local" id="meeting"' in html
+    # dates are typed the French way, in text inputs that say how
+    assert 'type="text" id="start"' in html and "Format : jj/mm/aaaa" in html
+    assert 'type="text" id="meeting"' in html and "jj/mm/aaaa hh:mm, heure de Paris" in html
     assert 'type="email" id="email"' in html
     assert '<textarea id="names"' in html and "Une valeur par ligne." in html
     assert '<textarea id="comment"' in html and 'maxlength="2000"' in html
@@ -186,6 +195,57 @@ def test_bad_input_shows_french_errors_keeps_values_and_stores_nothing(
     assert missing.status_code == 422 and "Ce champ est obligatoire." in missing.text
     assert _link(token).used_at is None
     assert _actions(world.case_a) == ["test.case-opened"]
+
+
+def test_a_refusal_by_the_domain_shows_the_form_again_and_consumes_nothing(
+    client: TestClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rule refuses the answer (a Sunday): the reason beside its field, the input kept."""
+
+    def record(session: Session, link: StepLink, answer: Any, actor: Actor) -> str:
+        if answer.start is not None and answer.start.weekday() == 6:
+            raise DomainError(f"le {answer.start:%d/%m/%Y} est un dimanche", field="start")
+        return PROBE_STEP.record(session, link, answer, actor)
+
+    monkeypatch.setitem(STEP_KINDS, STEP, replace(PROBE_STEP, record=record))
+    token = _token(world)
+    typed = {**VALID_ANSWER, "start": "03/01/2027", "comment": "Accueil possible l'après-midi"}
+    page = client.post(f"/r/{token}", data=typed)
+    assert page.status_code == 409
+    html = page.text
+    assert "Votre réponse n'a pas pu être enregistrée" in html
+    assert '<p class="error" id="start-erreur">Le 03/01/2027 est un dimanche.</p>' in html
+    assert 'value="03/01/2027"' in html and ">Accueil possible l&#39;après-midi</textarea>" in html
+    assert 'id="choice-0" name="choice" value="oui" checked' in html
+    assert "votre lien reste valable" in html and world.clsm_a.coordinator_email in html
+    assert "Opération impossible" not in html and "409" not in html
+    assert _link(token).used_at is None and _actions(world.case_a) == ["test.case-opened"]
+    done = client.post(f"/r/{token}", data={**typed, "start": "04/01/2027"})
+    assert done.status_code == 200 and "Et ensuite ?" in done.text
+    with Session(db.get_engine()) as session:
+        from models.core.audit import case_events
+
+        event = case_events(session, "session", world.case_a)[-1]
+    assert event.payload is not None and event.payload["start"] == "2027-01-04"
+
+
+def test_the_page_says_whether_the_link_serves_once_or_again(
+    client: TestClient, world: World
+) -> None:
+    once = client.get(f"/r/{_token(world)}").text
+    again = client.get(f"/r/{_token(world, multi_use=True)}").text
+    assert "ne sert qu'une fois" in once and "plusieurs fois" not in once
+    assert "il peut servir plusieurs fois" in again and "ne sert qu'une fois" not in again
+    assert "la suite vous parviendra par courriel" in once
+
+
+def test_an_empty_post_is_refused_and_the_link_stays_usable(
+    client: TestClient, world: World
+) -> None:
+    token = _token(world)
+    page = client.post(f"/r/{token}", data={"places": "3"})
+    assert page.status_code == 422 and "Choisissez une réponse." in page.text
+    assert _link(token).used_at is None and _actions(world.case_a) == ["test.case-opened"]
 
 
 def test_an_address_our_mails_cannot_reach_is_refused_in_french(

@@ -56,7 +56,7 @@ def test_each_read_of_the_yearly_report_is_in_the_history_of_its_saisines(
     from sqlmodel import Session, col, select
 
     from models.core.audit import AuditEvent
-    from models.saisine.domain import Saisine
+    from models.saisine.tables import Saisine
 
     _login(client, Role.AUDITOR)
     assert client.get("/reports/saisines/2022").status_code == 200

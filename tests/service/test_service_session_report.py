@@ -10,7 +10,8 @@ from sqlmodel import Session
 from models.core import db
 from models.core.audit import case_events
 from models.core.enums import Role
-from models.immersion import domain as im
+from models.immersion.common import get_session
+from models.immersion.tables import ImmersionSession
 from service.main import create_app
 from tests import factories
 from tests.immersion.test_immersion_steps import apply, launched  # noqa: F401  (fixture)
@@ -30,7 +31,7 @@ def _login(client: TestClient, session: Session, clsm_id: int | None, role: Role
 
 def test_session_report_page_and_csv_are_audited(
     session: Session,
-    launched: im.ImmersionSession,  # noqa: F811  (the fixture imported above)
+    launched: ImmersionSession,  # noqa: F811  (the fixture imported above)
 ) -> None:
     apply(session, launched, "ccas.example", 1, ["CHL"])
     apply(session, launched, "chl.example", 2, ["CCAS"])
@@ -55,7 +56,7 @@ def test_session_report_page_and_csv_are_audited(
 
 def test_another_clsm_cannot_read_the_report(
     session: Session,
-    launched: im.ImmersionSession,  # noqa: F811  (the fixture imported above)
+    launched: ImmersionSession,  # noqa: F811  (the fixture imported above)
 ) -> None:
     with TestClient(create_app()) as client:
         _login(client, session, None, Role.COORDINATOR)
@@ -82,7 +83,7 @@ def _csrf(client: TestClient, session_id: int) -> str:
 
 def test_coordinator_moves_a_meeting_and_cancels_the_session(
     session: Session,
-    launched: im.ImmersionSession,  # noqa: F811  (the fixture imported above)
+    launched: ImmersionSession,  # noqa: F811  (the fixture imported above)
 ) -> None:
     from models.immersion.states import SessionStatus
 
@@ -153,7 +154,7 @@ def test_coordinator_moves_a_meeting_and_cancels_the_session(
         )
         assert cancelled.status_code == 303
     with Session(db.get_engine()) as fresh:
-        row = im.get_session(fresh, launched.id)
+        row = get_session(fresh, launched.id)
         assert row.status is SessionStatus.CANCELLED
         assert row.preparation_place == "Salle du CHL"
         actions = [e.action for e in case_events(fresh, "session", launched.id)]
@@ -162,7 +163,7 @@ def test_coordinator_moves_a_meeting_and_cancels_the_session(
 
 def test_an_auditor_cannot_cancel_a_session(
     session: Session,
-    launched: im.ImmersionSession,  # noqa: F811  (the fixture imported above)
+    launched: ImmersionSession,  # noqa: F811  (the fixture imported above)
 ) -> None:
     assert launched.id is not None
     with TestClient(create_app()) as client:

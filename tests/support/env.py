@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import tempfile
 from pathlib import Path
@@ -19,6 +20,8 @@ def free_port() -> int:
 
 PREFECT_PORT = free_port()
 PREFECT_API_URL = f"http://127.0.0.1:{PREFECT_PORT}/api"
+# the locked Prefect server's secret: the test session's clients hold it, people never do
+PREFECT_AUTH = f"clsm:{secrets.token_urlsafe(24)}"
 
 BASE_ENV = {
     "CLSM_ENV": "test",
@@ -26,12 +29,16 @@ BASE_ENV = {
     "CLSM_PREFECT_API_URL": PREFECT_API_URL,
     "CLSM_BASE_URL": "http://127.0.0.1:8765",
     "CLSM_PROJECT_DIR": str(ROOT),
-    "CLSM_TICK_CRON": "0 0 1 1 *",
     # no test may reach a mail server it did not start itself (e.g. a developer's sink)
     "CLSM_SMTP_PORT": str(free_port()),
     "PREFECT_HOME": str(TMP / "prefect"),
+    "CLSM_PREFECT_AUTH_STRING": PREFECT_AUTH,
     "PREFECT_API_URL": PREFECT_API_URL,
-    "PREFECT_UI_API_URL": PREFECT_API_URL,
+    "PREFECT_API_AUTH_STRING": PREFECT_AUTH,
+    "PREFECT_SERVER_API_AUTH_STRING": PREFECT_AUTH,
+    "PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS": "http://127.0.0.1:8765",
+    "PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED": "true",
+    "PREFECT_UI_SERVE_BASE": "/prefect",
     "PREFECT_SERVER_API_HOST": "127.0.0.1",
     "PREFECT_SERVER_API_PORT": str(PREFECT_PORT),
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",

@@ -133,10 +133,10 @@ def outbox(template: str | None = None) -> list[Any]:
 
 def session_status(run_id: Any) -> Any:
     from models.core import db
-    from models.immersion import domain as im
+    from models.immersion.common import session_by_run
 
     with db.session_scope() as session:
-        row = im.session_by_run(session, str(run_id))
+        row = session_by_run(session, str(run_id))
         assert row is not None
         return row.status
 

@@ -118,8 +118,11 @@ class PrefectStack:
     def start_worker(self) -> None:
         self.worker = self.spawn_worker("test-worker")
 
-    def spawn_worker(self, name: str) -> subprocess.Popen[bytes]:
-        """Start one more process worker on the pool (the caller stops it with `stop_process`)."""
+    def spawn_worker(
+        self, name: str, *, cwd: Path | None = None, env: Mapping[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start one more process worker on the pool (the caller stops it with `stop_process`);
+        `cwd` and `env` make it look like a worker of another machine."""
         log = (self.logs / f"prefect-{name}.log").open("ab")
         return subprocess.Popen(
             [
@@ -135,7 +138,8 @@ class PrefectStack:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=os.environ.copy(),
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
             start_new_session=True,
         )
 
@@ -179,12 +183,21 @@ def _stop(process: subprocess.Popen[bytes] | None) -> None:
 
 
 # -- helpers for tests ----------------------------------------------------------------
-async def run(deployment: str, parameters: Mapping[str, Any], env: Mapping[str, str]) -> UUID:
+async def run(
+    deployment: str,
+    parameters: Mapping[str, Any],
+    env: Mapping[str, str],
+    tags: list[str] | None = None,
+) -> UUID:
     """Create a flow run of a deployment, with the test's own environment for its process."""
     from prefect.deployments.flow_runs import arun_deployment
 
     flow_run = await arun_deployment(
-        deployment, parameters=dict(parameters), timeout=0, job_variables={"env": dict(env)}
+        deployment,
+        parameters=dict(parameters),
+        timeout=0,
+        job_variables={"env": dict(env)},
+        tags=tags,
     )
     return flow_run.id
 

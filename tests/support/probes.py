@@ -13,6 +13,7 @@ from sqlmodel import Session
 from flows.waits import ask, wait_until
 from models.core.audit import Actor, record_event
 from models.core.enums import CaseType
+from models.core.errors import DomainError
 from models.core.kinds import CaseScope
 from models.core.links import issue_link
 from models.core.outbox import Recipient, enqueue
@@ -30,14 +31,16 @@ def probe_ask(case_id: int, linger: float = 0) -> str:
     time.sleep(linger)
     answers: list[str] = []
 
-    def record(session: Session, answer: ProbeForm) -> None:
+    def record(session: Session, answer: ProbeForm, actor: Actor) -> None:
+        if answer.decision == "refuser":
+            raise DomainError(f"« refuser » n'est pas une décision ({answer.count} retenus)")
         answers.append(answer.decision)
         record_event(
             session=session,
             case_type=CaseType.SESSION,
             case_id=case_id,
             action="probe.answered",
-            actor=Actor.prefect_ui(),
+            actor=actor,
             payload={"decision": answer.decision, "count": answer.count},
         )
 

@@ -13,7 +13,7 @@ from models.core.audit import Actor
 from models.core.links import StepLink, links_for
 from models.core.outbox import OutboxMessage
 from models.core.people import Clsm, Contact, Organisation
-from models.saisine.domain import SaisineIntake
+from models.saisine.intake import SaisineIntake
 from tests import factories
 
 VALID = (date(2023, 1, 1), date(2027, 12, 31))

@@ -1,0 +1,332 @@
+"""Placements: a host structure for every kept participant, and the host's confirmation by
+link (tutor, days, what may and may not be observed)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+from pydantic import Field as FormField
+from sqlmodel import Session, select
+
+from models.core.audit import Actor
+from models.core.errors import DomainError
+from models.core.kinds import StepKind, StepPage
+from models.core.links import StepLink
+from models.core.people import MailAddress
+from models.core.settings import get_settings
+from models.core.status import change_status
+from models.immersion.common import (
+    EXAMPLE_TITLE,
+    AlertMail,
+    SessionMail,
+    applications,
+    awaited_link,
+    contact,
+    coordinator,
+    current_wait_step,
+    ensure_contact,
+    event,
+    get_session,
+    invited,
+    mail,
+    organisation,
+    placement_of,
+    placements,
+    referent,
+    sent,
+    subject,
+)
+from models.immersion.plan import duration_label, host_deadline, window_label
+from models.immersion.rules import Assignment, Participant, assign_placements, check_days
+from models.immersion.states import ApplicationStatus, PlacementStatus, Step
+from models.immersion.tables import (
+    ACTIVE_PLACEMENT,
+    Application,
+    ImmersionSession,
+    InvitedStructure,
+    Placement,
+)
+
+
+class HostRequestMail(SessionMail):
+    """To the host structure's referent: will you host this participant?"""
+
+    template: ClassVar[str] = "immersion_host_request"
+    link_id: int
+    participant: str
+    participant_function: str
+    home: str
+    window: str
+    days: str
+    availability: str
+
+    @classmethod
+    def example(cls) -> HostRequestMail:
+        return cls(
+            session_title=EXAMPLE_TITLE,
+            link_id=1,
+            participant="Camille Dupont",
+            participant_function="Assistante sociale",
+            home="CCAS",
+            window="du 10/10/2022 au 08/11/2022",
+            days="1 à 5 jours",
+            availability="mardis et jeudis",
+        )
+
+
+def ensure_placements(*, session: Session, row: ImmersionSession, actor: Actor) -> list[Placement]:
+    """Give a host to every kept participant who has none; ask the host to confirm."""
+    assert row.id is not None
+    waiting = [
+        a
+        for a in applications(session, row.id, ApplicationStatus.SELECTED)
+        if placement_of(session, a.id or 0) is None
+        and not sent(session, row, _unplaced_key(a.id or 0))
+    ]
+    if not waiting:
+        return []
+    active = placements(session, row.id, *ACTIVE_PLACEMENT)
+    free = {
+        h.organisation_id: (
+            h.declared_capacity if h.declared_capacity is not None else h.host_capacity
+        )
+        - sum(1 for p in active if p.host_organisation_id == h.organisation_id)
+        for h in invited(session, row.id)
+    }
+    result = assign_placements(
+        [Participant(a.id or 0, a.number, a.organisation_id, tuple(a.wishes)) for a in waiting],
+        {h: max(n, 0) for h, n in free.items()},
+    )
+    created: list[Placement] = []
+    for assignment in result:
+        placement = _create_placement(session, row, assignment, actor)
+        if placement is not None:
+            created.append(placement)
+    return created
+
+
+def _unplaced_key(application_id: int) -> str:
+    return f"application-{application_id}-unplaced"
+
+
+def _create_placement(
+    session: Session, row: ImmersionSession, assignment: Assignment, actor: Actor
+) -> Placement | None:
+    assert row.id is not None
+    application = session.get(Application, assignment.application_id)
+    assert application is not None and application.id is not None
+    if assignment.host_id is None:
+        event(
+            session,
+            row,
+            "placement.unassigned",
+            actor,
+            {"application_id": application.id, "reason": assignment.reason},
+        )
+        name = contact(session, application.contact_id).name
+        mail(
+            session,
+            row,
+            to=coordinator(session, row),
+            message=AlertMail(
+                session_title=row.title,
+                run_url=get_settings().run_url(row.flow_run_id),
+                alert=f"Aucune structure d'accueil pour la candidature n°{application.number} "
+                f"({name}) : {assignment.reason}.",
+            ),
+            dedup_key=_unplaced_key(application.id),
+        )
+        return None
+    host = referent(session, assignment.host_id)
+    if host is None or host.id is None:
+        raise DomainError(f"la structure n°{assignment.host_id} n'a aucun contact")
+    placement = Placement(
+        session_id=row.id,
+        application_id=assignment.application_id,
+        host_organisation_id=assignment.host_id,
+        host_contact_id=host.id,
+        wish_rank=assignment.wish_rank,
+        reason=assignment.reason,
+        pair_application_id=assignment.pair_with,
+    )
+    session.add(placement)
+    session.flush()
+    event(
+        session,
+        row,
+        "placement.proposed",
+        actor,
+        {
+            "placement_id": placement.id,
+            "application_id": application.id,
+            "host_id": assignment.host_id,
+            "reason": assignment.reason,
+        },
+    )
+    person = contact(session, application.contact_id)
+    issued = awaited_link(
+        session,
+        row,
+        host,
+        Step.HOST,
+        placement.id,
+        deadline=host_deadline(row),
+        step_label=f"confirmer l'accueil de {person.name}",
+    )
+    assert issued.id is not None
+    mail(
+        session,
+        row,
+        to=host,
+        message=HostRequestMail(
+            session_title=row.title,
+            link_id=issued.id,
+            participant=person.name,
+            participant_function=application.function,
+            home=organisation(session, application.organisation_id).label,
+            window=window_label(row),
+            days=duration_label(row),
+            availability=application.availability or "non précisées",
+        ),
+        dedup_key=f"placement-{placement.id}-host-request",
+    )
+    return placement
+
+
+def placements_confirmed(session: Session, row: ImmersionSession) -> bool:
+    """Every placement has its host's answer and no place is on offer."""
+    assert row.id is not None
+    return not placements(session, row.id, PlacementStatus.PROPOSED) and not applications(
+        session, row.id, ApplicationStatus.OFFERED
+    )
+
+
+class HostForm(BaseModel):
+    """Confirmation de l'accueil par la structure."""
+
+    tutor_name: str = FormField(title="Tuteur ou tutrice : prénom et nom", max_length=200)
+    tutor_email: MailAddress = FormField(title="Adresse électronique du tuteur")
+    tutor_function: str = FormField(default="", title="Fonction du tuteur", max_length=200)
+    capacity: int = FormField(
+        default=1, ge=0, le=16, title="Nombre de stagiaires que la structure peut accueillir"
+    )
+    days: list[date] = FormField(
+        title="Jours d'immersion proposés",
+        description="Jours ouvrés dans la période d'immersion",
+        min_length=1,
+        max_length=5,
+    )
+    may_observe: str = FormField(
+        title="Ce que le stagiaire pourra observer", min_length=2, max_length=2000
+    )
+    may_not_observe: str = FormField(
+        title="Ce qu'il ne pourra pas observer (secret professionnel)",
+        min_length=2,
+        max_length=2000,
+    )
+
+
+def confirm_host(*, session: Session, placement: Placement, form: HostForm, actor: Actor) -> str:
+    """Record the host's confirmation; its agreement is prepared by the partners'
+    reconciliation (`models.immersion.progress.sync_partners`)."""
+    row = get_session(session, placement.session_id)
+    if placement.status is not PlacementStatus.PROPOSED:
+        raise DomainError("cet accueil est déjà confirmé ou annulé")
+    errors = check_days(
+        form.days,
+        window_start=row.window_start,
+        window_end=row.window_end,
+        min_days=row.min_days,
+        max_days=row.max_days,
+    )
+    if errors:
+        raise DomainError("Jours refusés : " + " ; ".join(errors), field="days")
+    tutor = ensure_contact(
+        session,
+        organisation_id=placement.host_organisation_id,
+        name=form.tutor_name,
+        email=str(form.tutor_email),
+        function=form.tutor_function,
+    )
+    placement.tutor_contact_id = tutor.id
+    placement.days = [d.isoformat() for d in sorted(form.days)]
+    placement.may_observe = form.may_observe
+    placement.may_not_observe = form.may_not_observe
+    assert row.id is not None
+    for inv in invited(session, row.id):
+        if inv.organisation_id == placement.host_organisation_id:
+            inv.declared_capacity = form.capacity
+            session.add(inv)
+    change_status(
+        session=session,
+        entity=placement,
+        to=PlacementStatus.CONFIRMED,
+        actor=actor,
+        details={
+            "placement_id": placement.id,
+            "tutor_contact_id": tutor.id,
+            "days": placement.days,
+            "capacity": form.capacity,
+            "may_observe": form.may_observe,
+            "may_not_observe": form.may_not_observe,
+        },
+    )
+    return (
+        f"Merci : l'accueil est confirmé ({len(form.days)} jour(s)). La convention de stage "
+        "va être envoyée pour signature."
+    )
+
+
+def _page(session: Session, issued: StepLink) -> StepPage:
+    row = get_session(session, issued.case_id)
+    placement = subject(session, issued, Placement)
+    application = session.get(Application, placement.application_id)
+    assert application is not None
+    return StepPage(
+        title="Accueillir un ou une stagiaire",
+        case_label=row.reference,
+        paragraphs=[
+            "Merci d'indiquer le tuteur ou la tutrice, les jours proposés et le cadre "
+            "d'observation : ce que la personne accueillie pourra observer ou non, au regard "
+            "du secret professionnel.",
+        ],
+        details=[
+            ("Stagiaire", contact(session, application.contact_id).name),
+            ("Fonction", application.function),
+            ("Structure d'origine", organisation(session, application.organisation_id).label),
+            ("Disponibilités", application.availability or "non précisées"),
+            ("Période", window_label(row)),
+            ("Durée", f"{row.min_days} à {row.max_days} jours ouvrés"),
+        ],
+    )
+
+
+def _record(session: Session, issued: StepLink, answer: HostForm, actor: Actor) -> str:
+    return confirm_host(
+        session=session, placement=subject(session, issued, Placement), form=answer, actor=actor
+    )
+
+
+def _initial(session: Session, issued: StepLink) -> dict[str, Any]:
+    placement = subject(session, issued, Placement)
+    inv = session.exec(
+        select(InvitedStructure).where(
+            InvitedStructure.session_id == issued.case_id,
+            InvitedStructure.organisation_id == placement.host_organisation_id,
+        )
+    ).first()
+    return {"capacity": inv.declared_capacity or inv.host_capacity if inv else 1}
+
+
+HOST = StepKind(
+    Step.HOST,
+    HostForm,
+    _page,
+    _record,
+    wait_step=current_wait_step,
+    initial=_initial,
+    submit_label="Confirmer l'accueil",
+)
+MAILS = (HostRequestMail,)

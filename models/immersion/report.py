@@ -1,0 +1,192 @@
+"""The session's report ("bilan"): figures, one row per participant, markdown and CSV."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlmodel import Session, select
+
+from models.core import clock
+from models.core.audit import Actor
+from models.core.people import Clsm
+from models.core.spreadsheet import csv_text
+from models.immersion.common import (
+    applications,
+    contact,
+    event,
+    get_session,
+    organisation,
+    placements,
+)
+from models.immersion.rules import ApplicationFacts, PlacementFacts, ReportFigures, report_figures
+from models.immersion.states import APPLICATION_LABELS, STATUS_LABELS, PlacementStatus
+from models.immersion.tables import Attendance, Evaluation, ImmersionSession, SessionReport
+
+
+@dataclass(frozen=True)
+class SessionReportData:
+    session_id: int
+    title: str
+    clsm: str
+    status: str
+    figures: ReportFigures
+    participants: list[dict[str, str | int]]  # one row per kept participant (report table)
+
+
+def session_report(session: Session, session_id: int) -> SessionReportData:
+    """The session's report ("bilan"): figures and one row per participant."""
+    row = get_session(session, session_id)
+    apps = applications(session, session_id)
+    all_placements = placements(session, session_id)
+    evaluations = list(session.exec(select(Evaluation).where(Evaluation.session_id == session_id)))
+    present = {
+        meeting: sum(
+            1
+            for a in session.exec(
+                select(Attendance).where(
+                    Attendance.session_id == session_id, Attendance.meeting == meeting
+                )
+            )
+            if a.present
+        )
+        for meeting in ("preparation", "restitution")
+    }
+    figures = report_figures(
+        applications=[
+            ApplicationFacts(
+                home=organisation(session, a.organisation_id).label,
+                status=a.status.value,
+                ever_selected=a.ever_selected,
+                promoted=a.promoted,
+                name=contact(session, a.contact_id).name,
+                withdrawal_reason=a.withdrawal_reason,
+            )
+            for a in apps
+        ],
+        placements=[
+            PlacementFacts(
+                host=organisation(session, p.host_organisation_id).label,
+                done=p.status is PlacementStatus.DONE,
+                days=len(p.days),
+            )
+            for p in all_placements
+        ],
+        preparation_present=present["preparation"],
+        restitution_present=present["restitution"],
+        participant_ratings=[e.rating for e in evaluations if e.author == "participant"],
+        host_ratings=[e.rating for e in evaluations if e.author == "host"],
+        comments=[e.useful for e in evaluations if e.useful],
+    )
+    rows: list[dict[str, str | int]] = []
+    for a in apps:
+        if not a.ever_selected:
+            continue
+        placement = next(
+            (
+                p
+                for p in all_placements
+                if p.application_id == a.id and p.status is not PlacementStatus.CANCELLED
+            ),
+            None,
+        )
+        rows.append(
+            {
+                "n°": a.number,
+                "participant": contact(session, a.contact_id).name,
+                "structure d'origine": organisation(session, a.organisation_id).label,
+                "structure d'accueil": organisation(session, placement.host_organisation_id).label
+                if placement
+                else "",
+                "jours": len(placement.days) if placement else 0,
+                "statut": APPLICATION_LABELS[a.status],
+                "motif": a.withdrawal_reason,
+            }
+        )
+    clsm = session.get(Clsm, row.clsm_id)
+    return SessionReportData(
+        session_id=session_id,
+        title=row.title,
+        clsm=clsm.name if clsm else "",
+        status=STATUS_LABELS[row.status],
+        figures=figures,
+        participants=rows,
+    )
+
+
+def report_markdown(data: SessionReportData) -> str:
+    f = data.figures
+    lines = [
+        f"# Bilan — {data.title}",
+        "",
+        f"- Candidatures : **{f.applications}**",
+        f"- Retenues : **{f.kept}** (dont {f.promoted} depuis la liste d'attente)",
+        f"- Liste d'attente à la clôture : {f.waitlisted} ; non retenues : {f.not_selected}",
+        f"- Retraits : {len(f.withdrawals)}"
+        + "".join(f"\n  - {name} : {reason}" for name, reason in f.withdrawals),
+        f"- Immersions réalisées : **{f.immersions_done}**, {f.days_total} jours au total",
+        f"- Présents à la journée de préparation : {f.preparation_present} ; "
+        f"à la restitution : {f.restitution_present}",
+        f"- Satisfaction des stagiaires : {_rating(f.participant_rating)} "
+        f"({f.participant_evaluations} évaluations) ; des structures d'accueil : "
+        f"{_rating(f.host_rating)} ({f.host_evaluations} évaluations)",
+        "",
+        "| Structure | Candidatures | Retenues | Stagiaires accueillis | Jours accueillis |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {s.structure} | {s.applications} | {s.kept} | {s.hosted} | {s.days_hosted} |"
+            for s in f.structures
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def _rating(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f} / 5".replace(".", ",")
+
+
+def report_csv(data: SessionReportData) -> str:
+    """The report's per-structure table and per-participant table, as CSV (';', UTF-8)."""
+    rows: list[Sequence[object]] = [
+        ["structure", "candidatures", "retenues", "stagiaires accueillis", "jours accueillis"]
+    ]
+    for s in data.figures.structures:
+        rows.append([s.structure, s.applications, s.kept, s.hosted, s.days_hosted])
+    rows.append([])
+    columns = [
+        "n°",
+        "participant",
+        "structure d'origine",
+        "structure d'accueil",
+        "jours",
+        "statut",
+        "motif",
+    ]
+    rows.append(columns)
+    rows += [[r[c] for c in columns] for r in data.participants]
+    return csv_text(rows)
+
+
+def store_report(*, session: Session, row: ImmersionSession, actor: Actor) -> SessionReportData:
+    """Freeze the report figures in the database (once) and audit them."""
+    assert row.id is not None
+    data = session_report(session, row.id)
+    existing = session.exec(select(SessionReport).where(SessionReport.session_id == row.id)).first()
+    if existing is None:
+        figures = {
+            "applications": data.figures.applications,
+            "kept": data.figures.kept,
+            "waitlisted": data.figures.waitlisted,
+            "not_selected": data.figures.not_selected,
+            "withdrawals": len(data.figures.withdrawals),
+            "promoted": data.figures.promoted,
+            "immersions_done": data.figures.immersions_done,
+            "days_total": data.figures.days_total,
+            "participant_rating": data.figures.participant_rating,
+            "host_rating": data.figures.host_rating,
+        }
+        session.add(
+            SessionReport(session_id=row.id, figures=figures, created_at=clock.now(session))
+        )
+        event(session, row, "report.created", actor, figures)
+    return data

@@ -1,0 +1,196 @@
+"""Intake: the coordinator records a saisine after the partner's call (flow parameters).
+
+Urgent situations are closed at once (the cell is not an emergency service) and the
+referrer receives the emergency numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import ClassVar
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from models.core import clock
+from models.core.audit import Actor
+from models.core.calendar import at_local, local_date
+from models.core.errors import DomainError
+from models.core.people import Clsm, Contact, Organisation
+from models.core.settings import get_settings
+from models.core.status import change_status
+from models.saisine.common import EXAMPLE_REFERENCE, SaisineMail, event, mail, saisine_by_run, touch
+from models.saisine.states import SaisineStatus
+from models.saisine.tables import Saisine
+
+CHANNELS = ("téléphone", "courriel", "courrier", "rencontre")
+AGE_RANGES = (
+    "moins de 18 ans",
+    "18-25 ans",
+    "26-40 ans",
+    "41-60 ans",
+    "61-75 ans",
+    "plus de 75 ans",
+)
+
+
+@dataclass(frozen=True)
+class SaisineIntake:
+    """What the coordinator types after the partner's call (flow parameters)."""
+
+    clsm_slug: str
+    received_on: date
+    channel: str
+    referring_structure: str
+    referrer_name: str
+    referrer_email: str
+    initials: str
+    age_range: str
+    commune: str
+    difficulty: str
+    consent_given: bool
+    consent_note: str
+    urgent: bool
+    referrer_function: str = ""
+
+
+class UrgentMail(SaisineMail):
+    """To the referrer of an urgent situation: the emergency services to call."""
+
+    template: ClassVar[str] = "saisine_urgent"
+
+    @classmethod
+    def example(cls) -> UrgentMail:
+        return cls(reference=EXAMPLE_REFERENCE)
+
+
+def next_reference(session: Session, clsm_id: int, year: int) -> str:
+    count = session.exec(
+        select(func.count())
+        .select_from(Saisine)
+        .where(Saisine.clsm_id == clsm_id, col(Saisine.reference).startswith(f"{year}-"))
+    ).one()
+    return f"{year}-{int(count) + 1:02d}"
+
+
+def _find_or_create_referrer(
+    session: Session, clsm_id: int, intake: SaisineIntake
+) -> tuple[Organisation, Contact]:
+    name = intake.referring_structure.strip()
+    org = session.exec(
+        select(Organisation).where(
+            Organisation.clsm_id == clsm_id,
+            (col(Organisation.name) == name) | (col(Organisation.short_name) == name),
+        )
+    ).first()
+    if org is None:
+        org = Organisation(clsm_id=clsm_id, name=name, short_name=name[:60], kind="")
+        session.add(org)
+        session.flush()
+    assert org.id is not None
+    email = intake.referrer_email.strip().lower()
+    contact = session.exec(
+        select(Contact).where(Contact.organisation_id == org.id, Contact.email == email)
+    ).first()
+    if contact is None:
+        contact = Contact(
+            organisation_id=org.id,
+            name=intake.referrer_name.strip() or email,
+            email=email,
+            function=intake.referrer_function,
+        )
+        session.add(contact)
+        session.flush()
+    return org, contact
+
+
+def open_saisine(
+    *,
+    session: Session,
+    intake: SaisineIntake,
+    actor: Actor,
+    flow_run_id: str | None = None,
+    reference: str = "",
+) -> Saisine:
+    """Record a new saisine (idempotent per flow run); urgent ones are closed at once."""
+    if flow_run_id:
+        existing = saisine_by_run(session, flow_run_id)
+        if existing is not None:
+            return existing
+    clsm = session.exec(select(Clsm).where(Clsm.slug == intake.clsm_slug)).first()
+    if clsm is None or clsm.id is None:
+        raise DomainError(f"CLSM « {intake.clsm_slug} » inconnu")
+    if not intake.referrer_email.strip() or not intake.referring_structure.strip():
+        raise DomainError(
+            "La structure et l'adresse e-mail de la personne qui saisit sont requises."
+        )
+    if not intake.consent_given and not intake.consent_note.strip():
+        raise DomainError("Le consentement de la personne n'est pas recueilli : indiquez pourquoi.")
+    org, contact = _find_or_create_referrer(session, clsm.id, intake)
+    assert org.id is not None and contact.id is not None
+    tz = get_settings().tz
+    moment = clock.now(session)
+    received_at = (
+        moment
+        if intake.received_on == local_date(moment, tz)
+        else at_local(intake.received_on, 9, tz)
+    )
+    saisine = Saisine(
+        clsm_id=clsm.id,
+        reference=reference or next_reference(session, clsm.id, intake.received_on.year),
+        received_at=received_at,
+        channel=intake.channel,
+        referrer_organisation_id=org.id,
+        referrer_contact_id=contact.id,
+        initials=intake.initials.strip().upper()[:10] or None,
+        age_range=intake.age_range or None,
+        commune=intake.commune.strip() or None,
+        difficulty=intake.difficulty.strip() or None,
+        consent_given=intake.consent_given,
+        consent_note=intake.consent_note.strip() or None,
+        urgent=intake.urgent,
+        flow_run_id=flow_run_id,
+    )
+    session.add(saisine)
+    session.flush()
+    event(
+        session,
+        saisine,
+        "saisine.received",
+        actor,
+        {
+            "reference": saisine.reference,
+            "channel": saisine.channel,
+            "referrer": org.label,
+            "referrer_contact_id": contact.id,
+            "initials": saisine.initials,
+            "age_range": saisine.age_range,
+            "commune": saisine.commune,
+            "difficulty": saisine.difficulty,
+            "consent_given": saisine.consent_given,
+            "consent_note": saisine.consent_note,
+            "urgent": saisine.urgent,
+        },
+    )
+    if saisine.urgent:
+        change_status(
+            session=session,
+            entity=saisine,
+            to=SaisineStatus.URGENT_CLOSED,
+            actor=actor,
+            reason="situation d'urgence : la cellule n'est pas un service d'urgence",
+        )
+        saisine.closed_at = moment
+        saisine.close_reason = "situation d'urgence, orientée vers les services d'urgence"
+        mail(
+            session,
+            saisine,
+            to=contact,
+            message=UrgentMail(reference=saisine.reference),
+            dedup_key="urgent-guidance",
+        )
+    else:
+        change_status(session=session, entity=saisine, to=SaisineStatus.LEVEL1, actor=actor)
+    touch(session, saisine)
+    return saisine
