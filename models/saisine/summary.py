@@ -64,8 +64,6 @@ def summary_markdown(session: Session, saisine: Saisine) -> str:
             )
     if saisine.close_reason:
         lines.append(f"\nMotif de clôture : {saisine.close_reason}")
-    if saisine.last_form_error:
-        lines.append(f"\n> **Réponse refusée : {saisine.last_form_error}** Merci de corriger.")
     return "\n".join(lines)
 
 
