@@ -285,6 +285,7 @@ def immersion_notices(*, session: Session, row: ImmersionSession) -> datetime | 
                 session_title=row.title,
                 alert="Immersions sans convention signée (elles ne peuvent pas "
                 "commencer) : " + ", ".join(names) + ".",
+                run_url=get_settings().run_url(row.flow_run_id),
             ),
             dedup_key="immersion-unsigned",
         )

@@ -134,6 +134,7 @@ def _create_placement(
                 session_title=row.title,
                 alert=f"Aucune structure d'accueil pour la candidature n°{application.number} "
                 f"({name}) : {assignment.reason}.",
+                run_url=get_settings().run_url(row.flow_run_id),
             ),
             dedup_key=_unplaced_key(application.id),
         )
