@@ -13,14 +13,24 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from models.core import db
+from models.core import clock, db
 from models.core.audit import Actor
-from models.core.directory import PastTotalsCreate, set_past_totals
+from models.core.directory import (
+    OrientationCreate,
+    PastTotalsCreate,
+    add_orientation,
+    orientation_catalogue,
+    rename_orientation,
+    set_orientation_active,
+    set_past_totals,
+)
 from models.core.enums import Channel, Role
 from models.core.errors import DomainError
 from models.core.people import Organisation
 from models.saisine.intake import open_saisine
+from models.saisine.level1 import orientation_choices, record_orientation
 from models.saisine.report import yearly_report, yearly_report_csv
+from models.saisine.rules import OrientationKind
 from service.main import create_app
 from tests import factories
 from tests.support.saisine import Cell, build_cell, intake
@@ -154,3 +164,56 @@ def test_the_report_page_shows_the_evolution_over_the_years(db_url: str) -> None
         r"<tr><th scope=\"row\">(\d{4})</th>(?:<td>[^<]*</td>){4}<td>(\d+)</td>", page.text
     )
     assert cells == [("2019", "12"), ("2020", "12"), ("2021", "8"), ("2022", "1")]
+
+
+def test_the_orientation_is_chosen_from_the_clsm_catalogue_and_keeps_its_label(
+    session: Session, cell: Cell
+) -> None:
+    from pydantic import ValidationError
+
+    from flows.inputs.saisine import ESCALATE, orientation_form
+
+    assert cell.clsm.id is not None
+    saisine = open_saisine(session=session, intake=intake(), actor=COORD)
+    # a CLSM without a catalogue keeps the default orientations
+    assert "Orientation vers le DAC-PTA" in orientation_choices(session, saisine)
+    for label in ["Orientation vers le DAC-PTA", "Visite conjointe avec l'équipe mobile"]:
+        add_orientation(
+            session=session, clsm_id=cell.clsm.id, data=OrientationCreate(label=label), actor=COORD
+        )
+    dac, mobile = orientation_catalogue(session, cell.clsm.id)
+    dac.code = "dac_pta"
+    session.add(dac)
+    session.flush()
+    choices = orientation_choices(session, saisine)
+    assert choices == {
+        "Orientation vers le DAC-PTA": OrientationKind.DAC_PTA,
+        "Visite conjointe avec l'équipe mobile": OrientationKind.OTHER,
+    }
+    form = orientation_form(list(choices))
+    assert form.model_validate({"outcome": ESCALATE}).outcome == ESCALATE
+    with pytest.raises(ValidationError):
+        form.model_validate({"outcome": "Intervention au domicile"})  # not this CLSM's wording
+
+    chosen = form.model_validate({"outcome": "Visite conjointe avec l'équipe mobile"}).outcome
+    record_orientation(
+        session=session,
+        saisine=saisine,
+        kind=choices[chosen],
+        who_acts="CHL",
+        detail="",
+        follow_up_on=None,
+        actor=COORD,
+        label=chosen,
+    )
+    rename_orientation(
+        session=session,
+        row=mobile,
+        data=OrientationCreate(label="Visite à domicile de l'équipe mobile"),
+        version=mobile.version,
+        actor=COORD,
+    )
+    set_orientation_active(session=session, row=dac, active=False, version=dac.version, actor=COORD)
+    assert list(orientation_choices(session, saisine)) == ["Visite à domicile de l'équipe mobile"]
+    [row] = yearly_report(session, cell.clsm.id, clock.now(session).year).rows
+    assert row.decisions == "Niveau 1 : Visite conjointe avec l'équipe mobile (CHL)"
