@@ -36,7 +36,6 @@ from flows.inputs.saisine import (
     decision_form,
     meeting_form,
     orientation_form,
-    orientation_kind,
     partners_form,
 )
 from flows.mail import send_case_mail
@@ -82,6 +81,7 @@ from models.saisine.level1 import (
     choose_partners,
     escalate_silent_partners,
     next_in_level1,
+    orientation_choices,
     partner_choices,
     record_orientation,
     remind_silent_partners,
@@ -302,14 +302,17 @@ def ask_partners(saisine_id: int, next_: Next) -> None:
 
 
 def ask_orientation(saisine_id: int, next_: Next) -> None:
+    choices = _read(saisine_id, orientation_choices)
 
     def apply(session: Session, saisine: Saisine, answer: OrientationForm, actor: Actor) -> None:
-        kind = orientation_kind(answer.outcome)
-        if answer.outcome == ESCALATE or kind is None:
+        if answer.outcome == ESCALATE:
             escalate_to_level2(
                 session=session, saisine=saisine, actor=actor, reason="décision de la coordination"
             )
             return
+        kind = choices.get(answer.outcome)
+        if kind is None:
+            raise DomainError(f"Orientation inconnue : « {answer.outcome} ».")
         today = local_date(clock.now(session), get_settings().tz)
         days = answer.follow_up_days
         record_orientation(
@@ -320,9 +323,10 @@ def ask_orientation(saisine_id: int, next_: Next) -> None:
             detail=answer.detail,
             follow_up_on=today + timedelta(days=days) if days else None,
             actor=actor,
+            label=answer.outcome,
         )
 
-    _ask(saisine_id, next_, orientation_form(), {"follow_up_days": 30}, apply)
+    _ask(saisine_id, next_, orientation_form(list(choices)), {"follow_up_days": 30}, apply)
 
 
 def ask_meeting(saisine_id: int, next_: Next) -> None:

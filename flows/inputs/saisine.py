@@ -11,7 +11,6 @@ from prefect.input import RunInput
 from pydantic import BaseModel, Field, create_model
 
 from models.saisine.intake import AGE_RANGES, CHANNELS, SaisineIntake
-from models.saisine.rules import ORIENTATION_LABELS, OrientationKind
 
 ESCALATE = "Passer au niveau 2 : examen en réunion de cellule"
 NEW_MEETING = "Nouvelle réunion"
@@ -151,23 +150,16 @@ def partners_form(choices: list[str]) -> type[PartnersForm]:
     )
 
 
-ORIENTATION_CHOICES = [ORIENTATION_LABELS[k] for k in OrientationKind]
-
-
-def orientation_form() -> type[OrientationForm]:
+def orientation_form(choices: list[str]) -> type[OrientationForm]:
+    """The CLSM's orientation catalogue as a select, then escalation to level 2."""
     return create_model(
         "Orientation",
         __base__=OrientationForm,
         outcome=(
-            _choice([*ORIENTATION_CHOICES, ESCALATE]),
-            Field(default=ORIENTATION_CHOICES[0], title="Suite donnée"),
+            _choice([*choices, ESCALATE]),
+            Field(default=choices[0] if choices else ESCALATE, title="Suite donnée"),
         ),
     )
-
-
-def orientation_kind(label: str) -> OrientationKind | None:
-    """The catalogue entry of a label; None means escalation to level 2."""
-    return next((k for k, v in ORIENTATION_LABELS.items() if v == label), None)
 
 
 def meeting_form(meetings: list[str], hosts: list[str], invitable: list[str]) -> type[MeetingForm]:

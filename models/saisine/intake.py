@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from models.core import clock
 from models.core.audit import Actor
 from models.core.calendar import at_local, local_date
+from models.core.directory import match_structure
 from models.core.errors import DomainError
 from models.core.people import Clsm, Contact, Organisation
 from models.core.settings import get_settings
@@ -77,13 +78,18 @@ def next_reference(session: Session, clsm_id: int, year: int) -> str:
 def _find_or_create_referrer(
     session: Session, clsm_id: int, intake: SaisineIntake
 ) -> tuple[Organisation, Contact]:
+    """The directory's structure the coordinator typed (case, accents, spaces, hyphens and
+    aliases folded); a structure new to the directory is added, a near name is refused."""
     name = intake.referring_structure.strip()
-    org = session.exec(
-        select(Organisation).where(
-            Organisation.clsm_id == clsm_id,
-            (col(Organisation.name) == name) | (col(Organisation.short_name) == name),
+    match = match_structure(session=session, clsm_id=clsm_id, name=name, include_inactive=True)
+    org = match.found
+    if org is None and match.near:
+        names = " ou ".join(f"« {o.name} »" for o in match.near)
+        raise DomainError(
+            f"La structure « {name} » ressemble à {names} de l'annuaire : reprenez ce nom "
+            "(ou ajoutez-le en alias de la structure), ou créez d'abord la nouvelle structure "
+            "dans l'annuaire."
         )
-    ).first()
     if org is None:
         org = Organisation(clsm_id=clsm_id, name=name, short_name=name[:60], kind="")
         session.add(org)

@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 from models.core import clock
 from models.core.audit import Actor
 from models.core.calendar import local_date
+from models.core.directory import orientation_catalogue
 from models.core.errors import DomainError
 from models.core.kinds import StepKind, StepPage
 from models.core.links import StepLink
@@ -42,7 +43,7 @@ from models.saisine.common import (
     touch,
 )
 from models.saisine.plan import Next, Task, consultation_moments
-from models.saisine.rules import OrientationKind, check_consultable
+from models.saisine.rules import ORIENTATION_LABELS, OrientationKind, check_consultable
 from models.saisine.states import ConsultationStatus, SaisineStatus, Step, WaitName, wait_step
 from models.saisine.tables import Consultation, FollowUp, Orientation, Saisine
 
@@ -258,6 +259,16 @@ def escalate_silent_partners(*, session: Session, saisine: Saisine) -> int:
     return len(silent)
 
 
+def orientation_choices(session: Session, saisine: Saisine) -> dict[str, OrientationKind]:
+    """The orientations offered for this case: the CLSM's catalogue (label → kind, an entry
+    the coordinator added being an "other" orientation), or the default one if it is empty."""
+    catalogue = orientation_catalogue(session, saisine.clsm_id)
+    if not catalogue:
+        return {label: kind for kind, label in ORIENTATION_LABELS.items()}
+    codes = {kind.value: kind for kind in OrientationKind}
+    return {entry.label: codes.get(entry.code, OrientationKind.OTHER) for entry in catalogue}
+
+
 def record_orientation(
     *,
     session: Session,
@@ -267,6 +278,7 @@ def record_orientation(
     detail: str,
     follow_up_on: date | None,
     actor: Actor,
+    label: str = "",
 ) -> Orientation:
     """Close level 1 with an orientation; referrer and consulted partners are told."""
     if saisine.status is not SaisineStatus.LEVEL1:
@@ -279,6 +291,7 @@ def record_orientation(
         saisine_id=saisine.id,
         round=saisine.round,
         kind=kind,
+        label=label,
         who_acts=who_acts.strip(),
         detail=detail.strip(),
         decided_at=moment,
@@ -295,6 +308,7 @@ def record_orientation(
         details={
             "orientation_id": orientation.id,
             "kind": kind.value,
+            "label": label or ORIENTATION_LABELS[kind],
             "who_acts": orientation.who_acts,
             "detail": orientation.detail,
             "follow_up_on": follow_up_on.isoformat() if follow_up_on else None,

@@ -7,6 +7,7 @@ from sqlmodel import Session, col, select
 
 from models.core.audit import Actor
 from models.core.calendar import local_date
+from models.core.directory import past_totals
 from models.core.settings import get_settings
 from models.core.spreadsheet import csv_text
 from models.saisine.common import (
@@ -17,7 +18,14 @@ from models.saisine.common import (
     org_label,
     orientations,
 )
-from models.saisine.rules import ReportCase, YearlyReport, build_report, report_csv_rows
+from models.saisine.rules import (
+    ReportCase,
+    YearlyReport,
+    YearTotals,
+    build_report,
+    evolution_csv_rows,
+    report_csv_rows,
+)
 from models.saisine.states import MeetingStatus
 from models.saisine.tables import Saisine
 
@@ -55,9 +63,14 @@ def _report_case(session: Session, saisine: Saisine) -> ReportCase:
 
 
 def yearly_report(session: Session, clsm_id: int, year: int) -> YearlyReport:
-    """The table of the annual report: one row per saisine, then counts per level."""
+    """The table of the annual report: one row per saisine, counts per level, and the
+    evolution beside the earlier years (totals entered in the directory, or counted)."""
     saisines = session.exec(select(Saisine).where(Saisine.clsm_id == clsm_id))
-    return build_report(year, [_report_case(session, s) for s in saisines])
+    entered = [
+        YearTotals(year=p.year, level1=p.level1, level2=p.level2, urgent=p.urgent, entered=True)
+        for p in past_totals(session, clsm_id)
+    ]
+    return build_report(year, [_report_case(session, s) for s in saisines], entered)
 
 
 def record_report_read(
@@ -85,4 +98,6 @@ def yearly_report_csv(
 ) -> str:
     report = report or yearly_report(session, clsm_id, year)
     totals = [[f"Total {level.value}", str(count)] for level, count in report.counts.items()]
-    return csv_text([*report_csv_rows(report), [], *totals])
+    return csv_text(
+        [*report_csv_rows(report), [], *totals, [], ["Évolution"], *evolution_csv_rows(report)]
+    )

@@ -166,10 +166,27 @@ class ReportRow:
 
 
 @dataclass(frozen=True)
+class YearTotals:
+    """One year of the evolution: entered once (a year before the product) or counted."""
+
+    year: int
+    level1: int
+    level2: int
+    urgent: int
+    ongoing: int = 0
+    entered: bool = False
+
+    @property
+    def total(self) -> int:
+        return self.level1 + self.level2 + self.urgent + self.ongoing
+
+
+@dataclass(frozen=True)
 class YearlyReport:
     year: int
     rows: list[ReportRow]
     counts: dict[ReportLevel, int] = field(default_factory=dict)
+    evolution: list[YearTotals] = field(default_factory=list)  # earlier years, then this one
 
     @property
     def total(self) -> int:
@@ -215,8 +232,19 @@ def report_row(case: ReportCase) -> ReportRow:
     )
 
 
-def build_report(year: int, cases: Iterable[ReportCase]) -> YearlyReport:
-    """Rows in the order of the year (month, then reference), with counts per level."""
+def _totals(year: int, counts: dict[ReportLevel, int]) -> YearTotals:
+    return YearTotals(
+        year=year,
+        level1=counts[ReportLevel.LEVEL1],
+        level2=counts[ReportLevel.LEVEL2],
+        urgent=counts[ReportLevel.URGENT],
+        ongoing=counts[ReportLevel.OPEN],
+    )
+
+
+def _year_rows(
+    year: int, cases: Iterable[ReportCase]
+) -> tuple[list[ReportRow], dict[ReportLevel, int]]:
     chosen = sorted(
         (c for c in cases if c.month_day.year == year), key=lambda c: (c.month_day, c.reference)
     )
@@ -224,13 +252,48 @@ def build_report(year: int, cases: Iterable[ReportCase]) -> YearlyReport:
     counts = {level: 0 for level in ReportLevel}
     for row in rows:
         counts[row.level] += 1
-    return YearlyReport(year=year, rows=rows, counts=counts)
+    return rows, counts
+
+
+def build_report(
+    year: int, cases: Iterable[ReportCase], entered: Iterable[YearTotals] = ()
+) -> YearlyReport:
+    """Rows in the order of the year (month, then reference), with counts per level, and the
+    evolution over the years: totals entered for the years before the product, the earlier
+    years counted from the cases, then this year."""
+    cases = list(cases)
+    rows, counts = _year_rows(year, cases)
+    earlier = {t.year: t for t in entered if t.year < year}
+    for counted in sorted({c.month_day.year for c in cases if c.month_day.year < year}):
+        if counted not in earlier:  # a year entered by hand stays as entered
+            earlier[counted] = _totals(counted, _year_rows(counted, cases)[1])
+    evolution = [*sorted(earlier.values(), key=lambda t: t.year), _totals(year, counts)]
+    return YearlyReport(year=year, rows=rows, counts=counts, evolution=evolution)
 
 
 REPORT_HEADER = ["Réunion", "Saisine (source)", "Décisions", "Note", "Référence", "Niveau"]
 
 
+EVOLUTION_HEADER = ["Année", "Niveau 1", "Niveau 2", "Urgence", "En cours", "Total", "Source"]
+
+
 def report_csv_rows(report: YearlyReport) -> list[list[str]]:
     return [REPORT_HEADER] + [
         [r.month, r.referrer, r.decisions, r.note, r.reference, r.level.value] for r in report.rows
+    ]
+
+
+def evolution_csv_rows(report: YearlyReport) -> list[list[str]]:
+    """The yearly totals over the years, as the annual report's evolution table."""
+    return [EVOLUTION_HEADER] + [
+        [
+            str(t.year),
+            str(t.level1),
+            str(t.level2),
+            str(t.urgent),
+            str(t.ongoing),
+            str(t.total),
+            "totaux saisis" if t.entered else "saisines enregistrées",
+        ]
+        for t in report.evolution
     ]

@@ -96,6 +96,7 @@ class Orientation(SQLModel, table=True):
     saisine_id: int = Field(foreign_key="saisine.id", index=True)
     round: int = 1
     kind: OrientationKind
+    label: str = Field(default="", max_length=200)
     who_acts: str = Field(default="", max_length=300)
     detail: str = Field(default="", max_length=1000)
     decided_at: datetime = Field(sa_type=UTCDateTime)
@@ -103,10 +104,11 @@ class Orientation(SQLModel, table=True):
 
     @property
     def text(self) -> str:
-        """The line of the yearly report, e.g. "Orientation vers le DAC-PTA (CHL)"."""
+        """The line of the yearly report, e.g. "Orientation vers le DAC-PTA (CHL)": the label
+        of the CLSM's catalogue as it read when the case was oriented."""
         if self.detail:
             return self.detail
-        base = ORIENTATION_LABELS[self.kind]
+        base = self.label or ORIENTATION_LABELS[self.kind]
         return f"{base} ({self.who_acts})" if self.who_acts else base
 
 
