@@ -61,7 +61,10 @@ def prefilled(form: type[T], description: str, values: dict[str, object]) -> typ
     fields: dict[str, Any] = {}
     for name, value in values.items():
         original = form.model_fields[name]
-        fields[name] = (original.annotation, FieldInfo.merge_field_infos(original, default=value))
+        fields[name] = (
+            original.annotation,
+            FieldInfo.merge_field_infos(original, default=value, default_factory=None),
+        )
     model: type[T] = create_model(form.__name__, __base__=form, **fields)
     model._description = description  # what the Prefect UI shows above the form
     return model

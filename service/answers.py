@@ -114,9 +114,22 @@ def _view(
 
 
 def view_step(session: Session, token: str) -> StepView:
-    """The page of a valid link (reads only: a mail scanner opening it consumes nothing)."""
+    """The page of a valid link. It consumes nothing (a mail scanner may open it); as it
+    shows the case to the link's holder, the read is recorded (`case.read`, committed)."""
     link, kind = _usable(session, token)
-    return _view(session, link, kind, form_fields(kind.form, kind.initial(session, link)))
+    view = _view(session, link, kind, form_fields(kind.form, kind.initial(session, link)))
+    contact = session.get(Contact, link.contact_id)
+    assert contact is not None and contact.id is not None
+    record_event(
+        session=session,
+        case_type=CaseType(link.case_type),
+        case_id=link.case_id,
+        action="case.read",
+        actor=Actor.contact(contact.id, contact.name),
+        payload={"step": link.step, "link_id": link.id},
+    )
+    session.commit()
+    return view
 
 
 @dataclass

@@ -161,32 +161,11 @@ class CasePublic(BaseModel):
     )
 
 
-# What each wait of the processes means, for people (the keys are identifiers).
-STEP_LABELS: list[tuple[str, str]] = [
-    (r"call-reminder|call-close", "appel à candidatures en cours"),
-    (r"selection", "sélection des candidatures (formulaire Prefect)"),
-    (r"partners", "réponses des partenaires (accueil, conventions)"),
-    (r"preparation-day", "journée de préparation"),
-    (r"immersion", "immersions en cours"),
-    (r"evaluations", "évaluations de fin de stage"),
-    (r"restitution-day", "restitution"),
-    (r"ask-\d+-partners", "choix des partenaires à consulter (formulaire Prefect)"),
-    (r"answers-r\d+(-reminder)?", "réponses des partenaires consultés"),
-    (r"ask-\d+-orientation", "orientation (formulaire Prefect)"),
-    (r"followup-r\d+.*", "suivi de l'orientation"),
-    (r"ask-\d+-meeting", "réunion de cellule à organiser (formulaire Prefect)"),
-    (r"meeting-\d+-day", "réunion de cellule"),
-    (r"ask-\d+-decision-m\d+", "décision de la réunion (formulaire Prefect)"),
-    (r"actions", "actions décidées en cours"),
-]
-
-
-def step_label(step: str) -> str:
-    """French label of a wait's step; the identifier itself when unknown."""
-    for pattern, label in STEP_LABELS:
-        if re.fullmatch(pattern, step):
-            return label
-    return re.sub(r"^ask-\d+-", "", step).replace("-", " ")
+def step_label(case_type: CaseType, step: str) -> str:
+    """French label of a wait's step, as its process words it; the identifier if unknown."""
+    kind = CASE_KINDS.get(case_type)
+    label = kind.wait_label(step) if kind else None
+    return label or re.sub(r"^ask-\d+-", "", step).replace("-", " ")
 
 
 def flow_run_url(flow_run_id: str | None) -> str | None:
@@ -237,11 +216,11 @@ def case_public(session: Session, case: CaseSummary) -> CasePublic:
         opened_at=case.opened_at,
         flow_run_id=case.flow_run_id,
         flow_run_url=flow_run_url(case.flow_run_id or (waits[0].flow_run_id if waits else None)),
-        current_step=step_label(waits[0].step) if waits else None,
+        current_step=step_label(case.case_type, waits[0].step) if waits else None,
         version=case.version,
         waits=[
             WaitPublic(
-                step=step_label(w.step),
+                step=step_label(case.case_type, w.step),
                 waiting_on=w.waiting_on,
                 since=w.since,
                 due_at=w.due_at,

@@ -388,7 +388,12 @@ def _closed_2022_case(session: Session, clsm: Clsm, spec: dict[str, Any]) -> Non
         escalate_to_level2,
         first_contact,
     )
-    from models.saisine.decisions import ActionPlan, close_action, record_decision
+    from models.saisine.decisions import (
+        ActionPlan,
+        close_action,
+        mark_meeting_held,
+        record_decision,
+    )
     from models.saisine.intake import open_saisine
     from models.saisine.level1 import (
         consult_partners,
@@ -398,7 +403,6 @@ def _closed_2022_case(session: Session, clsm: Clsm, spec: dict[str, Any]) -> Non
     from models.saisine.meetings import (
         back_to_level1,
         cancel_meeting,
-        mark_meeting_held,
         plan_meeting,
         proposed_host,
     )

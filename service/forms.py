@@ -106,11 +106,9 @@ class FormField:
         if self.widget == "datetime":
             return "Format : jj/mm/aaaa hh:mm, heure de Paris, par exemple 05/01/2027 14:30."
         if self.widget == "lines":
-            what = (
-                "Un jour par ligne, au format jj/mm/aaaa"
-                if self.item == "date"
-                else ("Une valeur par ligne")
-            )
+            what = "Une valeur par ligne"
+            if self.item == "date":
+                what = "Un jour par ligne, au format jj/mm/aaaa"
             return f"{what}, {self.max_items} au plus." if self.max_items else f"{what}."
         return ""
 

@@ -176,6 +176,15 @@ async def _visible_run(who: Visitor, run_id: str) -> dict[str, Any]:
     return run
 
 
+def _plain(path: str) -> str:
+    """The path, unless it has dot or empty segments: the server (httpx) would resolve them
+    to another route than the one the rules were applied to."""
+    segments = path.split("/")
+    if any(part in (".", "..") for part in segments) or "" in segments[:-1] or "\\" in path:
+        raise HTTPException(404)
+    return path
+
+
 # -- the UI's settings and files ----------------------------------------------------------
 @router.get("/ui-settings")
 async def ui_settings(request: Request, who: VisitorDep) -> JSONResponse:
@@ -395,6 +404,7 @@ async def _forward(
 
 @router.api_route("/api/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
 async def api(path: str, request: Request, who: VisitorDep) -> Response:
+    path = _plain(path)
     body = await request.body()
     target = f"/api/{path}"
     if _is_read(request.method, path):
@@ -422,6 +432,9 @@ async def api(path: str, request: Request, who: VisitorDep) -> Response:
 @router.websocket("/api/{path:path}")
 async def api_socket(path: str, websocket: WebSocket) -> None:
     """Live updates (events, logs): the server's socket, with the secret in its handshake."""
+    if path not in ("events/out", "logs/out"):
+        await websocket.close(code=1008, reason="Flux inconnu")
+        return
     who = await run_in_threadpool(_visitor_of, websocket.cookies.get(SESSION_COOKIE, ""))
     if who is None:
         await websocket.close(code=1008, reason="Connexion nécessaire")
@@ -496,5 +509,5 @@ async def _narrow_socket_filter(who: Visitor, path: str, message: dict[str, Any]
 @router.get("/{path:path}")
 async def ui_files(request: Request, who: VisitorDep, path: str = "") -> Response:
     """The UI's pages and files (the server serves them under /prefect/)."""
-    response, _ = await _forward(request, f"{PREFIX}/{path}")
+    response, _ = await _forward(request, f"{PREFIX}/{_plain(path)}")
     return response

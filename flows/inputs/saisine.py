@@ -10,7 +10,7 @@ from typing import Any, Literal
 from prefect.input import RunInput
 from pydantic import BaseModel, Field, create_model
 
-from models.saisine.intake import AGE_RANGES, CHANNELS
+from models.saisine.intake import AGE_RANGES, CHANNELS, SaisineIntake
 from models.saisine.rules import ORIENTATION_LABELS, OrientationKind
 
 ESCALATE = "Passer au niveau 2 : examen en réunion de cellule"
@@ -54,6 +54,24 @@ class SaisineIntakeForm(BaseModel):
         description="La cellule n'est pas un service d'urgence : la saisine sera close et "
         "la personne qui saisit recevra les numéros d'urgence.",
     )
+
+    def as_intake(self, today: date) -> SaisineIntake:
+        """What the models record (received today when no date is given)."""
+        return SaisineIntake(
+            clsm_slug=self.clsm,
+            received_on=self.received_on or today,
+            channel=self.channel,
+            referring_structure=self.referring_structure,
+            referrer_name=self.referrer_name,
+            referrer_email=self.referrer_email,
+            initials=self.initials,
+            age_range=self.age_range,
+            commune=self.commune,
+            difficulty=self.difficulty,
+            consent_given=self.consent_given,
+            consent_note=self.consent_note,
+            urgent=self.urgent,
+        )
 
 
 class PartnersForm(RunInput):

@@ -53,6 +53,8 @@ class CaseKind:
     """All cases of one CLSM."""
     summary: Callable[[Session, int], CaseSummary | None]
     """One case by id, or None."""
+    wait_label: Callable[[str], str | None] = lambda _step: None
+    """What a wait step of this kind of case means, in French (None: not one of its own)."""
 
 
 @dataclass(frozen=True)

@@ -283,9 +283,9 @@ def immersion_notices(*, session: Session, row: ImmersionSession) -> datetime | 
             to=coordinator(session, row),
             message=AlertMail(
                 session_title=row.title,
-                run_url=get_settings().run_url(row.flow_run_id),
                 alert="Immersions sans convention signée (elles ne peuvent pas "
                 "commencer) : " + ", ".join(names) + ".",
+                run_url=get_settings().run_url(row.flow_run_id),
             ),
             dedup_key="immersion-unsigned",
         )

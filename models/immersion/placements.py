@@ -132,9 +132,9 @@ def _create_placement(
             to=coordinator(session, row),
             message=AlertMail(
                 session_title=row.title,
-                run_url=get_settings().run_url(row.flow_run_id),
                 alert=f"Aucune structure d'accueil pour la candidature n°{application.number} "
                 f"({name}) : {assignment.reason}.",
+                run_url=get_settings().run_url(row.flow_run_id),
             ),
             dedup_key=_unplaced_key(application.id),
         )

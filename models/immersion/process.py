@@ -31,6 +31,7 @@ from models.immersion.states import (
     ApplicationStatus,
     PlacementStatus,
     SessionStatus,
+    wait_label,
 )
 from models.immersion.tables import CASE, ImmersionSession
 
@@ -74,7 +75,7 @@ def _one(session: Session, case_id: int) -> CaseSummary | None:
     return _summary(row) if row else None
 
 
-CASE_KIND = CaseKind(CASE, "session d'immersion", _summaries, _one)
+CASE_KIND = CaseKind(CASE, "session d'immersion", _summaries, _one, wait_label)
 CASE_KINDS: tuple[CaseKind, ...] = (CASE_KIND,)
 STEP_KINDS: tuple[StepKind, ...] = (
     call.APPLY,

@@ -187,6 +187,15 @@ WAIT_LABELS: dict[WaitName, str] = {
 }
 """What a person reads while the run waits (its `waiting_on`)."""
 
+
+def wait_label(step: str) -> str | None:
+    """French label of a session wait step, or None if it is not one of the session's."""
+    try:
+        return WAIT_LABELS[WaitName(step)]
+    except ValueError:
+        return None
+
+
 PHASE_WAITS: dict[SessionStatus, frozenset[WaitName]] = {
     SessionStatus.CALL_OPEN: frozenset({WaitName.CALL_REMINDER, WaitName.CALL_CLOSE}),
     SessionStatus.SELECTION: frozenset({WaitName.SELECTION}),

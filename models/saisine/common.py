@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from models.core import clock, scope
 from models.core.audit import Actor
+from models.core.calendar import local_date
 from models.core.errors import DomainError, NotFound
 from models.core.kinds import CaseScope
 from models.core.links import StepLink
@@ -20,7 +21,7 @@ from models.core.people import Clsm, Contact, Organisation, Partnership
 from models.core.settings import get_settings
 from models.core.status import change_status
 from models.core.waits import WaitStatus, find_wait, wake_case
-from models.saisine.rules import Convention, check_close_allowed
+from models.saisine.rules import Convention, check_close_allowed, consultable
 from models.saisine.states import (
     ActionStatus,
     ConsultationStatus,
@@ -82,6 +83,18 @@ def conventions(session: Session, clsm_id: int) -> list[Convention]:
         Convention(p.organisation_id, p.starts_on, p.ends_on)
         for p in session.exec(select(Partnership).where(Partnership.clsm_id == clsm_id))
     ]
+
+
+def consultable_organisations(session: Session, saisine: Saisine) -> list[Organisation]:
+    """Structures the coordinator may consult today (valid convention), referrer excluded."""
+    today = local_date(clock.now(session), get_settings().tz)
+    allowed = consultable(conventions(session, saisine.clsm_id), today)
+    orgs = session.exec(
+        select(Organisation)
+        .where(col(Organisation.id).in_(allowed))
+        .order_by(col(Organisation.name))
+    )
+    return [o for o in orgs if o.id != saisine.referrer_organisation_id]
 
 
 def consultations(
@@ -391,10 +404,3 @@ def close_saisine(*, session: Session, saisine: Saisine, reason: str, actor: Act
     # runs waiting on a date or on links re-read the saisine and finish
     assert saisine.id is not None
     wake_case(session=session, case_type=SAISINE, case_id=saisine.id, coordinator_forms=False)
-
-
-def refuse_form(*, session: Session, saisine: Saisine, form: str, error: str, actor: Actor) -> None:
-    """A coordinator's answer was refused: the reason is shown above the next form."""
-    saisine.last_form_error = error[:500]
-    session.add(saisine)
-    event(session, saisine, "form.refused", actor, {"form": form, "error": error})

@@ -27,18 +27,46 @@ from models.saisine.common import (
     get_saisine,
     link_to,
     mail,
+    meeting_event,
     meeting_members,
     open_wait_step,
+    org_label,
     subject_of,
     tell_outcome,
     touch,
 )
-from models.saisine.plan import action_moments
+from models.saisine.plan import Next, Task, action_moments
 from models.saisine.rules import check_decision_allowed
-from models.saisine.states import ActionStatus, SaisineStatus, Step, WaitName, wait_step
+from models.saisine.states import (
+    ActionStatus,
+    MeetingStatus,
+    SaisineStatus,
+    Step,
+    WaitName,
+    wait_step,
+)
 from models.saisine.tables import CellMeeting, Decision, DecisionAction, Saisine
 
 ACTIONS_WAIT_STEP = wait_step(WaitName.ACTIONS)
+
+
+def next_when_decided(session: Session, saisine: Saisine) -> Next:
+    """Closed when every action is done; meanwhile owners reminded, late ones reported."""
+    if actions_done(session, saisine):
+        return Next(task=Task.CLOSE)
+    return Next.until(
+        WaitName.ACTIONS, due_at=next_action_alarm(session, saisine), task=Task.REMIND_OWNERS
+    )
+
+
+def decision_owners(session: Session, meeting: CellMeeting) -> dict[str, int]:
+    """Who may own an action: the meeting's members, by "name (structure)"."""
+    owners: dict[str, int] = {}
+    for member in meeting_members(session, meeting):
+        owner = contact(session, member.contact_id)
+        assert owner.id is not None
+        owners[f"{owner.name} ({org_label(session, member.organisation_id)})"] = owner.id
+    return owners
 
 
 @dataclass(frozen=True)
@@ -46,6 +74,42 @@ class ActionPlan:
     text: str
     owner_contact_id: int
     due_on: date
+
+
+def mark_meeting_held(*, session: Session, meeting: CellMeeting, actor: Actor) -> None:
+    if meeting.status is MeetingStatus.HELD:
+        return
+    if meeting.starts_at > clock.now(session):
+        raise DomainError("La réunion n'a pas encore eu lieu.")
+    change_status(session=session, entity=meeting, to=MeetingStatus.HELD, actor=actor)
+    meeting_event(session, meeting, "meeting.held", actor, {})
+
+
+def decide(
+    *,
+    session: Session,
+    saisine: Saisine,
+    meeting: CellMeeting,
+    text: str,
+    actions: list[tuple[str, str, date | None]],
+    actor: Actor,
+) -> Decision:
+    """The decision form's answer: the meeting was held; each action line is (text, owner
+    as `decision_owners` names them, due date); empty lines are skipped."""
+    owners = decision_owners(session, meeting)
+    plans: list[ActionPlan] = []
+    for line, owner, due_on in actions:
+        if not line.strip():
+            continue
+        if due_on is None or owner not in owners:
+            raise DomainError(
+                f"Action « {line} » : indiquez son ou sa responsable et son échéance."
+            )
+        plans.append(ActionPlan(line, owners[owner], due_on))
+    mark_meeting_held(session=session, meeting=meeting, actor=actor)
+    return record_decision(
+        session=session, saisine=saisine, meeting=meeting, text=text, actions=plans, actor=actor
+    )
 
 
 class ActionMail(SaisineMail):

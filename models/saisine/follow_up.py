@@ -33,6 +33,7 @@ from models.saisine.common import (
     subject_of,
     touch,
 )
+from models.saisine.plan import Next, Task, follow_up_moments
 from models.saisine.states import SaisineStatus, Step, WaitName, wait_step
 from models.saisine.tables import FollowUp, Saisine
 
@@ -53,9 +54,27 @@ def follow_up_wait_step(round_: int) -> str:
     return wait_step(WaitName.FOLLOW_UP, round_=round_)
 
 
-def follow_up_date_step(round_: int) -> str:
-    """The wait for the follow-up date."""
-    return wait_step(WaitName.FOLLOW_UP_DATE, round_=round_)
+def next_when_oriented(session: Session, saisine: Saisine) -> Next:
+    """Closed at once without a follow-up; else the follow-up date, then the question."""
+    follow_up = current_follow_up(session, saisine)
+    if follow_up is None:
+        return Next(task=Task.CLOSE, close_reason="orientation proposée")
+    ask_at, _ = follow_up_moments(follow_up)
+    if clock.now(session) < ask_at:
+        return Next.until(WaitName.FOLLOW_UP_DATE, due_at=ask_at, round_=follow_up.round)
+    return Next(task=Task.START_FOLLOW_UP)
+
+
+def next_in_follow_up(session: Session, saisine: Saisine) -> Next:
+    """The referrer's answer, awaited (the coordinator told if it is late), then applied."""
+    follow_up = current_follow_up(session, saisine)
+    assert follow_up is not None
+    if follow_up.answered_at is not None:
+        return Next(task=Task.APPLY_FOLLOW_UP)
+    _, alert_at = follow_up_moments(follow_up)
+    if clock.now(session) < alert_at:
+        return Next.until(WaitName.FOLLOW_UP, due_at=alert_at, round_=follow_up.round)
+    return Next.until(WaitName.FOLLOW_UP, round_=follow_up.round, task=Task.ALERT_FOLLOW_UP)
 
 
 def start_follow_up(*, session: Session, saisine: Saisine) -> FollowUp:
@@ -77,11 +96,6 @@ def start_follow_up(*, session: Session, saisine: Saisine) -> FollowUp:
     )
     touch(session, saisine)
     return follow_up
-
-
-def follow_up_answered(session: Session, saisine: Saisine) -> bool:
-    follow_up = current_follow_up(session, saisine)
-    return follow_up is not None and follow_up.answered_at is not None
 
 
 def alert_silent_referrer(*, session: Session, saisine: Saisine) -> None:

@@ -10,7 +10,7 @@ from datetime import date
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from models.core import clock
 from models.core.audit import Actor
@@ -26,6 +26,7 @@ from models.saisine.common import (
     SaisineMail,
     alert_coordinator,
     close_consultations,
+    consultable_organisations,
     consultations,
     contact,
     conventions,
@@ -40,8 +41,8 @@ from models.saisine.common import (
     tell_outcome,
     touch,
 )
-from models.saisine.plan import consultation_moments
-from models.saisine.rules import OrientationKind, check_consultable, consultable
+from models.saisine.plan import Next, Task, consultation_moments
+from models.saisine.rules import OrientationKind, check_consultable
 from models.saisine.states import ConsultationStatus, SaisineStatus, Step, WaitName, wait_step
 from models.saisine.tables import Consultation, FollowUp, Orientation, Saisine
 
@@ -67,16 +68,48 @@ def answers_wait_steps(round_: int) -> tuple[str, str]:
     )
 
 
-def consultable_organisations(session: Session, saisine: Saisine) -> list[Organisation]:
-    """Structures the coordinator may consult today (valid convention), referrer excluded."""
-    today = local_date(clock.now(session), get_settings().tz)
-    allowed = consultable(conventions(session, saisine.clsm_id), today)
-    orgs = session.exec(
-        select(Organisation)
-        .where(col(Organisation.id).in_(allowed))
-        .order_by(col(Organisation.name))
+def next_in_level1(session: Session, saisine: Saisine) -> Next:
+    """Partners to choose; their answers awaited (reminded, then reported at the deadline);
+    then the orientation."""
+    current = consultations(session, saisine, saisine.round)
+    if not current:
+        return Next.until(WaitName.PARTNERS)
+    asked = [c for c in current if c.status is ConsultationStatus.ASKED]
+    if not asked:
+        return Next.until(WaitName.ORIENTATION)
+    now = clock.now(session)
+    remind_at = min(c.remind_at for c in current)
+    deadline = max(c.deadline for c in current)
+    if now < remind_at:
+        return Next.until(WaitName.ANSWERS_REMINDER, due_at=remind_at, round_=saisine.round)
+    if now < deadline:
+        return Next.until(
+            WaitName.ANSWERS, due_at=deadline, round_=saisine.round, task=Task.REMIND_PARTNERS
+        )
+    if any(c.reminded_at is None for c in asked):
+        return Next(task=Task.REMIND_PARTNERS)
+    return Next(task=Task.REPORT_SILENT_PARTNERS)
+
+
+def partner_choices(session: Session, saisine: Saisine) -> dict[str, int]:
+    """The structures the coordinator may consult, by label."""
+    return {o.label: o.id for o in consultable_organisations(session, saisine) if o.id}
+
+
+def choose_partners(
+    *, session: Session, saisine: Saisine, labels: list[str], actor: Actor
+) -> list[Consultation]:
+    """The partners form's answer: the structures to consult, by label."""
+    choices = partner_choices(session, saisine)
+    unknown = [label for label in labels if label not in choices]
+    if unknown:
+        raise DomainError(f"Structures inconnues : {', '.join(unknown)}")
+    return consult_partners(
+        session=session,
+        saisine=saisine,
+        organisation_ids=[choices[label] for label in labels],
+        actor=actor,
     )
-    return [o for o in orgs if o.id != saisine.referrer_organisation_id]
 
 
 def _ask(session: Session, saisine: Saisine, consultation: Consultation, *, reminder: bool) -> None:

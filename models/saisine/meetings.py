@@ -6,6 +6,7 @@ convocation with an invitation and an attendance link. Meetings may be moved or 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar, Literal
 
@@ -27,6 +28,7 @@ from models.core.status import change_status
 from models.core.waits import wake_case
 from models.saisine.common import (
     EXAMPLE_REFERENCE,
+    consultable_organisations,
     contact,
     conventions,
     current_meeting,
@@ -40,7 +42,7 @@ from models.saisine.common import (
     subject_of,
     touch,
 )
-from models.saisine.plan import meeting_calendar
+from models.saisine.plan import Next, meeting_calendar, proposed_meeting_start
 from models.saisine.rules import check_consultable, check_meeting_allowed, next_host
 from models.saisine.states import MeetingStatus, Step, WaitName, wait_step
 from models.saisine.tables import SAISINE, CellMeeting, MeetingItem, MeetingMember, Saisine
@@ -72,6 +74,82 @@ class MeetingCancelledMail(MailContext):
     @classmethod
     def example(cls) -> MeetingCancelledMail:
         return cls(references=[EXAMPLE_REFERENCE])
+
+
+def next_in_level2(session: Session, saisine: Saisine) -> Next:
+    """A meeting to organise; its day awaited (it may be moved or cancelled meanwhile);
+    then the cell's decision."""
+    meeting = current_meeting(session, saisine)
+    if meeting is None:
+        return Next.until(WaitName.MEETING)
+    if meeting.status is MeetingStatus.PLANNED and clock.now(session) < meeting.starts_at:
+        return Next.until(WaitName.MEETING_DAY, due_at=meeting.starts_at, meeting_id=meeting.id)
+    return Next.until(WaitName.DECISION, meeting_id=meeting.id)
+
+
+@dataclass(frozen=True)
+class MeetingChoices:
+    """What the meeting form offers, by label: planned meetings, hosts (the proposed one
+    first), structures that may be invited; and the proposed date (Paris time)."""
+
+    meetings: dict[str, int]
+    hosts: dict[str, int]
+    invitable: dict[str, int]
+    proposed_start: datetime
+
+
+def meeting_choices(session: Session, saisine: Saisine) -> MeetingChoices:
+    tz = get_settings().tz
+    meetings: dict[str, int] = {}
+    for meeting in planned_meetings(session, saisine.clsm_id):
+        assert meeting.id is not None
+        when = f"{meeting.starts_at.astimezone(tz):%d/%m/%Y %H:%M}"
+        meetings[f"Réunion du {when} chez {org_label(session, meeting.host_organisation_id)}"] = (
+            meeting.id
+        )
+    proposed = proposed_host(session, saisine.clsm_id)
+    members = [proposed, *[m for m in permanent_members(session, saisine.clsm_id) if m != proposed]]
+    return MeetingChoices(
+        meetings=meetings,
+        hosts={m.label: m.id for m in members if m.id is not None},
+        invitable={
+            o.label: o.id
+            for o in consultable_organisations(session, saisine)
+            if o.id and not o.permanent_member
+        },
+        proposed_start=proposed_meeting_start(local_date(clock.now(session), tz)),
+    )
+
+
+def put_on_meeting(
+    *,
+    session: Session,
+    saisine: Saisine,
+    meeting: str | None,
+    starts_at: datetime | None,
+    host: str,
+    invited: list[str],
+    actor: Actor,
+) -> CellMeeting:
+    """The meeting form's answer: a planned meeting by its label (None: a new one at
+    `starts_at`, Paris time if naive, hosted by `host`), with the invited structures."""
+    choices = meeting_choices(session, saisine)
+    existing = None
+    if meeting is not None:
+        existing = session.get(CellMeeting, choices.meetings.get(meeting, -1))
+        if existing is None:
+            raise DomainError("Réunion introuvable : choisissez-en une autre.")
+    if starts_at is not None and starts_at.tzinfo is None:
+        starts_at = starts_at.replace(tzinfo=get_settings().tz)
+    return plan_meeting(
+        session=session,
+        saisine=saisine,
+        starts_at=starts_at,
+        host_organisation_id=choices.hosts.get(host),
+        invited_ids=[choices.invitable[i] for i in invited if i in choices.invitable],
+        actor=actor,
+        meeting=existing,
+    )
 
 
 def meeting_wait_step(meeting: CellMeeting) -> str:
@@ -354,15 +432,6 @@ def record_attendance(
         actor,
         {"organisation": org_label(session, member.organisation_id), "attending": attending},
     )
-
-
-def mark_meeting_held(*, session: Session, meeting: CellMeeting, actor: Actor) -> None:
-    if meeting.status is MeetingStatus.HELD:
-        return
-    if meeting.starts_at > clock.now(session):
-        raise DomainError("La réunion n'a pas encore eu lieu.")
-    change_status(session=session, entity=meeting, to=MeetingStatus.HELD, actor=actor)
-    meeting_event(session, meeting, "meeting.held", actor, {})
 
 
 def back_to_level1(*, session: Session, saisine: Saisine, reason: str, actor: Actor) -> None:

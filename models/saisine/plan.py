@@ -3,11 +3,14 @@ moments of reminders and alerts, and the calendar part of a cell meeting."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 
 from models.core.calendar import add_business_days, at_local
 from models.core.outbox import CalendarMethod, CalendarPart
 from models.core.settings import get_settings
+from models.saisine.states import WaitName, wait_step
 from models.saisine.tables import CellMeeting, DecisionAction, FollowUp
 
 CONSULTATION_DAYS = 5  # business days to answer a consultation
@@ -15,6 +18,44 @@ REMINDER_DAYS = 3  # business days before the first reminder
 FOLLOW_UP_REMINDER_DAYS = 5  # business days after the follow-up request
 MEETING_LEAD_DAYS = 10  # business days ahead: the date proposed for a new meeting
 MEETING_HOURS = 2
+
+
+class Task(StrEnum):
+    """A step of the run that needs nobody: reminders, alerts, applying an answer, closing."""
+
+    REMIND_PARTNERS = "remind-partners"
+    REPORT_SILENT_PARTNERS = "report-silent-partners"
+    START_FOLLOW_UP = "start-follow-up"
+    ALERT_FOLLOW_UP = "alert-follow-up"
+    APPLY_FOLLOW_UP = "apply-follow-up"
+    REMIND_OWNERS = "remind-owners"
+    CLOSE = "close"
+
+
+@dataclass(frozen=True)
+class Next:
+    """What a saisine's run does next, as its phase's question answers it: a task, then at
+    most one wait (a coordinator form, or partners' answers and a due time)."""
+
+    task: Task | None = None
+    wait: WaitName | None = None
+    step: str = ""  # the wait's step: its name with the round or the meeting
+    due_at: datetime | None = None
+    meeting_id: int | None = None
+    close_reason: str = ""
+
+    @classmethod
+    def until(
+        cls,
+        wait: WaitName,
+        *,
+        due_at: datetime | None = None,
+        round_: int = 0,
+        meeting_id: int | None = None,
+        task: Task | None = None,
+    ) -> Next:
+        step = wait_step(wait, round_=round_, meeting_id=meeting_id)
+        return cls(task=task, wait=wait, step=step, due_at=due_at, meeting_id=meeting_id)
 
 
 def consultation_moments(today: date) -> tuple[datetime, datetime]:

@@ -3,13 +3,15 @@ Décisions / Note"), then counts per level; also as CSV."""
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from models.core.audit import Actor
 from models.core.calendar import local_date
 from models.core.settings import get_settings
 from models.core.spreadsheet import csv_text
 from models.saisine.common import (
     decision_of,
+    event,
     meeting_members,
     meetings_of,
     org_label,
@@ -58,7 +60,29 @@ def yearly_report(session: Session, clsm_id: int, year: int) -> YearlyReport:
     return build_report(year, [_report_case(session, s) for s in saisines])
 
 
-def yearly_report_csv(session: Session, clsm_id: int, year: int) -> str:
-    report = yearly_report(session, clsm_id, year)
+def record_report_read(
+    *, session: Session, clsm_id: int, report: YearlyReport, actor: Actor, form: str
+) -> int:
+    """The yearly report names each saisine's referrer and decisions: its read is recorded
+    in the history of every saisine it shows (`report.read`)."""
+    references = [row.reference for row in report.rows]
+    shown = session.exec(
+        select(Saisine).where(Saisine.clsm_id == clsm_id, col(Saisine.reference).in_(references))
+    ).all()
+    for saisine in shown:
+        event(
+            session,
+            saisine,
+            "report.read",
+            actor,
+            {"report": f"bilan {report.year}", "format": form},
+        )
+    return len(shown)
+
+
+def yearly_report_csv(
+    session: Session, clsm_id: int, year: int, report: YearlyReport | None = None
+) -> str:
+    report = report or yearly_report(session, clsm_id, year)
     totals = [[f"Total {level.value}", str(count)] for level, count in report.counts.items()]
     return csv_text([*report_csv_rows(report), [], *totals])

@@ -153,6 +153,17 @@ WAIT_LABELS: dict[WaitName, str] = {
 }
 
 
+WAITING_ON: dict[WaitName, str] = {
+    WaitName.ANSWERS_REMINDER: "les partenaires consultés",
+    WaitName.ANSWERS: "les partenaires consultés",
+    WaitName.FOLLOW_UP_DATE: "la date du suivi",
+    WaitName.FOLLOW_UP: "la personne qui a saisi la cellule",
+    WaitName.MEETING_DAY: "la date de la réunion de cellule",
+    WaitName.ACTIONS: "les responsables des actions",
+}
+"""Who or what a wait that is not a coordinator form waits on (shown in the service)."""
+
+
 def wait_step(name: WaitName, *, round_: int = 0, meeting_id: int | None = None) -> str:
     """The step of a wait: its name with the round or the meeting it is about."""
     return name.value.format(round=round_, meeting=meeting_id)

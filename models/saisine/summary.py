@@ -16,7 +16,7 @@ from models.saisine.common import (
     meeting_label,
     orientations,
 )
-from models.saisine.states import MEETING_LABELS, STATUS_LABELS
+from models.saisine.states import MEETING_LABELS, STATUS_LABELS, wait_label
 from models.saisine.tables import MEETING, SAISINE, CellMeeting, Saisine
 
 
@@ -64,8 +64,6 @@ def summary_markdown(session: Session, saisine: Saisine) -> str:
             )
     if saisine.close_reason:
         lines.append(f"\nMotif de clôture : {saisine.close_reason}")
-    if saisine.last_form_error:
-        lines.append(f"\n> **Réponse refusée : {saisine.last_form_error}** Merci de corriger.")
     return "\n".join(lines)
 
 
@@ -103,6 +101,7 @@ SAISINE_KIND = CaseKind(
         for v in s.exec(select(Saisine).where(Saisine.clsm_id == clsm_id).order_by(col(Saisine.id)))
     ],
     summary=lambda s, saisine_id: _summary(v) if (v := s.get(Saisine, saisine_id)) else None,
+    wait_label=wait_label,
 )
 MEETING_KIND = CaseKind(
     case_type=MEETING,

@@ -45,7 +45,6 @@ class Saisine(SQLModel, table=True):
     status: SaisineStatus = Field(default=SaisineStatus.RECEIVED, index=True)
     round: int = 1  # level 1 round (a failed orientation reopens level 1)
     form_seq: int = 0  # coordinator forms answered (each form gets a fresh wait key)
-    last_form_error: str = Field(default="", max_length=500)
     version: int = Field(default=1, sa_column=_version)
     flow_run_id: str | None = Field(default=None, max_length=36, unique=True)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -15,7 +15,8 @@ from models.core.errors import NotFound
 from models.core.people import Clsm, User
 from models.core.settings import get_settings
 from models.immersion.report import SessionReportData, report_csv, session_report
-from models.saisine.report import yearly_report, yearly_report_csv
+from models.saisine.report import record_report_read, yearly_report, yearly_report_csv
+from models.saisine.rules import YearlyReport
 from service.casework import visible_case
 from service.deps import CurrentUser, SessionDep, actor_of, page_context, templates
 from service.errors import problem_responses
@@ -35,6 +36,17 @@ def _clsm_of(session: SessionDep, user: User, slug: str) -> Clsm:
     if clsm is None or clsm.id is None:
         raise NotFound("Aucun CLSM pour ce bilan : un admin précise ?clsm=identifiant.")
     return clsm
+
+
+def _audited_report(
+    request: Request, session: SessionDep, user: User, clsm_id: int, year: int, form: str
+) -> YearlyReport:
+    report = yearly_report(session, clsm_id, year)
+    record_report_read(
+        session=session, clsm_id=clsm_id, report=report, actor=actor_of(request, user), form=form
+    )
+    session.commit()
+    return report
 
 
 @router.get(
@@ -57,13 +69,15 @@ def saisines_this_year(user: CurrentUser, session: SessionDep) -> RedirectRespon
     responses={200: {"content": {"text/csv": {}}}, **problem_responses(401, 404, 422)},
 )
 def saisines_csv(
-    year: Year, user: CurrentUser, session: SessionDep, clsm: ClsmSlug = ""
+    request: Request, year: Year, user: CurrentUser, session: SessionDep, clsm: ClsmSlug = ""
 ) -> Response:
-    """Le même tableau en CSV (séparateur « ; », UTF-8)."""
+    """Le même tableau en CSV (séparateur « ; », UTF-8) ; la lecture est enregistrée dans
+    l'historique de chaque saisine du tableau."""
     owner = _clsm_of(session, user, clsm)
     assert owner.id is not None
+    report = _audited_report(request, session, user, owner.id, year, "csv")
     return Response(
-        yearly_report_csv(session, owner.id, year),
+        yearly_report_csv(session, owner.id, year, report),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="saisines-{year}.csv"'},
     )
@@ -78,10 +92,11 @@ def saisines_csv(
 def saisines_page(
     request: Request, year: Year, user: CurrentUser, session: SessionDep, clsm: ClsmSlug = ""
 ) -> Response:
-    """Tableau « Réunion / Saisine (source) / Décisions / Note », puis totaux par niveau."""
+    """Tableau « Réunion / Saisine (source) / Décisions / Note », puis totaux par niveau ;
+    la lecture est enregistrée dans l'historique de chaque saisine du tableau."""
     owner = _clsm_of(session, user, clsm)
     assert owner.id is not None
-    report = yearly_report(session, owner.id, year)
+    report = _audited_report(request, session, user, owner.id, year, "html")
     return templates.TemplateResponse(
         request,
         "report_saisines.html",

@@ -258,7 +258,7 @@ def test_migration_seals_the_events_written_before_and_refuses_a_broken_chain(
 
     for name, broken in (("intact", False), ("rompu", True)):
         url = f"sqlite:///{tmp_path / name}.db"
-        _migrate(url, "0002")
+        _migrate(url, "0004")  # the revision before the audit seal
         use_database(url)
         with Session(db.get_engine()) as session:
             prev = "0" * 64

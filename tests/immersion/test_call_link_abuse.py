@@ -12,7 +12,8 @@ from models.core import clock
 from models.core.audit import Actor
 from models.core.links import StepLink, link_token
 from models.core.outbox import OutboxMessage
-from models.immersion import domain as im
+from models.immersion.call import create_session, open_call
+from models.immersion.tables import ImmersionSessionCreate
 from notifications.render import render_message
 from service.deps import FailureLimiter
 from service.main import create_app
@@ -22,15 +23,15 @@ from tests.support.immersion import build_clsm, session_dates
 @pytest.fixture
 def call_tokens(session: Session) -> dict[str, str]:
     clsm, _ = build_clsm(session)
-    data = im.ImmersionSessionCreate(
+    data = ImmersionSessionCreate(
         clsm_slug=clsm.slug,
         title="Immersions 2022 — session 2",
         capacity=4,
         structures=["CCAS", "chl", "Département", "DAC", "UDAF"],
         **session_dates(clock.now(session)),
     )
-    row = im.create_session(session=session, data=data, flow_run_id="run-1", actor=Actor.system())
-    im.open_call(session=session, row=row, actor=Actor.system())
+    row = create_session(session=session, data=data, flow_run_id="run-1", actor=Actor.system())
+    open_call(session=session, row=row, actor=Actor.system())
     session.commit()
     calls = session.exec(select(OutboxMessage).where(OutboxMessage.template == "immersion_call"))
     tokens = {}

@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, Page
 from sqlmodel import Session, select
 
 from models.core import clock, db
-from models.core.enums import CaseType, Role
+from models.core.enums import CaseType, Channel, Role
 from models.core.links import StepLink, link_token
 from models.core.outbox import OutboxMessage
 from models.saisine.common import consultations, escalate_to_level2, meeting_members
@@ -76,7 +76,7 @@ def test_every_partner_step_of_a_saisine_typed_in_a_browser(
 ) -> None:
     from models.core.audit import Actor
 
-    coord = Actor.prefect_ui("test-run")
+    coord = Actor.user(1, "Inès Moreau (coordination)", Channel.PREFECT_UI)
     with db.session_scope() as session:
         cell = build_cell(session)
         coordinator = factories.user(session, cell.clsm, Role.COORDINATOR, PASSWORD)

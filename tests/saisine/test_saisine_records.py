@@ -23,7 +23,7 @@ from models.saisine.common import (
     escalate_to_level2,
     meeting_members,
 )
-from models.saisine.decisions import ActionPlan, record_decision
+from models.saisine.decisions import ActionPlan, mark_meeting_held, record_decision
 from models.saisine.follow_up import apply_follow_up, start_follow_up
 from models.saisine.intake import open_saisine
 from models.saisine.level1 import (
@@ -34,7 +34,6 @@ from models.saisine.level1 import (
 )
 from models.saisine.meetings import (
     cancel_meeting,
-    mark_meeting_held,
     plan_meeting,
     proposed_host,
     reschedule_meeting,

@@ -3,6 +3,7 @@ role and CLSM allow, and every decision made there names the person."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 from collections.abc import Iterator
@@ -37,7 +38,7 @@ from tests.support.prefect_stack import (
     state_of,
     wait_for_state,
 )
-from tests.support.service_kit import ServiceProcess
+from tests.support.service_kit import ServiceProcess, login_data
 
 pytestmark = [pytest.mark.prefect, pytest.mark.browser]
 
@@ -46,9 +47,7 @@ pytestmark = [pytest.mark.prefect, pytest.mark.browser]
 def logged_in(service: ServiceProcess, email: str) -> Iterator[httpx.Client]:
     """An HTTP client logged in at the service, holding Prefect's CSRF token as the UI does."""
     with httpx.Client(base_url=service.url, timeout=60) as client:
-        answer = client.post(
-            "/login", data={"email": email, "password": PASSWORD, "next": "/cases"}
-        )
+        answer = client.post("/login", data=login_data(client, email, PASSWORD))
         assert answer.status_code == 303, answer.text
         token = client.get("/prefect/api/csrf-token", params={"client": "t"})
         assert token.status_code == 200, token.text
@@ -69,6 +68,19 @@ def events_about(client: httpx.Client) -> str:
     answer = client.post("/prefect/api/events/filter", json={"filter": {}, "limit": 50})
     assert answer.status_code == 200, answer.text
     return json.dumps(answer.json()["events"])
+
+
+def raw_get(service: ServiceProcess, client: httpx.Client, path: str) -> tuple[int, str]:
+    """GET a path byte for byte (httpx would normalise it), with the client's session."""
+    connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=60)
+    try:
+        connection.request(
+            "GET", path, headers={"Cookie": f"clsm_session={client.cookies['clsm_session']}"}
+        )
+        answer = connection.getresponse()
+        return answer.status, answer.read().decode(errors="replace")
+    finally:
+        connection.close()
 
 
 def runs_filter(run_id: UUID) -> dict[str, Any]:
@@ -143,6 +155,13 @@ def test_roles_and_clsms_in_the_prefect_ui(prefect_stack: PrefectStack, db_url: 
             )
             assert resume.status_code == 404
             assert str(run_id) not in events_about(client)
+            # nor by a path that the server would resolve elsewhere (sent as is, undecoded)
+            for sneaky in (
+                f"/prefect/..%2fapi/flow_runs/{run_id}",
+                f"/prefect/api/x/..%2fflow_runs/{run_id}",
+            ):
+                raw = raw_get(service, client, sneaky)
+                assert raw[0] == 404 and str(run_id) not in raw[1]
             with live(service, client, "logs/out") as socket:
                 socket.send(json.dumps({"type": "filter", "filter": runs_filter(run_id)}))
                 with pytest.raises(ConnectionClosed):

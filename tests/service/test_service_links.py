@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from models.catalogue import CASE_KINDS, STEP_KINDS
 from models.core import clock, db
-from models.core.audit import Actor
+from models.core.audit import Actor, case_events
 from models.core.enums import CaseType
 from models.core.errors import DomainError
 from models.core.links import StepLink, find_link
@@ -92,7 +92,13 @@ def test_get_shows_the_form_and_never_consumes_the_link(client: TestClient, worl
     assert '<textarea id="names"' in html and "Une valeur par ligne." in html
     assert '<textarea id="comment"' in html and 'maxlength="2000"' in html
     assert _link(token).used_at is None
-    assert _actions(world.case_a) == ["test.case-opened"]
+    # nothing consumed, nothing answered; each opening is a read by the link's holder
+    assert _actions(world.case_a) == ["test.case-opened"] + ["case.read"] * 3
+    with Session(db.get_engine()) as session:
+        reads = [e for e in case_events(session, "session", world.case_a) if e.seq > 1]
+    assert {(e.actor_label, e.actor_ref) for e in reads} == {
+        (world.contact.name, f"contact:{world.contact.id}")
+    }
 
 
 def test_a_valid_answer_is_recorded_once_and_the_link_is_then_used(

@@ -50,6 +50,30 @@ def test_the_2022_table_of_poitiers(client: TestClient) -> None:
     assert sum(1 for line in lines[1:] if line.count(";") >= 5) == 6  # six saisines in 2022
 
 
+def test_each_read_of_the_yearly_report_is_in_the_history_of_its_saisines(
+    client: TestClient,
+) -> None:
+    from sqlmodel import Session, col, select
+
+    from models.core.audit import AuditEvent
+    from models.saisine.tables import Saisine
+
+    _login(client, Role.AUDITOR)
+    assert client.get("/reports/saisines/2022").status_code == 200
+    assert client.get("/reports/saisines/2022.csv").status_code == 200
+    with Session(db.get_engine()) as session:
+        of_2022 = {s.id for s in session.exec(select(Saisine)) if s.reference.startswith("2022-")}
+        reads = session.exec(
+            select(AuditEvent).where(col(AuditEvent.action) == "report.read")
+        ).all()
+    assert len(of_2022) == 6
+    for form in ("html", "csv"):
+        read = [e for e in reads if (e.payload or {}).get("format") == form]
+        assert {e.case_id for e in read} == of_2022
+        assert all(e.case_type == "saisine" and e.actor_kind == "user" for e in read)
+        assert all((e.payload or {}).get("report") == "bilan 2022" for e in read)
+
+
 def test_report_needs_an_account_and_a_valid_year(client: TestClient) -> None:
     assert client.get("/reports/saisines/2022", follow_redirects=False).status_code in (303, 401)
     _login(client, Role.COORDINATOR)

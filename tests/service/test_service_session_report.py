@@ -65,14 +65,18 @@ def test_another_clsm_cannot_read_the_report(
 
 
 def test_waits_are_named_in_french() -> None:
+    """Each process words its own waits; the service only asks the catalogue."""
+    from models.core.enums import CaseType
     from service.casework import step_label
 
-    assert step_label("selection") == "sélection des candidatures (formulaire Prefect)"
-    assert step_label("ask-0-partners").startswith("choix des partenaires")
-    assert step_label("partners").startswith("réponses des partenaires")
-    assert step_label("meeting-12-day") == "réunion de cellule"
-    assert step_label("ask-3-decision-m12").startswith("décision de la réunion")
-    assert step_label("ask-2-nouvelle-etape") == "nouvelle etape"
+    session, saisine = CaseType.SESSION, CaseType.SAISINE
+    assert step_label(session, "selection") == "la coordination (validation de la sélection)"
+    assert step_label(session, "partners").startswith("structures d'accueil")
+    assert step_label(saisine, "ask-0-partners").startswith("choix des partenaires")
+    assert step_label(saisine, "answers-r2-reminder") == "réponses des partenaires consultés"
+    assert step_label(saisine, "meeting-12-day") == "réunion de cellule"
+    assert step_label(saisine, "ask-3-decision-m12").startswith("décision de la réunion")
+    assert step_label(saisine, "ask-2-nouvelle-etape") == "nouvelle etape"
 
 
 def _csrf(client: TestClient, session_id: int) -> str:
