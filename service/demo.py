@@ -44,7 +44,7 @@ DEMO_DIRECTORY = Path(__file__).parent / "demo_data" / "poitiers-annuaire.csv"
 def _ensure_people(session: Session, clsm: Clsm) -> None:
     """The network, imported from the demo spreadsheet as a coordinator would (a second
     load finds every line unchanged and writes nothing)."""
-    from models.core.directory_sheet import import_file
+    from models.core.directory.sheet_import import import_file
 
     assert clsm.id is not None
     import_file(

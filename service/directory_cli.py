@@ -69,7 +69,7 @@ def clsm_create(
 
 
 def print_plan(plan: object) -> None:
-    from models.core.directory_sheet import Plan
+    from models.core.directory.sheet_import import Plan
 
     assert isinstance(plan, Plan)
     for line in plan.lines:
@@ -91,9 +91,9 @@ def directory_import(
 ) -> None:
     """Importe l'annuaire d'un tableur : tout ou rien, avec un compte rendu par ligne."""
     from models.core import directory as d
-    from models.core import directory_sheet as sheet
     from models.core.audit import Actor
     from models.core.db import session_scope
+    from models.core.directory import sheet, sheet_import
     from models.core.errors import DomainError
 
     if not file.is_file():
@@ -105,12 +105,12 @@ def directory_import(
         with session_scope() as session:
             owner = d.clsm_by_slug(session, clsm)
             assert owner.id is not None
-            plan = sheet.plan_import(
+            plan = sheet_import.plan_import(
                 session=session, clsm_id=owner.id, filename=file.name, content=file.read_bytes()
             )
             print_plan(plan)
             if not dry_run:
-                sheet.apply_plan(
+                sheet_import.apply_plan(
                     session=session, clsm_id=owner.id, plan=plan, actor=actor, filename=file.name
                 )
     except sheet.ImportRefused as refused:
@@ -131,9 +131,9 @@ def directory_export(
 ) -> None:
     """Exporte l'annuaire dans le format de l'import (CSV « ; » UTF-8 ou .xlsx)."""
     from models.core import directory as d
-    from models.core import directory_sheet as sheet
     from models.core.audit import Actor
     from models.core.db import session_scope
+    from models.core.directory import sheet_export
     from models.core.errors import DomainError
 
     suffix = output.suffix.lower()
@@ -146,7 +146,9 @@ def directory_export(
         with session_scope() as session:
             owner = d.clsm_by_slug(session, clsm)
             assert owner.id is not None
-            content = sheet.export(session=session, clsm_id=owner.id, fmt=suffix[1:], actor=actor)
+            content = sheet_export.export(
+                session=session, clsm_id=owner.id, fmt=suffix[1:], actor=actor
+            )
     except DomainError as error:
         typer.echo(error.message, err=True)
         raise typer.Exit(1) from None

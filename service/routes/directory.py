@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from models.core import clock
 from models.core import directory as d
-from models.core import directory_sheet as sheet
+from models.core.directory import sheet, sheet_export, sheet_import
 from models.core.enums import Role
 from models.core.errors import DomainError, StaleUpdate
 from models.core.people import Clsm, Contact, Organisation, User
@@ -1056,7 +1056,7 @@ async def import_preview(
         return _import_refused(request, user, clsm, ["Choisissez un fichier à importer."])
     content = await upload.read()
     try:
-        plan = sheet.plan_import(
+        plan = sheet_import.plan_import(
             session=session, clsm_id=_id(clsm), filename=upload.filename, content=content
         )
     except sheet.ImportRefused as refused:
@@ -1104,7 +1104,9 @@ def import_confirm(
     except (binascii.Error, ValueError):
         raise HTTPException(400, "Fichier transmis illisible : recommencez l'import.") from None
     try:
-        plan = sheet.plan_import(session=session, clsm_id=_id(clsm), filename=filename, content=raw)
+        plan = sheet_import.plan_import(
+            session=session, clsm_id=_id(clsm), filename=filename, content=raw
+        )
     except sheet.ImportRefused as refused:
         return _import_refused(request, user, clsm, refused.problems)
     if plan.fingerprint != fingerprint:
@@ -1112,7 +1114,7 @@ def import_confirm(
             "L'annuaire a été modifié depuis l'aperçu : relancez l'import pour voir le nouvel "
             "aperçu avant de confirmer."
         )
-    sheet.apply_plan(
+    sheet_import.apply_plan(
         session=session,
         clsm_id=_id(clsm),
         plan=plan,
@@ -1145,7 +1147,7 @@ def export_file(
     if fmt not in EXPORT_TYPES:
         raise HTTPException(404, "Formats d'export : .csv ou .xlsx.")
     clsm = clsm_of(session, user, slug)
-    content = sheet.export(
+    content = sheet_export.export(
         session=session, clsm_id=_id(clsm), fmt=fmt, actor=actor_of(request, user)
     )
     session.commit()

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from models.core import clock
 from models.core import directory as d
-from models.core import directory_sheet as sheet
+from models.core.directory import sheet, sheet_import
 from models.core.people import (
     ClsmPublic,
     ContactPublic,
@@ -517,7 +517,7 @@ async def import_sheet(
     filename = file.filename or "annuaire.csv"
     content = await file.read()
     try:
-        plan = sheet.plan_import(
+        plan = sheet_import.plan_import(
             session=session, clsm_id=clsm.id, filename=filename, content=content
         )
     except sheet.ImportRefused as refused:
@@ -527,7 +527,7 @@ async def import_sheet(
         }
         return problem_response(request, 422, refused.message, errors=errors)
     if not dry_run:
-        sheet.apply_plan(
+        sheet_import.apply_plan(
             session=session,
             clsm_id=clsm.id,
             plan=plan,

@@ -13,11 +13,11 @@ from sqlmodel import Session
 
 from models.core import clock
 from models.core import directory as d
-from models.core import directory_sheet as sheet
 from models.core.audit import Actor, case_events
+from models.core.directory import sheet, sheet_export, sheet_import
 from models.core.enums import CaseType
-from models.core.errors import StaleUpdate
-from models.core.people import Clsm, valid_partners
+from models.core.errors import DomainError, StaleUpdate
+from models.core.people import Clsm, Organisation, valid_partners
 from tests import factories
 
 ACTOR = Actor.system("test")
@@ -44,7 +44,7 @@ def _id(row: Clsm) -> int:
     return row.id
 
 
-def _structure(session: Session, clsm: Clsm, name: str, **extra: object) -> d.Organisation:
+def _structure(session: Session, clsm: Clsm, name: str, **extra: object) -> Organisation:
     row = d.create_structure(
         session=session,
         clsm_id=_id(clsm),
@@ -79,7 +79,7 @@ def test_a_near_name_is_proposed_never_a_silent_duplicate(session: Session, clsm
     ):
         _structure(session, clsm, "Centre hospitalier Nord-Deux Sèvre")
     session.rollback()
-    with pytest.raises(d.DomainError, match="désigne déjà la structure"):
+    with pytest.raises(DomainError, match="désigne déjà la structure"):
         _structure(session, clsm, "CENTRE HOSPITALIER NORD DEUX SEVRES")
     session.rollback()
     confirmed = d.create_structure(
@@ -282,7 +282,7 @@ NETWORK = [
 def test_import_creates_the_network_then_export_import_is_a_no_op(
     session: Session, clsm: Clsm
 ) -> None:
-    plan = sheet.import_file(
+    plan = sheet_import.import_file(
         session=session,
         clsm_id=_id(clsm),
         filename="reseau.csv",
@@ -306,10 +306,10 @@ def test_import_creates_the_network_then_export_import_is_a_no_op(
     events = len(case_events(session, CaseType.CLSM.value, _id(clsm)))
 
     for exported, name in (
-        (sheet.export_csv(session, _id(clsm)), "annuaire.csv"),
-        (sheet.export_xlsx(session, _id(clsm)), "annuaire.xlsx"),
+        (sheet_export.export_csv(session, _id(clsm)), "annuaire.csv"),
+        (sheet_export.export_xlsx(session, _id(clsm)), "annuaire.xlsx"),
     ):
-        again = sheet.import_file(
+        again = sheet_import.import_file(
             session=session, clsm_id=_id(clsm), filename=name, content=exported, actor=ACTOR
         )
         session.commit()
@@ -337,7 +337,7 @@ def test_a_file_with_three_bad_rows_is_refused_whole(session: Session, clsm: Cls
         NETWORK[2],
     )
     with pytest.raises(sheet.ImportRefused) as refused:
-        sheet.import_file(
+        sheet_import.import_file(
             session=session, clsm_id=_id(clsm), filename="reseau.csv", content=bad, actor=ACTOR
         )
     session.rollback()
@@ -363,7 +363,9 @@ def test_an_unknown_structure_near_a_known_one_is_proposed(session: Session, cls
         ),
     )
     with pytest.raises(sheet.ImportRefused) as refused:
-        sheet.plan_import(session=session, clsm_id=_id(clsm), filename="a.csv", content=content)
+        sheet_import.plan_import(
+            session=session, clsm_id=_id(clsm), filename="a.csv", content=content
+        )
     assert refused.value.problems == [
         "Ligne 2 : structure inconnue « Un chez soi d'abor » ; vouliez-vous dire "
         "« Un chez Soi d'Abord » ?"
@@ -379,7 +381,7 @@ def test_windows_1252_semicolon_csv_reads_right(session: Session, clsm: Clsm) ->
             "helene.gatineau@aae.example;référent saisines",
         ]
     )
-    plan = sheet.import_file(
+    plan = sheet_import.import_file(
         session=session,
         clsm_id=_id(clsm),
         filename="export-excel.csv",
@@ -449,7 +451,7 @@ def test_an_ods_file_reads_right_with_its_date_cells(session: Session, clsm: Cls
             ],
         ]
     )
-    sheet.import_file(
+    sheet_import.import_file(
         session=session, clsm_id=_id(clsm), filename="annuaire.ods", content=content, actor=ACTOR
     )
     session.commit()
@@ -481,7 +483,7 @@ def test_a_coordinators_own_xlsx_reads_right(session: Session, clsm: Clsm) -> No
                   datetime(2025, 9, 1), date(2029, 8, 31)])  # fmt: skip
     buffer = io.BytesIO()
     book.save(buffer)
-    sheet.import_file(
+    sheet_import.import_file(
         session=session,
         clsm_id=_id(clsm),
         filename="Annuaire réseau.XLSX",

@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from models.core import db
 from models.core import directory as d
-from models.core.audit import case_events
+from models.core.audit import Actor, case_events
 from models.core.enums import CaseType
 from models.core.people import Clsm, User
 from service.main import create_app
@@ -102,7 +102,7 @@ def test_a_stale_edit_is_refused_with_409_and_nothing_changes(
             session=session,
             clsm_id=world.clsm_a.id or 0,
             data=d.StructureCreate(name="CMP adultes"),
-            actor=d.Actor.system(),
+            actor=Actor.system(),
         )
     first = client.post(
         f"/directory/{slug}/structures/{row.id}",
