@@ -14,6 +14,8 @@ import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
 import psutil
 import psycopg
@@ -30,12 +32,25 @@ from models.saisine.states import SaisineStatus
 from tests.mail.test_mail_at_once import PARTNERS, REFERRER, _inbox, _link
 from tests.production.conftest import MACHINES, Topology
 from tests.reliability.test_reliability_machine_lost import _first_heartbeat
-from tests.saisine.test_saisine_flow import intake_parameters, moved_on, resume_form, the_saisine
+from tests.saisine.test_saisine_flow import intake_parameters, resume_form, the_saisine
 from tests.support.figures import record
 from tests.support.postgres import _pg_bin
-from tests.support.prefect_stack import run, run_env, wait_for_state
+from tests.support.prefect_stack import run, run_env, state_of, wait_for_state
 from tests.support.saisine import build_cell
 from tests.support.smtp import SmtpServer
+
+# a loaded 2-core machine may take a minute to start a run's process: generous bounds
+SLOW = 300.0
+
+
+async def _moved_on(run_id: UUID, before: Any) -> Any:
+    """The run left the state `before` and is suspended again."""
+    deadline = time.monotonic() + SLOW
+    while (await state_of(run_id)).id == before.id:
+        assert time.monotonic() < deadline, f"run {run_id} stayed in {before.name}"
+        await asyncio.sleep(0.5)
+    return await wait_for_state(run_id, "PAUSED", timeout=SLOW)
+
 
 pytestmark = [
     pytest.mark.production,
@@ -72,9 +87,10 @@ async def test_a_saisine_end_to_end_across_a_prefect_restart(
         build_cell(session)
     env = run_env(pg_url, CLSM_SMTP_PORT=str(smtp_server.port))
     run_id = await run("saisine/saisine", intake_parameters(), env)
+    await wait_for_state(run_id, "PAUSED", timeout=SLOW)
     await resume_form(run_id, {"partners": list(PARTNERS)})
     consultations = await _inbox(smtp_server, 0, 2, time.monotonic())
-    before = await wait_for_state(run_id, "PAUSED")
+    before = await wait_for_state(run_id, "PAUSED", timeout=SLOW)
     assert _prefect_rows(topology, "flow_run") >= 1
 
     # the Prefect server goes down and comes back while the run is suspended
@@ -86,14 +102,14 @@ async def test_a_saisine_end_to_end_across_a_prefect_restart(
             _link(mail), data={"knows_situation": "oui", "proposal": "Visite conjointe"}
         )
         assert done.status_code == 200, done.text
-    before = await moved_on(run_id, before, "PAUSED")
+    before = await _moved_on(run_id, before)
     await resume_form(
         run_id,
         {"outcome": "Mise en lien avec la coordinatrice de parcours", "follow_up_days": 0},
     )
     outcome = await _inbox(smtp_server, 2, 3, time.monotonic())
     assert sorted(m.recipients[0] for m in outcome) == sorted([REFERRER, *PARTNERS.values()])
-    await wait_for_state(run_id, "COMPLETED")
+    await wait_for_state(run_id, "COMPLETED", timeout=SLOW)
 
     assert the_saisine(run_id).status is SaisineStatus.CLOSED
     with Session(db.get_engine()) as session:
@@ -124,7 +140,7 @@ async def test_a_machine_lost_mid_step_the_other_worker_finishes_the_run(
     monkeypatch.setenv("CLSM_STUCK_RUN_SECONDS", "0.1")
     get_settings.cache_clear()
     run_id = await run("probe-lost/probe-lost", {"case_id": 7}, run_env(pg_url))
-    await wait_for_state(run_id, "RUNNING", timeout=120)
+    await wait_for_state(run_id, "RUNNING", timeout=SLOW)
     await _first_heartbeat(str(run_id))
     lost, process = _machine_of(topology, str(run_id))
     worker = psutil.Process(topology.workers[lost].pid)
@@ -137,7 +153,7 @@ async def test_a_machine_lost_mid_step_the_other_worker_finishes_the_run(
             await asyncio.sleep(5)  # the heartbeat process's pass
             rescued = (await heartbeat())["rescued"]
         assert rescued == 1
-        await wait_for_state(run_id, "COMPLETED", timeout=180)
+        await wait_for_state(run_id, "COMPLETED", timeout=SLOW)
     finally:
         worker.kill()  # the machine is replaced: the supervisor starts its worker again
         topology.workers[lost].wait(10)
