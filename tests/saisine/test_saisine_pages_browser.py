@@ -17,11 +17,11 @@ from models.core.enums import CaseType, Channel, Role
 from models.core.links import StepLink, link_token
 from models.core.outbox import OutboxMessage
 from models.saisine.common import consultations, escalate_to_level2, meeting_members
-from models.saisine.decisions import ACTION_STEP, ActionPlan, record_decision
+from models.saisine.decisions import ACTION_STEP, ActionPlan, mark_meeting_held, record_decision
 from models.saisine.follow_up import FOLLOW_UP_STEP, start_follow_up
 from models.saisine.intake import open_saisine
 from models.saisine.level1 import CONSULTATION_STEP, consult_partners, record_orientation
-from models.saisine.meetings import ATTENDANCE_STEP, mark_meeting_held, plan_meeting
+from models.saisine.meetings import ATTENDANCE_STEP, plan_meeting
 from models.saisine.outcome import OUTCOME_STEP
 from models.saisine.rules import OrientationKind
 from models.saisine.tables import CellMeeting, Saisine
