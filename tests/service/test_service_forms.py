@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pytest
-from models.immersion.domain import HostForm, ParticipantEvaluationForm
 
 from models.catalogue import STEP_KINDS
 from models.core.settings import get_settings
+from models.immersion.evaluations import ParticipantEvaluationForm
+from models.immersion.placements import HostForm
 from models.saisine.level1 import ConsultationAnswer
 from models.saisine.outcome import Acknowledgement
 from service.forms import (
