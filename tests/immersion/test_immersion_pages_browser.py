@@ -20,21 +20,20 @@ from models.core.enums import Role
 from models.core.links import StepLink, consume, link_token
 from models.core.outbox import OutboxMessage
 from models.core.people import Contact
-from models.immersion import (
-    call as call_step,
-)
-from models.immersion import (
-    common,
-    evaluations,
-    meetings,
-    progress,
-    selection,
-    tables,
-)
-from models.immersion import (
-    placements as placing,
-)
+from models.immersion.call import create_session, open_call, start_selection
+from models.immersion.common import advance_to, applications, get_session, placements
+from models.immersion.evaluations import request_evaluations
+from models.immersion.meetings import finish_immersions
+from models.immersion.placements import ensure_placements
+from models.immersion.progress import agreements_signed
+from models.immersion.selection import manage_vacancies, record_selection, selection_proposal
 from models.immersion.states import ApplicationStatus, PlacementStatus, SessionStatus
+from models.immersion.tables import (
+    ACTIVE_PLACEMENT,
+    ImmersionSession,
+    ImmersionSessionCreate,
+    Placement,
+)
 from tests import factories
 from tests.support.browser import Person, assert_accessible
 from tests.support.immersion import build_clsm, immersion_days, session_dates
@@ -105,8 +104,8 @@ def _done(page: Page, confirmation: str) -> None:
     assert_accessible(page)
 
 
-def _row(session: Session, row_id: int) -> tables.ImmersionSession:
-    return common.get_session(session, row_id)
+def _row(session: Session, row_id: int) -> ImmersionSession:
+    return get_session(session, row_id)
 
 
 def _next_weekend_day(start: date) -> date:
@@ -122,9 +121,9 @@ def test_every_partner_step_of_a_session_typed_in_a_browser(
     with db.session_scope() as session:
         clsm, _orgs = build_clsm(session)
         coordinator = factories.user(session, clsm, Role.COORDINATOR, PASSWORD)
-        row = call_step.create_session(
+        row = create_session(
             session=session,
-            data=tables.ImmersionSessionCreate(
+            data=ImmersionSessionCreate(
                 clsm_slug=clsm.slug,
                 title="Immersions 2027 — session 1",
                 capacity=2,
@@ -134,7 +133,7 @@ def test_every_partner_step_of_a_session_typed_in_a_browser(
             flow_run_id="run-browser",
             actor=SYSTEM,
         )
-        call_step.open_call(session=session, row=row, actor=SYSTEM)
+        open_call(session=session, row=row, actor=SYSTEM)
         assert row.id is not None
         row_id = row.id
         call = _link(session, _mails(session, "immersion_call", "referent@département.example")[0])
@@ -201,11 +200,11 @@ def test_every_partner_step_of_a_session_typed_in_a_browser(
     with db.session_scope() as session:
         row = _row(session, row_id)
         clock.advance(session=session, delta=timedelta(days=11))
-        call_step.start_selection(session=session, row=row, actor=SYSTEM)
-        proposal = selection.selection_proposal(session, row)
-        selection.record_selection(session=session, row=row, decisions=proposal, actor=SYSTEM)
-        placing.ensure_placements(session=session, row=row, actor=SYSTEM)
-        kept = common.applications(session, row_id, ApplicationStatus.SELECTED)
+        start_selection(session=session, row=row, actor=SYSTEM)
+        proposal = selection_proposal(session, row)
+        record_selection(session=session, row=row, decisions=proposal, actor=SYSTEM)
+        ensure_placements(session=session, row=row, actor=SYSTEM)
+        kept = applications(session, row_id, ApplicationStatus.SELECTED)
         emails = {c.email for a in kept if (c := session.get(Contact, a.contact_id)) is not None}
         assert len(kept) == 2 and "elodie.berenger@département.example" in emails
         (other,) = emails - {"elodie.berenger@département.example"}
@@ -219,7 +218,7 @@ def test_every_partner_step_of_a_session_typed_in_a_browser(
     # -- an offered place: nothing chosen is refused, declined, then accepted by the next --
     with db.session_scope() as session:
         row = _row(session, row_id)
-        selection.manage_vacancies(session=session, row=row, actor=SYSTEM)
+        manage_vacancies(session=session, row=row, actor=SYSTEM)
         offers = _mails(session, "immersion_offer")
         assert offers, "a place freed is offered to the waiting list"
         first_offer = _link(session, offers[0])
@@ -242,15 +241,15 @@ def test_every_partner_step_of_a_session_typed_in_a_browser(
     # -- the host: days typed jj/mm/aaaa; a weekend day refused beside the field -----------
     with db.session_scope() as session:
         row = _row(session, row_id)
-        placements = common.placements(session, row_id, *tables.ACTIVE_PLACEMENT)
-        assert len(placements) == 2
+        active = placements(session, row_id, *ACTIVE_PLACEMENT)
+        assert len(active) == 2
         requests = _mails(session, "immersion_host_request")
         host_links = [
             _link(
                 session,
                 next(m for m in requests if m.dedup_key == f"placement-{p.id}-host-request"),
             )
-            for p in placements
+            for p in active
         ]
         window_start = row.window_start
     days = immersion_days(window_start, 3)
@@ -278,7 +277,7 @@ def test_every_partner_step_of_a_session_typed_in_a_browser(
     person.submit("Confirmer l'accueil")
     _done(page, "")
     with db.session_scope() as session:
-        confirmed = session.get(tables.Placement, placements[0].id)
+        confirmed = session.get(Placement, placements[0].id)
         assert confirmed is not None and confirmed.days == [d.isoformat() for d in days]
         for i, link in enumerate(host_links[1:], start=1):
             _answer(
@@ -308,19 +307,19 @@ def test_every_partner_step_of_a_session_typed_in_a_browser(
             assert fresh is not None
             _answer(session, fresh, {"agree": True, "confidentiality": True})
         row = _row(session, row_id)
-        assert progress.agreements_signed(session, row)
+        assert agreements_signed(session, row)
         for status in (
             SessionStatus.AGREEMENTS,
             SessionStatus.PREPARATION,
             SessionStatus.IMMERSION,
         ):
-            common.advance_to(session=session, row=row, to=status, actor=SYSTEM)
-        meetings.finish_immersions(session=session, row=row, actor=SYSTEM)
-        common.advance_to(session=session, row=row, to=SessionStatus.EVALUATION, actor=SYSTEM)
-        evaluations.request_evaluations(session=session, row=row)
+            advance_to(session=session, row=row, to=status, actor=SYSTEM)
+        finish_immersions(session=session, row=row, actor=SYSTEM)
+        advance_to(session=session, row=row, to=SessionStatus.EVALUATION, actor=SYSTEM)
+        request_evaluations(session=session, row=row)
         grid = _link(session, _mails(session, "immersion_evaluation")[0])
         host_eval = _link(session, _mails(session, "immersion_host_evaluation")[0])
-        assert session.get(tables.Placement, placements[0].id).status is PlacementStatus.DONE  # type: ignore[union-attr]
+        assert session.get(Placement, placements[0].id).status is PlacementStatus.DONE  # type: ignore[union-attr]
 
     # -- evaluations: the rating is a choice of 1 to 5 that nobody made for the person -----
     person = _open(page, service, grid)
