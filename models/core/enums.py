@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
+from types import MappingProxyType
 
 
 class CaseType(StrEnum):
@@ -43,11 +44,20 @@ Transitions = Mapping["Status", frozenset["Status"]]
 
 
 class Status(StrEnum):
-    """A status of a process's entity; its process's `states` module gives its transitions."""
+    """A status of a process's entity; its process's `states` module gives its table."""
 
     @classmethod
     def transitions(cls) -> Transitions:
-        raise NotImplementedError
+        table: Transitions | None = vars(cls).get("_transitions")
+        if table is None:
+            raise NotImplementedError(f"{cls.__name__} has no transition table")
+        return table
+
+
+def set_transitions(tables: Mapping[type[Status], Transitions]) -> None:
+    """Give each status class its transition table (once, where the statuses are defined)."""
+    for status, table in tables.items():
+        status._transitions = MappingProxyType(dict(table))
 
 
 def allowed(from_: Status, to: Status) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from models.core.enums import Status, Transitions
+from models.core.enums import Status, set_transitions
 
 
 class SessionStatus(Status):
@@ -23,10 +23,6 @@ class SessionStatus(Status):
     CLOSED = "closed"
     CANCELLED = "cancelled"
 
-    @classmethod
-    def transitions(cls) -> Transitions:
-        return _TRANSITIONS[cls]
-
 
 class ApplicationStatus(Status):
     SUBMITTED = "submitted"
@@ -37,10 +33,6 @@ class ApplicationStatus(Status):
     WITHDRAWN = "withdrawn"
     COMPLETED = "completed"
 
-    @classmethod
-    def transitions(cls) -> Transitions:
-        return _TRANSITIONS[cls]
-
 
 class PlacementStatus(Status):
     PROPOSED = "proposed"
@@ -49,76 +41,84 @@ class PlacementStatus(Status):
     DONE = "done"
     CANCELLED = "cancelled"
 
-    @classmethod
-    def transitions(cls) -> Transitions:
-        return _TRANSITIONS[cls]
-
 
 class AgreementStatus(Status):
     PENDING = "pending"
     SIGNED = "signed"
     CANCELLED = "cancelled"
 
-    @classmethod
-    def transitions(cls) -> Transitions:
-        return _TRANSITIONS[cls]
 
-
-_TRANSITIONS: dict[type[Status], Transitions] = {
-    SessionStatus: {
-        SessionStatus.DRAFT: frozenset({SessionStatus.CALL_OPEN, SessionStatus.CANCELLED}),
-        SessionStatus.CALL_OPEN: frozenset({SessionStatus.SELECTION, SessionStatus.CANCELLED}),
-        SessionStatus.SELECTION: frozenset({SessionStatus.PLACEMENT, SessionStatus.CANCELLED}),
-        SessionStatus.PLACEMENT: frozenset({SessionStatus.AGREEMENTS, SessionStatus.CANCELLED}),
-        SessionStatus.AGREEMENTS: frozenset({SessionStatus.PREPARATION, SessionStatus.CANCELLED}),
-        SessionStatus.PREPARATION: frozenset({SessionStatus.IMMERSION, SessionStatus.CANCELLED}),
-        SessionStatus.IMMERSION: frozenset({SessionStatus.EVALUATION, SessionStatus.CANCELLED}),
-        SessionStatus.EVALUATION: frozenset({SessionStatus.RESTITUTION, SessionStatus.CANCELLED}),
-        SessionStatus.RESTITUTION: frozenset({SessionStatus.REPORT, SessionStatus.CANCELLED}),
-        SessionStatus.REPORT: frozenset({SessionStatus.CLOSED}),
-        SessionStatus.CLOSED: frozenset(),
-        SessionStatus.CANCELLED: frozenset(),
-    },
-    ApplicationStatus: {
-        ApplicationStatus.SUBMITTED: frozenset(
-            {
-                ApplicationStatus.SELECTED,
-                ApplicationStatus.WAITLISTED,
-                ApplicationStatus.NOT_SELECTED,
-                ApplicationStatus.WITHDRAWN,
-            }
-        ),
-        ApplicationStatus.SELECTED: frozenset(
-            {ApplicationStatus.WITHDRAWN, ApplicationStatus.COMPLETED}
-        ),
-        ApplicationStatus.WAITLISTED: frozenset(
-            {ApplicationStatus.OFFERED, ApplicationStatus.NOT_SELECTED, ApplicationStatus.WITHDRAWN}
-        ),
-        ApplicationStatus.OFFERED: frozenset(
-            {
-                ApplicationStatus.SELECTED,
-                ApplicationStatus.WAITLISTED,
-                ApplicationStatus.NOT_SELECTED,
-                ApplicationStatus.WITHDRAWN,
-            }
-        ),
-        ApplicationStatus.NOT_SELECTED: frozenset(),
-        ApplicationStatus.WITHDRAWN: frozenset(),
-        ApplicationStatus.COMPLETED: frozenset(),
-    },
-    PlacementStatus: {
-        PlacementStatus.PROPOSED: frozenset({PlacementStatus.CONFIRMED, PlacementStatus.CANCELLED}),
-        PlacementStatus.CONFIRMED: frozenset({PlacementStatus.SIGNED, PlacementStatus.CANCELLED}),
-        PlacementStatus.SIGNED: frozenset({PlacementStatus.DONE, PlacementStatus.CANCELLED}),
-        PlacementStatus.DONE: frozenset(),
-        PlacementStatus.CANCELLED: frozenset(),
-    },
-    AgreementStatus: {
-        AgreementStatus.PENDING: frozenset({AgreementStatus.SIGNED, AgreementStatus.CANCELLED}),
-        AgreementStatus.SIGNED: frozenset({AgreementStatus.CANCELLED}),
-        AgreementStatus.CANCELLED: frozenset(),
-    },
-}
+set_transitions(
+    {
+        SessionStatus: {
+            SessionStatus.DRAFT: frozenset({SessionStatus.CALL_OPEN, SessionStatus.CANCELLED}),
+            SessionStatus.CALL_OPEN: frozenset({SessionStatus.SELECTION, SessionStatus.CANCELLED}),
+            SessionStatus.SELECTION: frozenset({SessionStatus.PLACEMENT, SessionStatus.CANCELLED}),
+            SessionStatus.PLACEMENT: frozenset({SessionStatus.AGREEMENTS, SessionStatus.CANCELLED}),
+            SessionStatus.AGREEMENTS: frozenset(
+                {SessionStatus.PREPARATION, SessionStatus.CANCELLED}
+            ),
+            SessionStatus.PREPARATION: frozenset(
+                {SessionStatus.IMMERSION, SessionStatus.CANCELLED}
+            ),
+            SessionStatus.IMMERSION: frozenset({SessionStatus.EVALUATION, SessionStatus.CANCELLED}),
+            SessionStatus.EVALUATION: frozenset(
+                {SessionStatus.RESTITUTION, SessionStatus.CANCELLED}
+            ),
+            SessionStatus.RESTITUTION: frozenset({SessionStatus.REPORT, SessionStatus.CANCELLED}),
+            SessionStatus.REPORT: frozenset({SessionStatus.CLOSED}),
+            SessionStatus.CLOSED: frozenset(),
+            SessionStatus.CANCELLED: frozenset(),
+        },
+        ApplicationStatus: {
+            ApplicationStatus.SUBMITTED: frozenset(
+                {
+                    ApplicationStatus.SELECTED,
+                    ApplicationStatus.WAITLISTED,
+                    ApplicationStatus.NOT_SELECTED,
+                    ApplicationStatus.WITHDRAWN,
+                }
+            ),
+            ApplicationStatus.SELECTED: frozenset(
+                {ApplicationStatus.WITHDRAWN, ApplicationStatus.COMPLETED}
+            ),
+            ApplicationStatus.WAITLISTED: frozenset(
+                {
+                    ApplicationStatus.OFFERED,
+                    ApplicationStatus.NOT_SELECTED,
+                    ApplicationStatus.WITHDRAWN,
+                }
+            ),
+            ApplicationStatus.OFFERED: frozenset(
+                {
+                    ApplicationStatus.SELECTED,
+                    ApplicationStatus.WAITLISTED,
+                    ApplicationStatus.NOT_SELECTED,
+                    ApplicationStatus.WITHDRAWN,
+                }
+            ),
+            ApplicationStatus.NOT_SELECTED: frozenset(),
+            ApplicationStatus.WITHDRAWN: frozenset(),
+            ApplicationStatus.COMPLETED: frozenset(),
+        },
+        PlacementStatus: {
+            PlacementStatus.PROPOSED: frozenset(
+                {PlacementStatus.CONFIRMED, PlacementStatus.CANCELLED}
+            ),
+            PlacementStatus.CONFIRMED: frozenset(
+                {PlacementStatus.SIGNED, PlacementStatus.CANCELLED}
+            ),
+            PlacementStatus.SIGNED: frozenset({PlacementStatus.DONE, PlacementStatus.CANCELLED}),
+            PlacementStatus.DONE: frozenset(),
+            PlacementStatus.CANCELLED: frozenset(),
+        },
+        AgreementStatus: {
+            AgreementStatus.PENDING: frozenset({AgreementStatus.SIGNED, AgreementStatus.CANCELLED}),
+            AgreementStatus.SIGNED: frozenset({AgreementStatus.CANCELLED}),
+            AgreementStatus.CANCELLED: frozenset(),
+        },
+    }
+)
 
 STATUS_LABELS: dict[Status, str] = {
     SessionStatus.DRAFT: "brouillon",

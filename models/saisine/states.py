@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-from models.core.enums import Status, Transitions
+from models.core.enums import Status, set_transitions
 
 
 class SaisineStatus(Status):
@@ -19,10 +19,6 @@ class SaisineStatus(Status):
     DECIDED = "decided"
     CLOSED = "closed"
 
-    @classmethod
-    def transitions(cls) -> Transitions:
-        return _TRANSITIONS[cls]
-
 
 class ConsultationStatus(Status):
     ASKED = "asked"
@@ -30,19 +26,11 @@ class ConsultationStatus(Status):
     ESCALATED = "escalated"
     CLOSED = "closed"
 
-    @classmethod
-    def transitions(cls) -> Transitions:
-        return _TRANSITIONS[cls]
-
 
 class MeetingStatus(Status):
     PLANNED = "planned"
     HELD = "held"
     CANCELLED = "cancelled"
-
-    @classmethod
-    def transitions(cls) -> Transitions:
-        return _TRANSITIONS[cls]
 
 
 class ActionStatus(Status):
@@ -50,49 +38,51 @@ class ActionStatus(Status):
     DONE = "done"
     DROPPED = "dropped"
 
-    @classmethod
-    def transitions(cls) -> Transitions:
-        return _TRANSITIONS[cls]
 
-
-_TRANSITIONS: dict[type[Status], Transitions] = {
-    SaisineStatus: {
-        SaisineStatus.RECEIVED: frozenset({SaisineStatus.LEVEL1, SaisineStatus.URGENT_CLOSED}),
-        SaisineStatus.URGENT_CLOSED: frozenset(),
-        SaisineStatus.LEVEL1: frozenset(
-            {SaisineStatus.ORIENTED, SaisineStatus.LEVEL2, SaisineStatus.CLOSED}
-        ),
-        SaisineStatus.ORIENTED: frozenset({SaisineStatus.FOLLOW_UP, SaisineStatus.CLOSED}),
-        SaisineStatus.FOLLOW_UP: frozenset(
-            {SaisineStatus.CLOSED, SaisineStatus.LEVEL1, SaisineStatus.LEVEL2}
-        ),
-        SaisineStatus.LEVEL2: frozenset(
-            {SaisineStatus.DECIDED, SaisineStatus.LEVEL1, SaisineStatus.CLOSED}
-        ),
-        SaisineStatus.DECIDED: frozenset({SaisineStatus.CLOSED}),
-        SaisineStatus.CLOSED: frozenset(),
-    },
-    ConsultationStatus: {
-        ConsultationStatus.ASKED: frozenset(
-            {ConsultationStatus.ANSWERED, ConsultationStatus.ESCALATED, ConsultationStatus.CLOSED}
-        ),
-        ConsultationStatus.ESCALATED: frozenset(
-            {ConsultationStatus.ANSWERED, ConsultationStatus.CLOSED}
-        ),
-        ConsultationStatus.ANSWERED: frozenset({ConsultationStatus.CLOSED}),
-        ConsultationStatus.CLOSED: frozenset(),
-    },
-    MeetingStatus: {
-        MeetingStatus.PLANNED: frozenset({MeetingStatus.HELD, MeetingStatus.CANCELLED}),
-        MeetingStatus.HELD: frozenset(),
-        MeetingStatus.CANCELLED: frozenset(),
-    },
-    ActionStatus: {
-        ActionStatus.OPEN: frozenset({ActionStatus.DONE, ActionStatus.DROPPED}),
-        ActionStatus.DONE: frozenset(),
-        ActionStatus.DROPPED: frozenset(),
-    },
-}
+set_transitions(
+    {
+        SaisineStatus: {
+            SaisineStatus.RECEIVED: frozenset({SaisineStatus.LEVEL1, SaisineStatus.URGENT_CLOSED}),
+            SaisineStatus.URGENT_CLOSED: frozenset(),
+            SaisineStatus.LEVEL1: frozenset(
+                {SaisineStatus.ORIENTED, SaisineStatus.LEVEL2, SaisineStatus.CLOSED}
+            ),
+            SaisineStatus.ORIENTED: frozenset({SaisineStatus.FOLLOW_UP, SaisineStatus.CLOSED}),
+            SaisineStatus.FOLLOW_UP: frozenset(
+                {SaisineStatus.CLOSED, SaisineStatus.LEVEL1, SaisineStatus.LEVEL2}
+            ),
+            SaisineStatus.LEVEL2: frozenset(
+                {SaisineStatus.DECIDED, SaisineStatus.LEVEL1, SaisineStatus.CLOSED}
+            ),
+            SaisineStatus.DECIDED: frozenset({SaisineStatus.CLOSED}),
+            SaisineStatus.CLOSED: frozenset(),
+        },
+        ConsultationStatus: {
+            ConsultationStatus.ASKED: frozenset(
+                {
+                    ConsultationStatus.ANSWERED,
+                    ConsultationStatus.ESCALATED,
+                    ConsultationStatus.CLOSED,
+                }
+            ),
+            ConsultationStatus.ESCALATED: frozenset(
+                {ConsultationStatus.ANSWERED, ConsultationStatus.CLOSED}
+            ),
+            ConsultationStatus.ANSWERED: frozenset({ConsultationStatus.CLOSED}),
+            ConsultationStatus.CLOSED: frozenset(),
+        },
+        MeetingStatus: {
+            MeetingStatus.PLANNED: frozenset({MeetingStatus.HELD, MeetingStatus.CANCELLED}),
+            MeetingStatus.HELD: frozenset(),
+            MeetingStatus.CANCELLED: frozenset(),
+        },
+        ActionStatus: {
+            ActionStatus.OPEN: frozenset({ActionStatus.DONE, ActionStatus.DROPPED}),
+            ActionStatus.DONE: frozenset(),
+            ActionStatus.DROPPED: frozenset(),
+        },
+    }
+)
 
 STATUS_LABELS: dict[Status, str] = {
     SaisineStatus.RECEIVED: "reçue",
