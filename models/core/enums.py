@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 from types import MappingProxyType
+from typing import ClassVar
 
 
 class CaseType(StrEnum):
@@ -45,6 +46,8 @@ Transitions = Mapping["Status", frozenset["Status"]]
 
 class Status(StrEnum):
     """A status of a process's entity; its process's `states` module gives its table."""
+
+    _transitions: ClassVar[Transitions]
 
     @classmethod
     def transitions(cls) -> Transitions:
