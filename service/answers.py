@@ -143,11 +143,12 @@ class Submission:
     coordination: Coordination | None = None
 
 
-def is_multi_use(token: str) -> bool:
-    """Whether a token names a multi-use link (a call for applications)."""
+def is_open_call(token: str) -> bool:
+    """Whether a token names a call for applications (anyone may answer it)."""
     with session_scope() as session:
         link = find_link(session, token)
-        return link is not None and link.multi_use
+        kind = STEP_KINDS.get(link.step) if link is not None else None
+        return kind is not None and kind.open_call
 
 
 def submit_step(token: str, data: dict[str, list[str]]) -> Submission:

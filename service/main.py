@@ -198,8 +198,9 @@ def create_app() -> FastAPI:
         "login": FailureLimiter(limit=30, window_seconds=900, scope="login"),
         "account": FailureLimiter(limit=10, window_seconds=900, scope="account"),
         # applications through a call link, per link and per address
-        "apply-link": FailureLimiter(limit=10, window_seconds=3600, scope="apply-link"),
-        "apply-address": FailureLimiter(limit=20, window_seconds=3600, scope="apply-address"),
+        # a real call takes a few dozen applications (Poitiers: 24), some from one hospital
+        "apply-link": FailureLimiter(limit=60, window_seconds=3600, scope="apply-link"),
+        "apply-address": FailureLimiter(limit=30, window_seconds=3600, scope="apply-address"),
     }
     install_error_handlers(app)
     app.mount(

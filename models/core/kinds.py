@@ -83,5 +83,8 @@ class StepKind:
     wait_step: Callable[[Session, StepLink], str | None] = lambda _s, _l: None
     initial: Callable[[Session, StepLink], dict[str, Any]] = lambda _s, _l: {}
     submit_label: str = "Envoyer"
+    open_call: bool = False
+    """Anyone holding the link may answer, as someone not known yet (a call for
+    applications): the service limits such answers per link and per address."""
     after_sending: str = ""
     """What happens once the form is sent (French); the service says it generically if empty."""

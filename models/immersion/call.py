@@ -475,5 +475,12 @@ def _record(session: Session, issued: StepLink, answer: ApplicationForm, actor: 
     )
 
 
-APPLY = StepKind(Step.APPLY, ApplicationForm, _page, _record, submit_label="Envoyer ma candidature")
+APPLY = StepKind(
+    Step.APPLY,
+    ApplicationForm,
+    _page,
+    _record,
+    submit_label="Envoyer ma candidature",
+    open_call=True,
+)
 MAILS = (CallMail, CallReminderMail, ApplicationReceivedMail)

@@ -15,7 +15,7 @@ from notifications.send import send_now
 from service.answers import (
     LinkUnusable,
     StepView,
-    is_multi_use,
+    is_open_call,
     renew_link,
     submit_step,
     view_step,
@@ -97,7 +97,7 @@ async def answer_step(request: Request, token: str) -> Response:
     limiter(request, "link").check(_link_key(token))
     # a call link takes many applications, each mailing a confirmation to the address typed:
     # limited per link and per address so that it cannot be used to send mail
-    open_call = await run_in_threadpool(is_multi_use, token)
+    open_call = await run_in_threadpool(is_open_call, token)
     if open_call:
         limiter(request, "apply-link").check(_link_key(token))
         limiter(request, "apply-address").check(client_ip(request))
