@@ -206,7 +206,7 @@ def audit_indexes(url: str) -> list[dict[str, Any]]:
 
 def naive_copy(url: str, tmp: Path) -> str:
     """A copy of the SQLite database whose audit_event has only its primary key."""
-    from models.core.audit import GUARDED_COLUMNS, audit_trigger_statements
+    from models.core.audit_triggers import GUARDED_COLUMNS, audit_trigger_statements
     from models.core.db import make_engine
 
     make_engine(url).dispose()

@@ -11,7 +11,7 @@ import sqlmodel
 from alembic import op
 
 import models.core.base
-from models.core.audit import audit_trigger_statements
+from models.core.audit_triggers import audit_trigger_statements
 
 
 revision: str = "0001"

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from models.core.audit import (
+from models.core.audit import seal_existing
+from models.core.audit_triggers import (
     GUARDED_COLUMNS,
     audit_trigger_statements,
     drop_trigger_statements,
-    seal_existing,
 )
 
 revision: str = "0005"

@@ -18,15 +18,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
-import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -47,75 +44,12 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from models.core import clock
+from models.core.audit_keys import _mac, audit_keys, seal
 from models.core.base import UTCDateTime
 from models.core.enums import ActorKind, CaseType, Channel
-from models.core.settings import Environment, get_settings
 
 GENESIS = "0" * 64
 ERASED = "personal-data.erased"
-
-
-# -- keys ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class AuditKeys:
-    """The key that seals new events, and every key (by id) that verifies old ones."""
-
-    current_id: str
-    keys: dict[str, bytes]
-
-    @property
-    def current(self) -> bytes:
-        return self.keys[self.current_id]
-
-
-def key_id(key: bytes) -> str:
-    """A key's public name: stored beside each event so that keys can rotate."""
-    return "k" + hashlib.sha256(b"clsm-audit-key:" + key).hexdigest()[:15]
-
-
-def _development_key(var_dir: Path) -> str:
-    """The key of a development or test installation: made once under var_dir (mode 0600)."""
-    path = var_dir / "audit.key"
-    if not path.exists():
-        var_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it first
-            pass
-        else:
-            with os.fdopen(descriptor, "w") as file:
-                file.write(secrets.token_urlsafe(48))
-    return path.read_text().strip()
-
-
-@lru_cache(maxsize=8)
-def _keys(current: str, retired: str, var_dir: Path, production: bool) -> AuditKeys:
-    if not current:
-        if production:  # the settings refuse this already; never generate one there
-            raise RuntimeError("CLSM_AUDIT_KEY est obligatoire en production")
-        current = _development_key(var_dir)
-    every = [current.encode()] + [k.strip().encode() for k in retired.split(",") if k.strip()]
-    return AuditKeys(current_id=key_id(every[0]), keys={key_id(k): k for k in every})
-
-
-def audit_keys() -> AuditKeys:
-    settings = get_settings()
-    return _keys(
-        settings.audit_key,
-        settings.audit_retired_keys,
-        settings.var_dir.resolve(),
-        settings.env is Environment.PRODUCTION,
-    )
-
-
-def _mac(key: bytes, event_hash: str) -> str:
-    return hmac.digest(key, event_hash.encode(), "sha256").hex()
-
-
-def seal(event_hash: str, keys: AuditKeys | None = None) -> tuple[str, str]:
-    """(key_id, mac) of an event's hash under the current key."""
-    keys = keys or audit_keys()
-    return keys.current_id, _mac(keys.current, event_hash)
 
 
 @dataclass(frozen=True)
@@ -653,68 +587,3 @@ def seal_existing(connection: Connection) -> int:
             sealed,
         )
     return len(sealed)
-
-
-# The database itself refuses changes to the trail. The single allowed UPDATE is the
-# redaction: payload set to NULL, every other column unchanged (verify then requires an
-# erasure event after it). The columns guarded by each revision of the triggers:
-_GUARDED_V1 = (
-    "id", "case_type", "case_id", "seq", "at", "actor_kind", "actor_label", "actor_ref",
-    "channel", "action", "payload_digest", "prev_hash", "hash",
-)  # fmt: skip
-GUARDED_COLUMNS = (*_GUARDED_V1, "key_id", "mac")
-
-
-def _sqlite_triggers(columns: Sequence[str]) -> list[str]:
-    unchanged = " AND ".join(f"NEW.{c} IS OLD.{c}" if c in ("key_id", "mac") else
-                             f"NEW.{c} = OLD.{c}" for c in columns)  # fmt: skip
-    return [
-        """CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event
-    BEGIN SELECT RAISE(ABORT, 'audit_event is append-only: DELETE refused'); END""",
-        f"""CREATE TRIGGER audit_event_no_update BEFORE UPDATE ON audit_event
-    WHEN NOT (NEW.payload IS NULL AND {unchanged})
-    BEGIN SELECT RAISE(ABORT, 'audit_event is append-only: UPDATE refused'); END""",
-    ]
-
-
-def _postgres_triggers(columns: Sequence[str]) -> list[str]:
-    new = ", ".join(f"NEW.{c}" for c in columns)
-    old = ", ".join(f"OLD.{c}" for c in columns)
-    return [
-        f"""CREATE OR REPLACE FUNCTION audit_event_guard() RETURNS trigger AS $$
-    BEGIN
-      IF TG_OP = 'DELETE' OR TG_OP = 'TRUNCATE' THEN
-        RAISE EXCEPTION 'audit_event is append-only: % refused', TG_OP;
-      END IF;
-      IF NEW.payload IS NULL AND ({new}) IS NOT DISTINCT FROM ({old}) THEN
-        RETURN NEW;
-      END IF;
-      RAISE EXCEPTION 'audit_event is append-only: UPDATE refused';
-    END $$ LANGUAGE plpgsql""",
-        """CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE ON audit_event
-    FOR EACH ROW EXECUTE FUNCTION audit_event_guard()""",
-        """CREATE TRIGGER audit_event_no_truncate BEFORE TRUNCATE ON audit_event
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_event_guard()""",
-    ]
-
-
-def audit_trigger_statements(dialect: str, columns: Sequence[str] = _GUARDED_V1) -> list[str]:
-    """DDL that makes audit_event append-only on this database, guarding `columns` (each
-    migration passes the columns of its time; the default is the first revision's)."""
-    if dialect == "sqlite":
-        return _sqlite_triggers(columns)
-    if dialect == "postgresql":
-        return _postgres_triggers(columns)
-    raise ValueError(f"unsupported database: {dialect}")
-
-
-def drop_trigger_statements(dialect: str) -> list[str]:
-    if dialect == "sqlite":
-        return [
-            "DROP TRIGGER IF EXISTS audit_event_no_update",
-            "DROP TRIGGER IF EXISTS audit_event_no_delete",
-        ]
-    return [
-        "DROP TRIGGER IF EXISTS audit_event_append_only ON audit_event",
-        "DROP TRIGGER IF EXISTS audit_event_no_truncate ON audit_event",
-    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
@@ -54,3 +55,14 @@ def test_models_and_migrations_agree(migrated_template: Path) -> None:
         differences = compare_metadata(context, metadata)
     engine.dispose()
     assert differences == []
+
+
+@pytest.mark.parametrize("package", ["models", "flows", "notifications", "service"])
+def test_no_module_over_600_lines_but_pure_rules(package: str) -> None:
+    too_long = {
+        str(path.relative_to(ROOT)): n
+        for path in (Path(ROOT) / package).rglob("*.py")
+        if path.name != "rules.py"
+        and (n := len(path.read_text(encoding="utf-8").splitlines())) > 600
+    }
+    assert too_long == {}

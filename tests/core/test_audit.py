@@ -53,7 +53,7 @@ def _set_guard(session: Session, enabled: bool) -> None:
         verb = "ENABLE" if enabled else "DISABLE"
         session.execute(text(f"ALTER TABLE audit_event {verb} TRIGGER audit_event_append_only"))
     else:
-        from models.core.audit import GUARDED_COLUMNS, audit_trigger_statements
+        from models.core.audit_triggers import GUARDED_COLUMNS, audit_trigger_statements
 
         if enabled:
             for statement in audit_trigger_statements("sqlite", GUARDED_COLUMNS):

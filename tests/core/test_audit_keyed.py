@@ -17,18 +17,20 @@ from typer.testing import CliRunner
 
 from models.core import db
 from models.core.audit import (
-    GUARDED_COLUMNS,
     NULL_PAYLOAD,
     Actor,
     _link_hash,
     audit_keys,
-    audit_trigger_statements,
     case_events,
     digest,
-    drop_trigger_statements,
     record_event,
     seal,
     verify_all,
+)
+from models.core.audit_triggers import (
+    GUARDED_COLUMNS,
+    audit_trigger_statements,
+    drop_trigger_statements,
 )
 from models.core.checkpoints import verify_checkpoints, write_checkpoint
 from models.core.enums import CaseType
