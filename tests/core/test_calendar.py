@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import date, timedelta
 
 import pytest
@@ -35,7 +36,8 @@ def test_clock_cannot_move_in_production(session: Session, monkeypatch: pytest.M
     from models.core.settings import get_settings
 
     monkeypatch.setenv("CLSM_ENV", "production")
-    monkeypatch.setenv("CLSM_SECRET_KEY", "s" * 40)
+    monkeypatch.setenv("CLSM_SECRET_KEY", secrets.token_urlsafe(32))
+    monkeypatch.setenv("CLSM_AUDIT_KEY", secrets.token_urlsafe(32))
     get_settings.cache_clear()
     try:
         with pytest.raises(clock.ClockRefused):
