@@ -404,7 +404,7 @@ async def installation(db_url: str, flow_runs_api_url: str) -> AsyncIterator[Ins
 
     from bench.run import settings_env
     from service.main import create_app
-    from tests.support.env import PREFECT_API_URL
+    from tests.support.env import PREFECT_API_URL, PREFECT_AUTH
     from tests.support.prefect_stack import run_env
     from tests.support.smtp import SmtpServer
 
@@ -414,7 +414,7 @@ async def installation(db_url: str, flow_runs_api_url: str) -> AsyncIterator[Ins
             CLSM_SMTP_HOST=smtp.host, CLSM_SMTP_PORT=str(smtp.port), CLSM_SMTP_SECURITY="none"
         ),
     ):
-        async with PrefectClient(api=PREFECT_API_URL) as observer:
+        async with PrefectClient(api=PREFECT_API_URL, auth_string=PREFECT_AUTH) as observer:
             with TestClient(create_app(), raise_server_exceptions=False) as client:
                 yield Installation(
                     db_url=db_url,
