@@ -277,7 +277,7 @@ def test_every_partner_step_of_a_session_typed_in_a_browser(
     person.submit("Confirmer l'accueil")
     _done(page, "")
     with db.session_scope() as session:
-        confirmed = session.get(Placement, placements[0].id)
+        confirmed = session.get(Placement, active[0].id)
         assert confirmed is not None and confirmed.days == [d.isoformat() for d in days]
         for i, link in enumerate(host_links[1:], start=1):
             _answer(
@@ -319,7 +319,7 @@ def test_every_partner_step_of_a_session_typed_in_a_browser(
         request_evaluations(session=session, row=row)
         grid = _link(session, _mails(session, "immersion_evaluation")[0])
         host_eval = _link(session, _mails(session, "immersion_host_evaluation")[0])
-        assert session.get(Placement, placements[0].id).status is PlacementStatus.DONE  # type: ignore[union-attr]
+        assert session.get(Placement, active[0].id).status is PlacementStatus.DONE  # type: ignore[union-attr]
 
     # -- evaluations: the rating is a choice of 1 to 5 that nobody made for the person -----
     person = _open(page, service, grid)
