@@ -10,6 +10,7 @@ from prefect.input import RunInput
 from pydantic import Field
 from sqlmodel import Session
 
+from flows.mail import send_case_mail
 from flows.waits import ask, wait_until
 from models.core.audit import Actor, record_event
 from models.core.enums import CaseType
@@ -116,6 +117,7 @@ def probe_answer(case_id: int, contact_id: int, due_at: datetime) -> str:
     if outcome == "ready":
         with session_scope() as session:
             _mail_next_step(session, case_id, contact_id, reached_at)
+        send_case_mail(CaseType.SESSION, case_id)  # as the real flows do before they end
     return outcome
 
 
