@@ -88,3 +88,9 @@ class StepKind:
     applications): the service limits such answers per link and per address."""
     after_sending: str = ""
     """What happens once the form is sent (French); the service says it generically if empty."""
+    form_of: Callable[[Session, StepLink], type[BaseModel]] | None = None
+    """The form for this link now, when it depends on the case (a participant may only
+    withdraw once the call is closed); `form` otherwise."""
+
+    def form_for(self, session: Session, link: StepLink) -> type[BaseModel]:
+        return self.form_of(session, link) if self.form_of is not None else self.form

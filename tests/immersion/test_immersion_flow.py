@@ -183,6 +183,7 @@ async def test_a_whole_session_through_links_forms_and_mail(
             client,
             mailbox.token(request),
             {
+                "answer": "accepter",
                 "tutor_name": f"Tuteur {i}",
                 "tutor_email": f"tuteur{i}@accueil.example",
                 "capacity": "6",

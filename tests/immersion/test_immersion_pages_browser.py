@@ -284,6 +284,7 @@ def test_every_partner_step_of_a_session_typed_in_a_browser(
                 session,
                 session.get(StepLink, link.id),  # type: ignore[arg-type]
                 {
+                    "answer": "accepter",
                     "tutor_name": f"Tuteur {i}",
                     "tutor_email": f"tuteur{i}@accueil.example",
                     "days": immersion_days(window_start, 2, i),

@@ -146,7 +146,7 @@ def test_application_by_link_then_change_and_withdraw(
     with pytest.raises(DomainError, match="votre propre structure"):
         apply(session, launched, "ccas.example", 2, ["CCAS"])
     personal = link_of(session, received[0])
-    assert answer(session, personal, {"action": "modifier", "wishes": ["DAC"]}) == (
+    assert answer(session, personal, {"action": "modifier", "wishes": ["DAC"]}).startswith(
         "Votre candidature est modifiée."
     )
     assert "retrait est enregistré" in answer(
@@ -211,6 +211,7 @@ def test_whole_session_through_the_steps(session: Session, launched: ImmersionSe
             m for m in request if m.dedup_key == f"placement-{placement.id}-host-request"
         )
         host = {
+            "answer": "accepter",
             "tutor_name": f"Tuteur {i}",
             "tutor_email": f"tuteur{i}@accueil.example",
             "capacity": 2,
@@ -415,6 +416,7 @@ def test_a_withdrawal_after_the_day_invitations_cancels_them_for_both(
     (placement,) = ensure_placements(session=session, row=row, actor=SYSTEM)
     (request,) = mails(session, "immersion_host_request")
     host = {
+        "answer": "accepter",
         "tutor_name": "Tuteur",
         "tutor_email": "tuteur@accueil.example",
         "capacity": 1,

@@ -1,0 +1,72 @@
+"""What partners and participants of a session see and may do: a host declines, the link to
+withdraw in every mail to a participant, cancelled agreements, the signed agreement's PDF."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import Session
+
+from models.core import clock
+from models.immersion.call import start_selection
+from models.immersion.common import placements
+from models.immersion.placements import HostForm, ensure_placements
+from models.immersion.selection import record_selection, selection_proposal
+from models.immersion.states import PlacementStatus
+from models.immersion.tables import ACTIVE_PLACEMENT, ImmersionSession
+from service.forms import parse_form
+from tests.immersion.test_immersion_steps import (
+    SYSTEM,
+    answer,
+    apply,
+    launched,  # noqa: F401  (fixture)
+    link_of,
+    mails,
+)
+
+CCAS, CHL, DEPT, DAC, UDAF = range(1, 6)
+
+
+def _selected(session: Session, row: ImmersionSession, wishes: list[str]) -> None:
+    apply(session, row, "ccas.example", 1, wishes)
+    clock.advance(session=session, delta=timedelta(days=11))
+    start_selection(session=session, row=row, actor=SYSTEM)
+    record_selection(
+        session=session, row=row, decisions=selection_proposal(session, row), actor=SYSTEM
+    )
+
+
+def test_a_host_declines_and_the_next_host_by_the_rules_is_asked(
+    session: Session,
+    launched: ImmersionSession,  # noqa: F811
+) -> None:
+    row = launched
+    _selected(session, row, ["CHL", "DAC"])
+    (first,) = ensure_placements(session=session, row=row, actor=SYSTEM)
+    chl = first.host_organisation_id
+    (request,) = mails(session, "immersion_host_request")
+    # a refusal without its reason is a typing error: nothing recorded, the link stays
+    _, _, errors = parse_form(HostForm, {"answer": ["décliner"], "decline_reason": [""]})
+    assert errors == {"decline_reason": "Indiquez le motif pour décliner la demande."}
+    _, _, errors = parse_form(HostForm, {"answer": ["accepter"]})
+    assert set(errors) >= {"tutor_name", "tutor_email", "days", "may_observe", "may_not_observe"}
+    _, _, errors = parse_form(HostForm, {})
+    assert "answer" in errors  # no answer preset
+
+    said = answer(
+        session,
+        link_of(session, request),
+        {"answer": "décliner", "decline_reason": "équipe en sous-effectif en octobre"},
+    )
+    assert "déclinez" in said and "autre structure" in said
+    assert first.status is PlacementStatus.CANCELLED
+    (second,) = placements(session, row.id or 0, *ACTIVE_PLACEMENT)
+    assert second.host_organisation_id != chl
+    assert second.wish_rank == 1 and second.reason == "vœu n°1"  # DAC, the next wish
+    assert len(mails(session, "immersion_host_request")) == 2
+    (alert,) = mails(session, "immersion_alert")
+    text = alert.context["alert"]
+    assert "décline l'accueil de Candidat 1" in text
+    assert "équipe en sous-effectif en octobre" in text and "DAC" in text
+    # the flow's next reconciliation changes nothing: the declining host is never asked again
+    assert ensure_placements(session=session, row=row, actor=SYSTEM) == []
