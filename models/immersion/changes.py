@@ -189,6 +189,8 @@ def change_application(
     actor: Actor,
 ) -> str:
     row = get_session(session, application.session_id)
+    if application.status is ApplicationStatus.NOT_SELECTED:
+        raise DomainError("votre candidature n'a pas été retenue : il n'y a rien à retirer")
     if form.action == "retirer":
         withdraw_application(
             session=session, application=application, actor=actor, reason=form.reason or "retrait"

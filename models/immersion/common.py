@@ -297,6 +297,32 @@ def link(
     )
 
 
+def personal_link(session: Session, row: ImmersionSession, application: Application) -> StepLink:
+    """The applicant's link to change or withdraw (the one of the acknowledgement, reusable
+    until the withdrawal cut-off), issued anew if the application came without one."""
+    existing = session.exec(
+        select(StepLink)
+        .where(
+            StepLink.case_type == CASE.value,
+            StepLink.case_id == row.id,
+            StepLink.step == Step.CHANGE,
+            StepLink.subject_id == application.id,
+        )
+        .order_by(col(StepLink.id).desc())
+    ).first()
+    if existing is not None:
+        return existing
+    return link(
+        session,
+        row,
+        contact(session, application.contact_id),
+        Step.CHANGE,
+        application.id,
+        multi_use=True,
+        until=row.withdrawal_cutoff,
+    )
+
+
 def awaited_link(
     session: Session,
     row: ImmersionSession,

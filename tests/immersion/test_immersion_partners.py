@@ -7,13 +7,16 @@ from datetime import timedelta
 
 from sqlmodel import Session
 
+from models.catalogue import STEP_KINDS
 from models.core import clock
+from models.core.links import link_url
 from models.immersion.call import start_selection
-from models.immersion.common import placements
+from models.immersion.common import applications, placements
 from models.immersion.placements import HostForm, ensure_placements
 from models.immersion.selection import record_selection, selection_proposal
-from models.immersion.states import PlacementStatus
+from models.immersion.states import ApplicationStatus, PlacementStatus
 from models.immersion.tables import ACTIVE_PLACEMENT, ImmersionSession
+from notifications.render import render_message
 from service.forms import parse_form
 from tests.immersion.test_immersion_steps import (
     SYSTEM,
@@ -70,3 +73,28 @@ def test_a_host_declines_and_the_next_host_by_the_rules_is_asked(
     assert "équipe en sous-effectif en octobre" in text and "DAC" in text
     # the flow's next reconciliation changes nothing: the declining host is never asked again
     assert ensure_placements(session=session, row=row, actor=SYSTEM) == []
+
+
+def test_the_selected_mail_carries_the_link_to_withdraw_and_the_page_offers_only_that(
+    session: Session,
+    launched: ImmersionSession,  # noqa: F811
+) -> None:
+    row = launched
+    _selected(session, row, ["CHL"])
+    (kept,) = mails(session, "immersion_selected")
+    (received,) = mails(session, "immersion_application_received")
+    personal = link_of(session, kept)
+    assert personal.id == received.context["link_id"] and personal.multi_use
+    rendered = render_message(session=session, message=kept)
+    assert link_url(personal) in rendered.text and "Retirer ma candidature" in rendered.html
+    # after the close the page offers withdrawal only, nothing chosen for the person
+    kind = STEP_KINDS[personal.step]
+    form = kind.form_for(session, personal)
+    assert list(form.model_fields) == ["action", "reason"]
+    _, _, errors = parse_form(form, {"reason": ["malade"]})
+    assert "action" in errors  # no answer preset: nothing is withdrawn
+    assert "clos" in " ".join(kind.page(session, personal).paragraphs)
+    said = answer(session, personal, {"action": "retirer", "reason": "arrêt maladie"})
+    assert "retrait est enregistré" in said and "rien d'autre à faire" in said
+    (application,) = applications(session, row.id or 0)
+    assert application.status is ApplicationStatus.WITHDRAWN
