@@ -65,6 +65,8 @@ class StepPage:
     case_label: str
     paragraphs: list[str] = field(default_factory=list)
     details: list[tuple[str, str]] = field(default_factory=list)  # label, value
+    closed: str = ""
+    """Why nothing can be answered here any more (French): the page shows it, not the form."""
 
 
 @dataclass(frozen=True)

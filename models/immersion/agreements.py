@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic import Field as FormField
 from sqlmodel import Session
 
@@ -76,7 +76,7 @@ class AgreementMail(SessionMail):
         return cls(
             session_title=EXAMPLE_TITLE,
             link_id=1,
-            party="le ou la stagiaire",
+            party="stagiaire",
             participant="Camille Dupont",
             home="CCAS",
             host="CHL",
@@ -164,21 +164,32 @@ class SignatureForm(BaseModel):
 
     agree: bool = FormField(
         default=False,
+        validate_default=True,
         title="J'ai lu la convention de stage et je la signe",
     )
     confidentiality: bool = FormField(
         default=False,
+        validate_default=True,
         title="Je m'engage à respecter le cadre d'observation et le secret professionnel",
     )
+
+    @field_validator("agree", "confidentiality", mode="after")
+    @classmethod
+    def _ticked(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError("Cochez cette case pour signer la convention.")
+        return value
 
 
 def sign_agreement(
     *, session: Session, agreement: Agreement, contact_id: int, form: SignatureForm, actor: Actor
 ) -> str:
-    if not (form.agree and form.confidentiality):
-        raise DomainError("cochez les deux cases pour signer la convention")
+    if agreement.status is AgreementStatus.CANCELLED:
+        raise DomainError("cette convention est annulée : elle n'est plus à signer")
     if agreement.status is not AgreementStatus.PENDING:
         raise DomainError("cette convention n'attend plus de signature")
+    if not (form.agree and form.confidentiality):
+        raise DomainError("cochez les deux cases pour signer la convention")
     placement = session.get(Placement, agreement.placement_id)
     assert placement is not None
     own = [p for p, c in parties(session, placement).items() if c.id == contact_id]
@@ -202,8 +213,14 @@ def sign_agreement(
     if all(getattr(agreement, f"{p}_signed_at") is not None for p in PARTIES):
         change_status(session=session, entity=agreement, to=AgreementStatus.SIGNED, actor=actor)
         change_status(session=session, entity=placement, to=PlacementStatus.SIGNED, actor=actor)
-        return "Merci : la convention est signée par les trois parties."
-    return "Merci : votre signature est enregistrée. La convention attend les autres signatures."
+        return (
+            "Merci : la convention est signée par les trois parties. Chacune la reçoit par "
+            "courriel ; l'immersion aura lieu aux jours convenus."
+        )
+    return (
+        "Merci : votre signature est enregistrée. La convention attend les autres "
+        "signatures ; dès qu'elles sont toutes là, chaque partie la reçoit par courriel."
+    )
 
 
 def _page(session: Session, issued: StepLink) -> StepPage:
@@ -216,6 +233,18 @@ def _page(session: Session, issued: StepLink) -> StepPage:
         "participant",
     )
     said = terms(session, placement, party)
+    closed = ""
+    if agreement.status is AgreementStatus.CANCELLED:
+        closed = (
+            "Cette convention est annulée : elle n'est plus à signer et l'immersion prévue "
+            "n'aura pas lieu. Vous n'avez rien d'autre à faire ; la coordination du CLSM "
+            "vous écrira si un autre accueil est organisé."
+        )
+    elif agreement.status is AgreementStatus.SIGNED:
+        closed = (
+            "Cette convention est signée par les trois parties : il n'y a plus rien à signer. "
+            "Vous l'avez reçue par courriel."
+        )
     return StepPage(
         title="Convention de stage d'immersion",
         case_label=row.reference,
@@ -234,6 +263,7 @@ def _page(session: Session, issued: StepLink) -> StepPage:
             ("Pourra être observé", said.may_observe),
             ("Ne pourra pas être observé", said.may_not_observe),
         ],
+        closed=closed,
     )
 
 

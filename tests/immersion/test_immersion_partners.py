@@ -3,21 +3,30 @@ withdraw in every mail to a participant, cancelled agreements, the signed agreem
 
 from __future__ import annotations
 
+import html
 from datetime import timedelta
+from typing import Any
 
+import pytest
+from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from models.catalogue import STEP_KINDS
 from models.core import clock
-from models.core.links import link_url
+from models.core.errors import DomainError
+from models.core.links import link_token, link_url
+from models.immersion.agreements import SignatureForm, ensure_agreements
 from models.immersion.call import start_selection
-from models.immersion.common import applications, placements
+from models.immersion.changes import withdraw_application
+from models.immersion.common import agreement_of, applications, placements
+from models.immersion.common import participant as participant_contact
 from models.immersion.placements import HostForm, ensure_placements
 from models.immersion.selection import record_selection, selection_proposal
-from models.immersion.states import ApplicationStatus, PlacementStatus
-from models.immersion.tables import ACTIVE_PLACEMENT, ImmersionSession
+from models.immersion.states import AgreementStatus, ApplicationStatus, PlacementStatus
+from models.immersion.tables import ACTIVE_PLACEMENT, Agreement, ImmersionSession, Placement
 from notifications.render import render_message
 from service.forms import parse_form
+from service.main import create_app
 from tests.immersion.test_immersion_steps import (
     SYSTEM,
     answer,
@@ -26,6 +35,12 @@ from tests.immersion.test_immersion_steps import (
     link_of,
     mails,
 )
+from tests.support.immersion import immersion_days
+
+
+def participant_of(session: Session, placement: Placement) -> int | None:
+    return participant_contact(session, placement).id
+
 
 CCAS, CHL, DEPT, DAC, UDAF = range(1, 6)
 
@@ -98,3 +113,63 @@ def test_the_selected_mail_carries_the_link_to_withdraw_and_the_page_offers_only
     assert "retrait est enregistré" in said and "rien d'autre à faire" in said
     (application,) = applications(session, row.id or 0)
     assert application.status is ApplicationStatus.WITHDRAWN
+
+
+def _agreement_ready(session: Session, row: ImmersionSession) -> tuple[Placement, Agreement]:
+    _selected(session, row, ["CHL"])
+    (placement,) = ensure_placements(session=session, row=row, actor=SYSTEM)
+    (request,) = mails(session, "immersion_host_request")
+    said = answer(session, link_of(session, request), ACCEPTED(row))
+    assert placement.status is PlacementStatus.CONFIRMED, said
+    ensure_agreements(session=session, row=row, actor=SYSTEM)
+    agreement = agreement_of(session, placement.id or 0)
+    assert agreement is not None
+    return placement, agreement
+
+
+def ACCEPTED(row: ImmersionSession) -> dict[str, Any]:
+    return {
+        "answer": "accepter",
+        "tutor_name": "Jérôme Lefèvre",
+        "tutor_email": "jerome.lefevre@chl.example",
+        "days": immersion_days(row.window_start, 2),
+        "may_observe": "réunions d'équipe, entretiens d'accueil",
+        "may_not_observe": "consultations médicales",
+    }
+
+
+def test_a_cancelled_agreement_says_so_and_an_empty_signature_is_a_typing_error(
+    session: Session,
+    launched: ImmersionSession,  # noqa: F811
+) -> None:
+    row = launched
+    placement, agreement = _agreement_ready(session, row)
+    signing = [link_of(session, m) for m in mails(session, "immersion_agreement")]
+    participant = next(lk for lk in signing if lk.contact_id == participant_of(session, placement))
+    page = STEP_KINDS[participant.step].page(session, participant)
+    assert not page.closed and "Vous signez en tant que stagiaire." in page.paragraphs
+    _, _, errors = parse_form(SignatureForm, {})
+    assert errors == {
+        "agree": "Cochez cette case pour signer la convention.",
+        "confidentiality": "Cochez cette case pour signer la convention.",
+    }
+    (application,) = applications(session, row.id or 0)
+    withdraw_application(session=session, application=application, actor=SYSTEM, reason="malade")
+    assert agreement.status is AgreementStatus.CANCELLED
+    for lk in signing:
+        page = STEP_KINDS[lk.step].page(session, lk)
+        assert "Cette convention est annulée" in page.closed
+    with pytest.raises(DomainError, match="annulée"):
+        answer(session, signing[0], {"agree": True, "confidentiality": True})
+    # the page a signatory opens shows the cancellation and no button to sign
+    session.commit()
+    with TestClient(create_app()) as client:
+        shown = client.get(f"/r/{link_token(signing[1])}")
+        assert shown.status_code == 200
+        text = html.unescape(shown.text)
+        assert "Cette convention est annulée" in text and "Signer la convention" not in text
+        posted = client.post(f"/r/{link_token(signing[1])}", data={"agree": "1"})
+        assert "Opération impossible" not in html.unescape(posted.text)
+        assert "Cette convention est annulée" in html.unescape(posted.text)
+    session.refresh(signing[1])
+    assert signing[1].used_at is None  # nothing consumed
