@@ -372,6 +372,6 @@ class AlertMail(SessionMail):
     def example(cls) -> AlertMail:
         return cls(
             session_title=EXAMPLE_TITLE,
-            alert="Signatures de convention en retard : Camille Dupont (le ou la stagiaire).",
+            alert="Signatures de convention en retard : Camille Dupont (stagiaire).",
             run_url="http://127.0.0.1:8000/prefect/runs/flow-run/3f2b8f0e-0000-4000-8000-000000000001",
         )

@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 
 from models.core.audit import Actor
 from models.core.errors import DomainError
+from models.core.french import de
 from models.core.kinds import StepKind, StepPage
 from models.core.links import StepLink
 from models.core.people import MailAddress
@@ -185,7 +186,7 @@ def _create_placement(
         Step.HOST,
         placement.id,
         deadline=host_deadline(row),
-        step_label=f"confirmer l'accueil de {person.name}",
+        step_label=f"confirmer l'accueil {de(person.name)}",
     )
     assert issued.id is not None
     mail(
@@ -377,7 +378,7 @@ def decline_host(*, session: Session, placement: Placement, reason: str, actor: 
         to=coordinator(session, row),
         message=AlertMail(
             session_title=row.title,
-            alert=f"{host} décline l'accueil de {person} (candidature n°{application.number}) : "
+            alert=f"{host} décline l'accueil {de(person)} (candidature n°{application.number}) : "
             f"{reason}. {follow}",
             run_url=get_settings().run_url(row.flow_run_id),
         ),

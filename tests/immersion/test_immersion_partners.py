@@ -84,7 +84,7 @@ def test_a_host_declines_and_the_next_host_by_the_rules_is_asked(
     assert len(mails(session, "immersion_host_request")) == 2
     (alert,) = mails(session, "immersion_alert")
     text = alert.context["alert"]
-    assert "décline l'accueil de Candidat 1" in text
+    assert "décline l'accueil de Candidat 1" in text  # (d'Émilie for a vowel)
     assert "équipe en sous-effectif en octobre" in text and "DAC" in text
     # the flow's next reconciliation changes nothing: the declining host is never asked again
     assert ensure_placements(session=session, row=row, actor=SYSTEM) == []
