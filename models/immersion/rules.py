@@ -366,8 +366,8 @@ class StructureFigures:
 @dataclass(frozen=True)
 class ReportFigures:
     applications: int
-    kept: int
-    waitlisted: int
+    kept: int  # kept at the selection (not counting those promoted later)
+    waitlisted: int  # on the waiting list when the call closed (at the selection)
     not_selected: int
     withdrawals: list[tuple[str, str]]  # (participant, reason)
     promoted: int
@@ -391,6 +391,7 @@ class ApplicationFacts:
     promoted: bool
     name: str = ""
     withdrawal_reason: str = ""
+    waitlisted_at_selection: bool = False
 
 
 @dataclass(frozen=True)
@@ -422,8 +423,8 @@ def report_figures(
     names = sorted(set(per_home_apps) | set(per_host))
     return ReportFigures(
         applications=len(applications),
-        kept=sum(1 for a in applications if a.ever_selected),
-        waitlisted=status["waitlisted"] + status["offered"],
+        kept=sum(1 for a in applications if a.ever_selected and not a.promoted),
+        waitlisted=sum(1 for a in applications if a.waitlisted_at_selection),
         not_selected=status["not_selected"],
         withdrawals=[
             (a.name, a.withdrawal_reason) for a in applications if a.status == "withdrawn"

@@ -4,7 +4,7 @@ withdraw in every mail to a participant, cancelled agreements, the signed agreem
 from __future__ import annotations
 
 import html
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,14 +16,29 @@ from models.core import clock
 from models.core.errors import DomainError
 from models.core.links import link_token, link_url
 from models.immersion.agreements import SignatureForm, ensure_agreements
-from models.immersion.call import start_selection
+from models.immersion.call import create_session, open_call, start_selection
 from models.immersion.changes import withdraw_application
 from models.immersion.common import agreement_of, applications, placements
 from models.immersion.common import participant as participant_contact
 from models.immersion.placements import HostForm, ensure_placements
-from models.immersion.selection import record_selection, selection_proposal
+from models.immersion.report import (
+    evaluation_sections,
+    report_markdown,
+    report_participants_csv,
+    report_structures_csv,
+    session_report,
+)
+from models.immersion.selection import manage_vacancies, record_selection, selection_proposal
 from models.immersion.states import AgreementStatus, ApplicationStatus, PlacementStatus
-from models.immersion.tables import ACTIVE_PLACEMENT, Agreement, ImmersionSession, Placement
+from models.immersion.tables import (
+    ACTIVE_PLACEMENT,
+    Agreement,
+    Evaluation,
+    ImmersionSession,
+    ImmersionSessionCreate,
+    ObservationGrid,
+    Placement,
+)
 from notifications.render import render_message
 from service.forms import parse_form
 from service.main import create_app
@@ -35,7 +50,7 @@ from tests.immersion.test_immersion_steps import (
     link_of,
     mails,
 )
-from tests.support.immersion import immersion_days
+from tests.support.immersion import build_clsm, immersion_days, session_dates
 
 
 def participant_of(session: Session, placement: Placement) -> int | None:
@@ -173,3 +188,96 @@ def test_a_cancelled_agreement_says_so_and_an_empty_signature_is_a_typing_error(
         assert "Cette convention est annulée" in html.unescape(posted.text)
     session.refresh(signing[1])
     assert signing[1].used_at is None  # nothing consumed
+
+
+def test_the_report_of_the_seeds_session_reads_24_16_8_1_promoted(session: Session) -> None:
+    """The seed's session 2: 24 applications for 16 places, one withdrawal, one promoted."""
+    clsm, _ = build_clsm(session)
+    row = create_session(
+        session=session,
+        data=ImmersionSessionCreate(
+            clsm_slug=clsm.slug,
+            title="Immersions 2022 — session 2",
+            capacity=16,
+            structures=["CCAS", "CHL", "Département", "DAC", "UDAF"],
+            **session_dates(clock.now(session)),
+        ),
+        flow_run_id="run-seed",
+        actor=SYSTEM,
+    )
+    open_call(session=session, row=row, actor=SYSTEM)
+    homes = ["ccas", "chl", "département", "dac", "udaf"]
+    names = ["CCAS", "CHL", "Département", "DAC", "UDAF"]
+    for n in range(1, 25):
+        home = (n - 1) % 5
+        apply(session, row, f"{homes[home]}.example", n, [names[(home + 1) % 5]])
+    clock.advance(session=session, delta=timedelta(days=11))
+    start_selection(session=session, row=row, actor=SYSTEM)
+    record_selection(
+        session=session, row=row, decisions=selection_proposal(session, row), actor=SYSTEM
+    )
+    first = applications(session, row.id or 0, ApplicationStatus.SELECTED)[0]
+    withdraw_application(session=session, application=first, actor=SYSTEM, reason="arrêt maladie")
+    manage_vacancies(session=session, row=row, actor=SYSTEM)
+    (offer,) = mails(session, "immersion_offer")
+    answer(session, link_of(session, offer), {"answer": "j'accepte la place"})
+
+    report = session_report(session, row.id or 0)
+    f = report.figures
+    assert (f.applications, f.kept, f.waitlisted, f.promoted) == (24, 16, 8, 1)
+    assert f.withdrawals == [("Candidat 1", "arrêt maladie")]
+    text = report_markdown(report)
+    for line in (
+        "Candidatures reçues : **24**",
+        "Retenues à la sélection : **16**",
+        "Sur liste d'attente à la clôture de l'appel : 8",
+        "Promues depuis la liste d'attente : 1",
+        "Retraits : 1",
+    ):
+        assert line in text
+    # one CSV per table
+    structures = report_structures_csv(report).splitlines()
+    people = report_participants_csv(report).splitlines()
+    assert structures[0].startswith("structure;") and len(structures) == 6
+    assert people[0].startswith("n°;participant;") and len(people) == 1 + 17
+
+
+def test_each_question_of_the_evaluations_has_its_section_authors_apart() -> None:
+    def evaluation(author: str, useful: str, improve: str) -> Evaluation:
+        return Evaluation(
+            session_id=1,
+            placement_id=1,
+            author=author,
+            rating=4,
+            useful=useful,
+            improve=improve,
+            submitted_at=datetime(2027, 1, 5, tzinfo=UTC),
+        )
+
+    sections = evaluation_sections(
+        [
+            evaluation("participant", "les staffs du mardi", "une demi-journée de plus"),
+            evaluation("host", "un regard extérieur", "mieux préparer l'arrivée"),
+        ],
+        [
+            ObservationGrid(
+                session_id=1,
+                placement_id=1,
+                missions="accueil inconditionnel",
+                practices="entretiens",
+                limits="secret partagé",
+                submitted_at=datetime(2027, 1, 5, tzinfo=UTC),
+            )
+        ],
+    )
+    by_title = {s.title: {g.who: g.answers for g in s.groups} for s in sections}
+    assert by_title["Ce qui a été utile"] == {
+        "Stagiaires": ["les staffs du mardi"],
+        "Tuteurs et tutrices (structures d'accueil)": ["un regard extérieur"],
+    }
+    assert by_title["À améliorer"]["Stagiaires"] == ["une demi-journée de plus"]
+    assert by_title["À améliorer"]["Tuteurs et tutrices (structures d'accueil)"] == [
+        "mieux préparer l'arrivée"
+    ]
+    grid = by_title["Grille d'observation : limites d'intervention et leviers de coopération"]
+    assert grid == {"Stagiaires": ["secret partagé"]}

@@ -29,7 +29,7 @@ from models.immersion.meetings import (
 from models.immersion.placements import ensure_placements, placements_confirmed
 from models.immersion.plan import signature_deadline
 from models.immersion.progress import agreements_signed
-from models.immersion.report import report_csv, report_markdown, store_report
+from models.immersion.report import report_markdown, report_structures_csv, store_report
 from models.immersion.selection import manage_vacancies, record_selection, selection_proposal
 from models.immersion.states import (
     AgreementStatus,
@@ -295,14 +295,17 @@ def test_whole_session_through_the_steps(session: Session, launched: ImmersionSe
 
     report = store_report(session=session, row=row, actor=SYSTEM)
     figures = report.figures
-    assert (figures.applications, figures.kept, figures.promoted) == (6, 5, 1)
+    # 4 kept at the selection (the one promoted later is counted apart), 2 waiting
+    assert (figures.applications, figures.kept, figures.promoted) == (6, 4, 1)
+    assert figures.waitlisted == 2
     assert figures.withdrawals == [("Candidat 1", "arrêt maladie")]
     assert (figures.immersions_done, figures.days_total) == (4, 12)
     assert figures.participant_rating == 5.0 and figures.host_rating == 4.0
     assert figures.preparation_present == 3
-    csv_text = report_csv(report)
+    csv_text = report_structures_csv(report)
     assert csv_text.splitlines()[0] == (
-        "structure;candidatures;retenues;stagiaires accueillis;jours accueillis"
+        "structure;candidatures;participants (retenus ou promus);stagiaires accueillis;"
+        "jours accueillis"
     )
     assert "# Bilan" in report_markdown(report)
     assert verify_case(session, "session", row.id) is None
