@@ -4,21 +4,24 @@ withdraw in every mail to a participant, cancelled agreements, the signed agreem
 from __future__ import annotations
 
 import html
+import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pypdf import PdfReader
 from sqlmodel import Session
 
 from models.catalogue import STEP_KINDS
 from models.core import clock
 from models.core.errors import DomainError
 from models.core.links import link_token, link_url
+from models.immersion.agreement_pdf import agreement_pdf
 from models.immersion.agreements import SignatureForm, ensure_agreements
 from models.immersion.call import create_session, open_call, start_selection
 from models.immersion.changes import withdraw_application
-from models.immersion.common import agreement_of, applications, placements
+from models.immersion.common import agreement_of, applications, parties, placements
 from models.immersion.common import participant as participant_contact
 from models.immersion.placements import HostForm, ensure_placements
 from models.immersion.report import (
@@ -281,3 +284,33 @@ def test_each_question_of_the_evaluations_has_its_section_authors_apart() -> Non
     ]
     grid = by_title["Grille d'observation : limites d'intervention et leviers de coopération"]
     assert grid == {"Stagiaires": ["secret partagé"]}
+
+
+def test_the_signed_agreement_is_a_pdf_with_the_parties_and_the_three_signatures(
+    session: Session,
+    launched: ImmersionSession,  # noqa: F811
+) -> None:
+    row = launched
+    placement, agreement = _agreement_ready(session, row)
+    with pytest.raises(DomainError, match="pas encore signée"):
+        agreement_pdf(session, agreement)
+    for message in mails(session, "immersion_agreement"):
+        answer(session, link_of(session, message), {"agree": True, "confidentiality": True})
+    assert agreement.status is AgreementStatus.SIGNED
+    document = agreement_pdf(session, agreement)
+    assert document.startswith(b"%PDF-")
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(document)).pages)
+    text = " ".join(text.split())
+    people = {p.name for p in parties(session, placement).values()}
+    assert people == {"Candidat 1", "Cheffe ccas.example", "Jérôme Lefèvre"}
+    for expected in (
+        *people,
+        "CHL",
+        "CCAS",
+        "réunions d'équipe, entretiens d'accueil",
+        "consultations médicales",
+        "Signatures",
+        f"{immersion_days(row.window_start, 2)[0]:%d/%m/%Y}",
+    ):
+        assert expected in text, expected
+    assert text.count("signé électroniquement le") == 3
