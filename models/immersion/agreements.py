@@ -14,7 +14,9 @@ from models.core.audit import Actor
 from models.core.errors import DomainError
 from models.core.kinds import StepKind, StepPage
 from models.core.links import StepLink
+from models.core.outbox import Attachment
 from models.core.status import change_status
+from models.immersion.agreement_pdf import agreement_pdf, agreement_pdf_name
 from models.immersion.common import (
     EXAMPLE_TITLE,
     SessionMail,
@@ -84,6 +86,24 @@ class AgreementMail(SessionMail):
             days="10/10/2022, 11/10/2022, 12/10/2022",
             may_observe="réunions d'équipe, entretiens d'accueil",
             may_not_observe="consultations médicales",
+        )
+
+
+class AgreementSignedMail(SessionMail):
+    """To each signatory: the agreement is signed by the three parties (its PDF attached)."""
+
+    template: ClassVar[str] = "immersion_agreement_signed"
+    participant: str
+    host: str
+    days: str
+
+    @classmethod
+    def example(cls) -> AgreementSignedMail:
+        return cls(
+            session_title=EXAMPLE_TITLE,
+            participant="Camille Dupont",
+            host="CHL",
+            days="10/10/2022, 11/10/2022, 12/10/2022",
         )
 
 
@@ -213,6 +233,7 @@ def sign_agreement(
     if all(getattr(agreement, f"{p}_signed_at") is not None for p in PARTIES):
         change_status(session=session, entity=agreement, to=AgreementStatus.SIGNED, actor=actor)
         change_status(session=session, entity=placement, to=PlacementStatus.SIGNED, actor=actor)
+        _mail_signed(session, agreement, placement)
         return (
             "Merci : la convention est signée par les trois parties. Chacune la reçoit par "
             "courriel ; l'immersion aura lieu aux jours convenus."
@@ -221,6 +242,29 @@ def sign_agreement(
         "Merci : votre signature est enregistrée. La convention attend les autres "
         "signatures ; dès qu'elles sont toutes là, chaque partie la reçoit par courriel."
     )
+
+
+def _mail_signed(session: Session, agreement: Agreement, placement: Placement) -> None:
+    """The signed agreement, as a PDF, to each of its three signatories."""
+    row = get_session(session, agreement.session_id)
+    document = Attachment(
+        agreement_pdf_name(session, agreement), "application/pdf", agreement_pdf(session, agreement)
+    )
+    said = terms(session, placement, "participant")
+    for party, person in parties(session, placement).items():
+        mail(
+            session,
+            row,
+            to=person,
+            message=AgreementSignedMail(
+                session_title=row.title,
+                participant=said.participant,
+                host=said.host,
+                days=said.days,
+            ),
+            dedup_key=f"agreement-{agreement.id}-signed-{party}",
+            attachments=(document,),
+        )
 
 
 def _page(session: Session, issued: StepLink) -> StepPage:
@@ -285,4 +329,4 @@ SIGN = StepKind(
     wait_step=current_wait_step,
     submit_label="Signer la convention",
 )
-MAILS = (AgreementMail,)
+MAILS = (AgreementMail, AgreementSignedMail)

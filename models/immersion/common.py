@@ -18,7 +18,7 @@ from models.core.errors import NotFound, StaleUpdate
 from models.core.kinds import CaseScope
 from models.core.links import StepLink
 from models.core.mails import MailContext
-from models.core.outbox import CalendarPart, OutboxMessage, Recipient
+from models.core.outbox import Attachment, CalendarPart, OutboxMessage, Recipient
 from models.core.people import Clsm, Contact, Organisation
 from models.core.reminders import stop_reminders
 from models.core.status import change_status
@@ -250,6 +250,7 @@ def mail(
     message: SessionMail,
     dedup_key: str,
     calendar: CalendarPart | None = None,
+    attachments: tuple[Attachment, ...] = (),
 ) -> OutboxMessage:
     return core.mail(
         session=session,
@@ -258,6 +259,7 @@ def mail(
         message=message,
         dedup_key=dedup_key,
         calendar=calendar,
+        attachments=attachments,
     )
 
 

@@ -14,7 +14,7 @@ from pypdf import PdfReader
 from sqlmodel import Session
 
 from models.catalogue import STEP_KINDS
-from models.core import clock
+from models.core import clock, db
 from models.core.errors import DomainError
 from models.core.links import link_token, link_url
 from models.immersion.agreement_pdf import agreement_pdf
@@ -43,6 +43,7 @@ from models.immersion.tables import (
     Placement,
 )
 from notifications.render import render_message
+from notifications.send import drain
 from service.forms import parse_form
 from service.main import create_app
 from tests.immersion.test_immersion_steps import (
@@ -54,6 +55,7 @@ from tests.immersion.test_immersion_steps import (
     mails,
 )
 from tests.support.immersion import build_clsm, immersion_days, session_dates
+from tests.support.smtp import SmtpServer
 
 
 def participant_of(session: Session, placement: Placement) -> int | None:
@@ -314,3 +316,48 @@ def test_the_signed_agreement_is_a_pdf_with_the_parties_and_the_three_signatures
     ):
         assert expected in text, expected
     assert text.count("signé électroniquement le") == 3
+
+
+async def test_the_three_signatories_receive_the_signed_agreement_as_a_pdf(
+    db_url: str, smtp_server: SmtpServer
+) -> None:
+    with db.session_scope() as session:
+        clsm, _ = build_clsm(session)
+        row = create_session(
+            session=session,
+            data=ImmersionSessionCreate(
+                clsm_slug=clsm.slug,
+                title="Immersions 2027 — session 1",
+                capacity=2,
+                structures=["CCAS", "CHL", "Département", "DAC", "UDAF"],
+                **session_dates(clock.now(session)),
+            ),
+            flow_run_id="run-pdf",
+            actor=SYSTEM,
+        )
+        open_call(session=session, row=row, actor=SYSTEM)
+        placement, _agreement = _agreement_ready(session, row)
+        for message in mails(session, "immersion_agreement"):
+            answer(session, link_of(session, message), {"agree": True, "confidentiality": True})
+        people = {p.email: p.name for p in parties(session, placement).values()}
+    await drain()
+    signed = [
+        m
+        for m in smtp_server.messages
+        if m.message["Subject"].startswith("Convention de stage signée")
+    ]
+    assert sorted(r for m in signed for r in m.recipients) == sorted(people)
+    for received in signed:
+        (pdf,) = [p for p in received.message.walk() if p.get_content_type() == "application/pdf"]
+        assert pdf.is_attachment() and pdf.get_filename().endswith(".pdf")
+        data = pdf.get_payload(decode=True)
+        assert isinstance(data, bytes) and data.startswith(b"%PDF-")
+        text = " ".join(
+            " ".join(p.extract_text().split()) for p in PdfReader(io.BytesIO(data)).pages
+        )
+        for name in people.values():
+            assert name in text
+        assert (
+            "La convention de stage d'immersion de Candidat 1 chez CHL"
+            in received.text().replace("\n", " ")
+        )
