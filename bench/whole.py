@@ -232,6 +232,7 @@ async def drive_session(
         inst.post_link(
             mailbox.token(request),
             {
+                "answer": "accepter",
                 "tutor_name": f"Tuteur {i}",
                 "tutor_email": f"tuteur{i}@accueil.example",
                 "capacity": "6",
