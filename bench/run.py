@@ -48,6 +48,7 @@ BENCHMARKS: dict[str, str] = {
     "chain_verification": "bench.history:chain_verification",
     "whole_session": "bench.whole:whole_session",
     "scale_out": "bench.whole:scale_out",
+    "waiting_on_postgresql": "bench.installation:waiting_on_postgresql",
     "link_resolution": "bench.scenarios:link_resolution",
 }
 
@@ -103,6 +104,7 @@ class Context:
         self._postgres = postgres
         self._own_postgres: PostgresServer | None = None
         self._databases = 0
+        self.prefect_database_url = ""
 
     def scale(self, full: int, smoke: int) -> int:
         return smoke if self.smoke else full
@@ -133,8 +135,9 @@ class Context:
         return url
 
     @contextmanager
-    def prefect(self) -> Iterator[PrefectStack]:
-        """A Prefect server (SQLite) with the deployments and one process worker.
+    def prefect(self, database: str = "sqlite") -> Iterator[PrefectStack]:
+        """A Prefect server with the deployments and one process worker; its own database
+        on SQLite (a fresh file) or on PostgreSQL (a fresh database, as in production).
 
         In the test suite the session's shared stack is reused; otherwise a fresh one is
         started for this benchmark and stopped after it.
@@ -144,6 +147,15 @@ class Context:
             return
         from tests.support.prefect_stack import PrefectStack
 
+        key = "PREFECT_SERVER_DATABASE_CONNECTION_URL"
+        saved = os.environ.get(key)
+        self._databases += 1
+        if database == "postgresql":
+            url = self.postgres().create_database().replace("+psycopg", "+asyncpg", 1)
+        else:
+            url = f"sqlite+aiosqlite:///{self.tmp / f'prefect-{self._databases}.db'}"
+        os.environ[key] = url
+        self.prefect_database_url = url
         stack = PrefectStack()
         try:
             stack.start_server()  # inside: a server interrupted while starting is stopped too
@@ -152,6 +164,10 @@ class Context:
             yield stack
         finally:
             stack.stop()
+            if saved is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = saved
 
     def close(self) -> None:
         if self._own_postgres is not None:

@@ -1,9 +1,11 @@
 """Key scenarios on the production topology (tests/production/conftest.py): the app
-database and Prefect's on PostgreSQL, two workers with their own working directories.
+database and Prefect's on PostgreSQL, two workers with their own working directories, two
+service processes, an SMTP relay with STARTTLS and authentication.
 
-A saisine is carried end to end while the Prefect server is restarted under its
-suspended run; a run's machine (worker and run process) is lost mid-step and the other
-machine's worker finishes it.
+A saisine is carried end to end, its partners answering through both service processes
+while the Prefect server is down under its suspended run; a run's machine (worker and run
+process) is lost mid-step and the other machine's worker finishes it; the two service
+processes share sessions and the login limit; a backup holds both databases.
 """
 
 from __future__ import annotations
@@ -12,32 +14,38 @@ import asyncio
 import subprocess
 import tarfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import httpx
 import psutil
 import psycopg
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models.core import db
 from models.core.audit import case_events, verify_all
+from models.core.enums import Role
 from models.core.outbox import OutboxMessage, OutboxStatus
 from models.core.settings import get_settings
+from models.core.waits import Wait
 from models.saisine.states import SaisineStatus
+from service.security import SESSION_COOKIE
+from tests import factories
 from tests.mail.test_mail_at_once import PARTNERS, REFERRER, _inbox, _link
-from tests.production.conftest import MACHINES, Topology
+from tests.production.conftest import MACHINES, SMTP_LOGIN, Services, Topology, mail_env
 from tests.reliability.test_reliability_machine_lost import _first_heartbeat
 from tests.saisine.test_saisine_flow import intake_parameters, resume_form, the_saisine
 from tests.support.figures import record
 from tests.support.postgres import _pg_bin
 from tests.support.prefect_stack import run, run_env, state_of, wait_for_state
 from tests.support.saisine import build_cell
-from tests.support.smtp import SmtpServer
+from tests.support.service_kit import csrf_of
+from tests.support.smtp import ReceivedMail, SmtpServer
+
+PASSWORD = "Une phrase de passe assez longue"
 
 # a loaded 2-core machine may take a minute to start a run's process: generous bounds
 SLOW = 300.0
@@ -71,21 +79,43 @@ def _prefect_rows(topology: Topology, table: str) -> int:
     return int(row[0])
 
 
-@pytest.fixture
-def service(pg_url: str, smtp_server: SmtpServer) -> Iterator[TestClient]:
-    from service.main import create_app
+async def _answered_while_down(
+    services: Services, consultations: list[ReceivedMail]
+) -> list[tuple[int, str]]:
+    """Each partner answers through another service process while Prefect is stopped; the
+    pages confirm, the answers are stored and their resumes wait for the heartbeat."""
+    async with httpx.AsyncClient(timeout=60) as client:
+        for url, mail in zip(services.urls, consultations, strict=True):
+            form = await client.get(url + _link(mail))
+            assert form.status_code == 200, form.text
+            done = await client.post(
+                url + _link(mail), data={"knows_situation": "oui", "proposal": "Visite conjointe"}
+            )
+            assert done.status_code == 200, done.text
+            assert "Traceback" not in done.text
+    deadline = time.monotonic() + 60
+    while True:  # the service tried at once (after its answer): Prefect did not answer
+        with Session(db.get_engine()) as session:
+            waits = list(session.exec(select(Wait).where(col(Wait.resume_pending).is_(True))))
+        if waits and all(w.last_error for w in waits):
+            return [(w.id or 0, w.last_error) for w in waits]
+        assert time.monotonic() < deadline, [(w.id, w.last_error) for w in waits]
+        await asyncio.sleep(0.5)
 
-    with TestClient(create_app()) as client:
-        yield client
 
-
-async def test_a_saisine_end_to_end_across_a_prefect_restart(
-    topology: Topology, pg_url: str, smtp_server: SmtpServer, service: TestClient
+async def test_a_saisine_end_to_end_answered_while_prefect_is_down(
+    topology: Topology, pg_url: str, smtp_server: SmtpServer, services: Services
 ) -> None:
+    """Both databases on PostgreSQL, mail through STARTTLS with a login, two service
+    processes: the partners answer while the Prefect server is stopped (its suspended run
+    waits in its database); after the restart, the heartbeat's pass resumes the run, which
+    goes on, and the next step's mails reach the relay."""
+    from flows.tick import heartbeat
+
     assert pg_url.startswith("postgresql")
     with db.session_scope() as session:
         build_cell(session)
-    env = run_env(pg_url, CLSM_SMTP_PORT=str(smtp_server.port))
+    env = run_env(pg_url, **mail_env(smtp_server))
     run_id = await run("saisine/saisine", intake_parameters(), env)
     await wait_for_state(run_id, "PAUSED", timeout=SLOW)
     await resume_form(run_id, {"partners": list(PARTNERS)})
@@ -93,15 +123,16 @@ async def test_a_saisine_end_to_end_across_a_prefect_restart(
     before = await wait_for_state(run_id, "PAUSED", timeout=SLOW)
     assert _prefect_rows(topology, "flow_run") >= 1
 
-    # the Prefect server goes down and comes back while the run is suspended
     topology.stack.stop_server()
-    topology.stack.start_server()
+    try:
+        pending = await _answered_while_down(services, consultations)
+    finally:
+        topology.stack.start_server()
+    assert pending and all("Connect" in error for _, error in pending), pending
+    assert (await state_of(run_id)).id == before.id  # nothing woke the run meanwhile
 
-    for mail in consultations:
-        done = service.post(
-            _link(mail), data={"knows_situation": "oui", "proposal": "Visite conjointe"}
-        )
-        assert done.status_code == 200, done.text
+    woken = await heartbeat()
+    assert woken["resumed"] >= 1, woken
     before = await _moved_on(run_id, before)
     await resume_form(
         run_id,
@@ -120,7 +151,15 @@ async def test_a_saisine_end_to_end_across_a_prefect_restart(
         rows = list(session.exec(select(OutboxMessage)))
         assert [(r.status, r.attempts) for r in rows] == [(OutboxStatus.SENT, 1)] * 5
         assert verify_all(session).ok
+        answers = [
+            e
+            for e in case_events(session, "saisine", the_saisine(run_id).id or 0)
+            if e.actor_kind == "contact" and e.channel == "link"
+        ]
     assert len(smtp_server.messages) == 5
+    # the relay accepts mail only after STARTTLS and a login: each sending process logged in
+    assert smtp_server.logins and set(smtp_server.logins) == {SMTP_LOGIN}
+    assert len(answers) >= 2
 
 
 def _machine_of(topology: Topology, run_id: str) -> tuple[str, psutil.Process]:
@@ -192,3 +231,51 @@ async def test_a_backup_holds_both_postgresql_databases(
             text=True,
         ).stdout
         assert f"TABLE public {table} " in listing, listing[:2000]
+
+
+async def test_two_service_processes_share_sessions_and_the_login_limit(
+    pg_url: str, services: Services
+) -> None:
+    """A session opened on one process is known to the other and ends on both at logout;
+    wrong passwords count once across both processes (the account's limit is 10)."""
+    with db.session_scope() as session:
+        clsm = factories.clsm(session, name="CLSM de Poitiers")
+        coordinator = factories.user(session, clsm, Role.COORDINATOR, PASSWORD).email
+        targeted = factories.user(session, clsm, Role.COORDINATOR, PASSWORD).email
+    first, second = services.urls
+    async with (
+        httpx.AsyncClient(base_url=first, timeout=60) as on_first,
+        httpx.AsyncClient(base_url=second, timeout=60) as on_second,
+    ):
+        login = await on_first.get("/login")
+        done = await on_first.post(
+            "/login",
+            data={"email": coordinator, "password": PASSWORD, "csrf_token": csrf_of(login.text)},
+        )
+        assert done.status_code == 303, done.text
+        on_second.cookies.set(SESSION_COOKIE, on_first.cookies[SESSION_COOKIE])
+        cases = await on_second.get("/cases")
+        assert cases.status_code == 200, cases.text  # the other process knows the session
+        out = await on_second.post("/logout", data={"csrf_token": csrf_of(cases.text)})
+        assert out.status_code == 303, out.text
+        again = await on_first.get("/cases")
+        assert again.status_code in (302, 303, 307), again.text  # logged out everywhere
+        assert "/login" in again.headers["location"]
+
+        # ten wrong passwords, alternately on each process: the eleventh is refused on both
+        for attempt in range(10):
+            client = (on_first, on_second)[attempt % 2]
+            page = await client.get("/login")
+            wrong = await client.post(
+                "/login",
+                data={"email": targeted, "password": "faux", "csrf_token": csrf_of(page.text)},
+            )
+            assert wrong.status_code == 401 and "incorrect" in wrong.text
+        for client in (on_first, on_second):
+            page = await client.get("/login")
+            refused = await client.post(
+                "/login",
+                data={"email": targeted, "password": PASSWORD, "csrf_token": csrf_of(page.text)},
+            )
+            assert refused.status_code == 429, refused.text
+            assert int(refused.headers["retry-after"]) > 0

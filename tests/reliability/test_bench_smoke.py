@@ -11,7 +11,13 @@ import pytest
 from bench.run import BENCHMARKS, Context, run_one, summary
 
 # Benchmarks that drive flows through Prefect reuse the session's shared server and worker.
-NEEDS_PREFECT = {"waiting_cost", "answer_latency", "whole_session", "scale_out"}
+NEEDS_PREFECT = {
+    "waiting_cost",
+    "answer_latency",
+    "whole_session",
+    "scale_out",
+    "waiting_on_postgresql",
+}
 
 
 @pytest.mark.parametrize("name", list(BENCHMARKS))

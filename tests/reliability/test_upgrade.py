@@ -1,13 +1,24 @@
 """Upgrades keep every case: an installation at an earlier revision (a dump of the demo
 database, tests/fixtures/app_<revision>.sql) is upgraded with `clsm db upgrade` to the
-newest head; and the models agree with the migrations on PostgreSQL."""
+newest head; an installation of an earlier release with a suspended run
+(tests/fixtures/suspended_<revision>/: both databases) is upgraded and its run carried to
+its end by the new code; and the models agree with the migrations on PostgreSQL."""
 
 from __future__ import annotations
 
+import gzip
+import json
+import os
 import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
+import httpx
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
@@ -23,9 +34,13 @@ from models.core.people import Clsm
 from models.saisine.states import SaisineStatus
 from service.cli import PROJECT_DIR, app
 from tests.conftest import use_database
+from tests.support import env
+from tests.support.prefect_stack import stop_process, wait_for_state
+from tests.support.smtp import SmtpServer
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 DUMPS = sorted(FIXTURES.glob("app_*.sql"))
+SUSPENDED = sorted(FIXTURES.glob("suspended_*"))
 
 
 def _head() -> str:
@@ -153,3 +168,131 @@ def test_the_dumps_of_earlier_releases_are_there() -> None:
     """The parametrised upgrade test above runs once per dump: it must not silently run
     none (tests/fixtures/make_app_dump.py writes one before a release's first migration)."""
     assert {d.stem for d in DUMPS} >= {"app_0001", "app_0002"}
+
+
+@contextmanager
+def released_prefect(work: Path, database: Path) -> Iterator[str]:
+    """Prefect as the earlier release left it (its database restored from the dump), on a
+    port of its own, upgraded as the README says (`prefect deploy --all` from the new
+    code), with one process worker whose environment names the upgraded app database.
+    Yields the API URL."""
+    port = env.free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    base = {
+        **os.environ,
+        "PREFECT_HOME": str(work / "prefect-home"),
+        "PREFECT_API_URL": api,
+        "PREFECT_SERVER_API_PORT": str(port),
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{database}",
+        "PREFECT_LOCAL_STORAGE_PATH": str(work / "storage"),
+    }
+    prefect = str(env.ROOT / ".venv" / "bin" / "prefect")
+    logs = env.TMP / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    server = subprocess.Popen(
+        [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=(logs / "released-prefect-server.log").open("ab"),
+        stderr=subprocess.STDOUT,
+        env=base,
+        start_new_session=True,
+    )
+    worker = None
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None, "the released Prefect server exited (see its log)"
+            assert time.monotonic() < deadline, "the released Prefect server did not answer"
+            try:
+                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        deployed = subprocess.run(
+            [prefect, "--no-prompt", "deploy", "--all"],
+            cwd=env.ROOT,
+            env=base,
+            capture_output=True,
+            text=True,
+        )
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        worker = subprocess.Popen(
+            [prefect, "worker", "start", "--pool", "clsm", "--type", "process"],
+            stdout=(logs / "released-prefect-worker.log").open("ab"),
+            stderr=subprocess.STDOUT,
+            env=base,
+            cwd=work,
+            start_new_session=True,
+        )
+        yield api
+    finally:
+        stop_process(worker)
+        stop_process(server)
+
+
+@pytest.mark.prefect
+@pytest.mark.parametrize("installed", SUSPENDED, ids=[d.name for d in SUSPENDED])
+async def test_a_suspended_run_of_an_earlier_release_goes_on_after_the_upgrade(
+    installed: Path, tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The earlier release suspended a saisine's run on the coordinator's first form; after
+    `clsm db upgrade` and the new deployments, the new code carries it to its end."""
+    from fastapi.testclient import TestClient
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from models.core.runs import deliver_resumes
+    from service.main import create_app
+    from tests.mail.test_mail_at_once import PARTNERS, REFERRER, _inbox, _link
+    from tests.saisine.test_saisine_flow import moved_on, resume_form, the_saisine
+
+    manifest = json.loads((installed / "manifest.json").read_text())
+    monkeypatch.setenv("CLSM_AUDIT_KEY", manifest["audit_key"])  # the installation's key
+    database = tmp_path / "installed.db"
+    with sqlite3.connect(database) as connection:
+        connection.executescript((installed / "app.sql").read_text(encoding="utf-8"))
+        (revision,) = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert revision == manifest["revision"] != _head()
+    prefect_db = tmp_path / "prefect.db"
+    with (
+        sqlite3.connect(prefect_db) as connection,
+        gzip.open(installed / "prefect.sql.gz", "rt", encoding="utf-8") as dump,
+    ):
+        connection.executescript(dump.read())
+    use_database(f"sqlite:///{database}")
+    result = CliRunner().invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    db.get_engine().dispose()
+
+    run_id = UUID(manifest["flow_run_id"])
+    with released_prefect(tmp_path, prefect_db) as api, temporary_settings({PREFECT_API_URL: api}):
+        suspended = await wait_for_state(run_id, "PAUSED")
+        assert the_saisine(run_id).reference == manifest["saisine"]
+        await resume_form(run_id, {"partners": list(PARTNERS)})
+        consultations = await _inbox(smtp_server, 0, 2, time.monotonic())
+        before = await moved_on(run_id, suspended, "PAUSED")
+        with TestClient(create_app()) as service:
+            for mail in consultations:
+                done = service.post(
+                    _link(mail), data={"knows_situation": "oui", "proposal": "Visite conjointe"}
+                )
+                assert done.status_code == 200, done.text
+        await deliver_resumes()  # the heartbeat's pass (the service's own try had no context)
+        await moved_on(run_id, before, "PAUSED")
+        await resume_form(
+            run_id,
+            {"outcome": "Mise en lien avec la coordinatrice de parcours", "follow_up_days": 0},
+        )
+        outcome = await _inbox(smtp_server, 2, 3, time.monotonic())
+        assert sorted(m.recipients[0] for m in outcome) == sorted([REFERRER, *PARTNERS.values()])
+        await wait_for_state(run_id, "COMPLETED", timeout=300)
+
+    assert the_saisine(run_id).status is SaisineStatus.CLOSED
+    with Session(db.get_engine()) as session:
+        report = verify_all(session)
+        assert report.ok, report
+    db.get_engine().dispose()
+
+
+def test_a_dump_with_a_suspended_run_is_there() -> None:
+    """(tests/fixtures/make_suspended_dump.py writes one from a release's code.)"""
+    assert SUSPENDED, "no tests/fixtures/suspended_<revision>/"
