@@ -21,7 +21,13 @@ from models.core import db
 from models.core.outbox import OutboxMessage, OutboxStatus
 from models.core.settings import get_settings
 from models.saisine.states import SaisineStatus
-from tests.saisine.test_saisine_flow import intake_parameters, moved_on, resume_form, the_saisine
+from tests.saisine.test_saisine_flow import (
+    describe_as_the_coordinator,
+    intake_parameters,
+    moved_on,
+    resume_form,
+    the_saisine,
+)
 from tests.support import figures
 from tests.support.prefect_stack import PrefectStack, run, run_env, state_of, wait_for_state
 from tests.support.saisine import build_cell
@@ -70,6 +76,7 @@ async def test_each_step_mail_lands_within_seconds_without_tick(
         build_cell(session)
     env = run_env(db_url, CLSM_SMTP_PORT=str(smtp_server.port))
     run_id = await run("saisine/saisine", intake_parameters(), env)
+    await describe_as_the_coordinator(run_id)
     delays: dict[str, float] = {}
 
     # the coordinator's choice of partners: the consultations leave with the run's pass
@@ -131,6 +138,7 @@ async def test_a_run_leaves_its_mail_untouched_when_the_server_is_down(
         build_cell(session)
     # the run's environment points at a port where no server listens
     run_id = await run("saisine/saisine", intake_parameters(), run_env(db_url))
+    await describe_as_the_coordinator(run_id)
     before = await wait_for_state(run_id, "PAUSED")
     await resume_form(run_id, {"partners": list(PARTNERS)})
     await moved_on(run_id, before, "PAUSED")

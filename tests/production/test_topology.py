@@ -32,7 +32,12 @@ from models.saisine.states import SaisineStatus
 from tests.mail.test_mail_at_once import PARTNERS, REFERRER, _inbox, _link
 from tests.production.conftest import MACHINES, Topology
 from tests.reliability.test_reliability_machine_lost import _first_heartbeat
-from tests.saisine.test_saisine_flow import intake_parameters, resume_form, the_saisine
+from tests.saisine.test_saisine_flow import (
+    describe_as_the_coordinator,
+    intake_parameters,
+    resume_form,
+    the_saisine,
+)
 from tests.support.figures import record
 from tests.support.postgres import _pg_bin
 from tests.support.prefect_stack import run, run_env, state_of, wait_for_state
@@ -87,6 +92,7 @@ async def test_a_saisine_end_to_end_across_a_prefect_restart(
         build_cell(session)
     env = run_env(pg_url, CLSM_SMTP_PORT=str(smtp_server.port))
     run_id = await run("saisine/saisine", intake_parameters(), env)
+    await describe_as_the_coordinator(run_id)
     await wait_for_state(run_id, "PAUSED", timeout=SLOW)
     await resume_form(run_id, {"partners": list(PARTNERS)})
     consultations = await _inbox(smtp_server, 0, 2, time.monotonic())

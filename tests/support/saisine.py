@@ -13,7 +13,7 @@ from models.core.audit import Actor
 from models.core.links import StepLink, links_for
 from models.core.outbox import OutboxMessage
 from models.core.people import Clsm, Contact, Organisation
-from models.saisine.intake import SaisineIntake
+from models.saisine.intake import SaisineDescription, SaisineIntake
 from tests import factories
 
 VALID = (date(2023, 1, 1), date(2027, 12, 31))
@@ -70,14 +70,22 @@ def intake(
         referring_structure="ICF Habitat",
         referrer_name="Nadia Fontaine",
         referrer_email="nadia.fontaine@icf.example",
-        initials=INITIALS,
-        age_range="41-60 ans",
-        commune="Poitiers",
-        difficulty=DIFFICULTY,
-        consent_given=False,
-        consent_note="personne injoignable",
         urgent=urgent,
+        description=None if urgent else description(),
     )
+
+
+def description(**changes: Any) -> SaisineDescription:
+    """The situation as the coordinator types it on the service's page."""
+    values: dict[str, Any] = {
+        "initials": INITIALS,
+        "age_range": "41-60 ans",
+        "commune": "Poitiers",
+        "difficulty": DIFFICULTY,
+        "consent_given": False,
+        "consent_note": "personne injoignable",
+    }
+    return SaisineDescription(**{**values, **changes})
 
 
 def answer_link(session: Session, link: StepLink, values: dict[str, Any]) -> str:
