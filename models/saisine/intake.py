@@ -307,7 +307,10 @@ def description_url(saisine: Saisine) -> str:
 
 
 def next_when_received(session: Session, saisine: Saisine) -> Next:
-    """The description is awaited from the coordinator (who is told where to type it)."""
+    """The description is awaited from the coordinator (who is told where to type it);
+    once recorded, this phase asks nothing more (the run's wait ends)."""
+    if saisine.status is not SaisineStatus.RECEIVED:
+        return Next()
     return Next.until(WaitName.DESCRIPTION, task=Task.ASK_DESCRIPTION)
 
 

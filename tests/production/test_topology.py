@@ -95,7 +95,7 @@ async def test_a_saisine_end_to_end_across_a_prefect_restart(
     await describe_as_the_coordinator(run_id)
     await wait_for_state(run_id, "PAUSED", timeout=SLOW)
     await resume_form(run_id, {"partners": list(PARTNERS)})
-    consultations = await _inbox(smtp_server, 0, 2, time.monotonic())
+    consultations = await _inbox(smtp_server, 1, 2, time.monotonic())  # after the alert
     before = await wait_for_state(run_id, "PAUSED", timeout=SLOW)
     assert _prefect_rows(topology, "flow_run") >= 1
 
@@ -113,16 +113,16 @@ async def test_a_saisine_end_to_end_across_a_prefect_restart(
         run_id,
         {"outcome": "Mise en lien avec la coordinatrice de parcours", "follow_up_days": 0},
     )
-    outcome = await _inbox(smtp_server, 2, 3, time.monotonic())
+    outcome = await _inbox(smtp_server, 3, 3, time.monotonic())
     assert sorted(m.recipients[0] for m in outcome) == sorted([REFERRER, *PARTNERS.values()])
     await wait_for_state(run_id, "COMPLETED", timeout=SLOW)
 
     assert the_saisine(run_id).status is SaisineStatus.CLOSED
     with Session(db.get_engine()) as session:
         rows = list(session.exec(select(OutboxMessage)))
-        assert [(r.status, r.attempts) for r in rows] == [(OutboxStatus.SENT, 1)] * 5
+        assert [(r.status, r.attempts) for r in rows] == [(OutboxStatus.SENT, 1)] * 6
         assert verify_all(session).ok
-    assert len(smtp_server.messages) == 5
+    assert len(smtp_server.messages) == 6
 
 
 def _machine_of(topology: Topology, run_id: str) -> tuple[str, psutil.Process]:

@@ -214,7 +214,7 @@ def test_a_closed_saisine_reads_only(client: TestClient, setting: Setting) -> No
     _login(client, setting.coordinator)
     text = client.get(f"/saisines/{saisine_id}").text
     assert "cette page se lit seulement" in text and "sans suite" in text
-    assert "<form method=\"post\" action=\"/saisines" not in text
+    assert '<form method="post" action="/saisines' not in text
     assert "Rien : la saisine est close." in text
 
 
@@ -285,3 +285,24 @@ def test_after_a_cancelled_meeting_level1_offers_the_orientation_at_once(
     assert (saisine.status, saisine.round) == (SaisineStatus.LEVEL1, 1)
     assert next_in_level1(session, saisine) == Next.until(WaitName.ORIENTATION)
     assert session.exec(select(Wait)).all() == []
+
+
+def test_a_launched_saisine_waits_for_its_description_then_level1_begins(
+    session: Session, setting: Setting
+) -> None:
+    from models.saisine.intake import describe_saisine, next_when_received
+    from models.saisine.plan import Task
+    from tests.support.saisine import description
+
+    saisine = open_saisine(session=session, intake=replace(intake(), description=None), actor=COORD)
+    waiting = next_when_received(session, saisine)
+    assert (waiting.task, waiting.wait, waiting.step) == (
+        Task.ASK_DESCRIPTION,
+        WaitName.DESCRIPTION,
+        DESCRIPTION_STEP,
+    )
+    received = session.exec(select(AuditEvent).where(AuditEvent.action == "saisine.received")).one()
+    assert received.payload is not None and "difficulty" not in received.payload
+    describe_saisine(session=session, saisine=saisine, description=description(), actor=COORD)
+    assert next_when_received(session, saisine) != waiting  # the run's wait ends
+    assert next_in_level1(session, saisine) == Next.until(WaitName.PARTNERS)
