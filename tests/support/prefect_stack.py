@@ -55,7 +55,8 @@ class PrefectStack:
             env=os.environ.copy(),
             start_new_session=True,
         )
-        self.wait_healthy(180)
+        # a loaded machine (several suites at once) may need longer: TEST_PREFECT_START_SECONDS
+        self.wait_healthy(float(os.environ.get("TEST_PREFECT_START_SECONDS", "180")))
 
     def wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
