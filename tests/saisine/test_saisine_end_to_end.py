@@ -5,14 +5,11 @@ with a cancelled and moved meeting, a decision with two actions, closure."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -35,9 +32,8 @@ from tests.saisine.test_saisine_flow import (
     resume_form,
     the_saisine,
 )
-from tests.support.env import TMP
 from tests.support.prefect_stack import PrefectStack, run, run_env, state_of, wait_for_state
-from tests.support.saisine import build_cell
+from tests.support.saisine import build_cell, markers, prefect_files_holding
 from tests.support.smtp import SmtpServer
 
 pytestmark = [pytest.mark.prefect, pytest.mark.asyncio(loop_scope="session")]
@@ -130,7 +126,7 @@ async def test_one_saisine_from_intake_to_closure(
         coordinator = cell.clsm.coordinator_email
     run_id = await run("saisine/saisine", intake_parameters(), run_env(db_url))
     # the run waits for the description; the coordinator is mailed the service's page
-    marks = _markers()
+    marks = markers()
     await wait_for_state(run_id, "PAUSED")
     (awaited,) = await channel.deliver()
     assert (awaited["template"], awaited["to"]) == ("saisine_coordinator_alert", coordinator)
@@ -334,28 +330,4 @@ async def test_one_saisine_from_intake_to_closure(
         assert not [m for m in marks.values() if m in body]
     # nothing personal reached Prefect: its database, its WAL, its stored results and logs
     assert saisine.difficulty == marks["difficulty"]  # (the app database holds it)
-    assert _prefect_files_holding(marks) == []
-
-
-def _markers() -> dict[str, str]:
-    """Values of this test only (ASCII: found as bytes whatever the encoding of JSON)."""
-    tag = uuid4().hex[:8].upper()
-    return {
-        "initials": f"Q{tag[:7]}",
-        "commune": f"Commune-{tag}",
-        "difficulty": f"Difficulte-marqueur-{tag} : refus de soins, logement degrade",
-        "consent_note": f"Consentement-marqueur-{tag}",
-    }
-
-
-def _prefect_files_holding(marks: dict[str, str]) -> list[tuple[str, str]]:
-    """Every file of Prefect's home (database, -wal, -shm, results) and the stack's logs
-    that holds a marker, read as bytes."""
-    found = []
-    roots = [Path(os.environ["PREFECT_HOME"]), TMP / "logs"]
-    files = [f for root in roots for f in root.rglob("*") if f.is_file()]
-    assert any(f.name.endswith(".db-wal") for f in files), "Prefect's WAL was read"
-    for path in files:
-        data = path.read_bytes()
-        found += [(str(path), name) for name, mark in marks.items() if mark.encode() in data]
-    return found
+    assert prefect_files_holding(marks) == []

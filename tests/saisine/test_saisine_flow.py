@@ -26,7 +26,13 @@ from tests.support.prefect_stack import (
     state_of,
     wait_for_state,
 )
-from tests.support.saisine import DIFFICULTY, answer_link, build_cell, description
+from tests.support.saisine import (
+    answer_link,
+    build_cell,
+    description,
+    markers,
+    prefect_files_holding,
+)
 
 pytestmark = [pytest.mark.prefect, pytest.mark.asyncio(loop_scope="session")]
 
@@ -164,7 +170,15 @@ async def test_a_level1_saisine_closed_by_orientation(
 ) -> None:
     setup_cell()
     run_id = await run("saisine/saisine", intake_parameters(), run_env(db_url))
-    await describe_as_the_coordinator(run_id)
+    marks = markers()
+    await describe_as_the_coordinator(
+        run_id,
+        initials=marks["initials"],
+        commune=marks["commune"],
+        difficulty=marks["difficulty"],
+        consent_given=False,
+        consent_note=marks["consent_note"],
+    )
     schema = await paused_form_schema(run_id)
     choices = schema["properties"]["partners"]["items"]
     assert "CHL" in json.dumps(choices) and "Ancien partenaire" not in json.dumps(choices)
@@ -207,7 +221,7 @@ async def test_a_level1_saisine_closed_by_orientation(
     assert templates.count("saisine_consultation") == 2
     assert templates.count("saisine_outcome") == 3  # referrer and the two partners
     for message in mails():
-        assert DIFFICULTY not in json.dumps(message.context, ensure_ascii=False)
+        assert not [m for m in marks.values() if m in json.dumps(message.context)]
     with Session(db.get_engine()) as session:
         assert verify_case(session, "saisine", saisine.id) is None
     from prefect.client.orchestration import get_client
@@ -220,7 +234,11 @@ async def test_a_level1_saisine_closed_by_orientation(
             )
         )
     assert artifacts and "close" in str(artifacts[0].description)
-    assert DIFFICULTY not in str(artifacts[0].data)
+    assert not [m for m in marks.values() if m in str(artifacts[0].data)]
+    # nothing personal reached Prefect: its database and WAL (parameters, inputs, logs,
+    # artifacts, task runs, state messages), its stored results and the stack's logs
+    assert closed.difficulty == marks["difficulty"]  # (the app database holds it)
+    assert prefect_files_holding(marks) == []
 
 
 async def test_a_failed_orientation_reopens_level1_at_the_follow_up_date(
