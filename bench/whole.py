@@ -356,6 +356,7 @@ async def drive_saisines(
     from models.core.db import session_scope
     from models.core.links import find_link
     from models.core.waits import Wait, WaitStatus
+    from models.saisine.intake import DESCRIPTION_STEP
     from tests.saisine.test_saisine_end_to_end import Channel
     from tests.saisine.test_saisine_flow import intake_parameters
     from tests.support.saisine import build_cell
@@ -381,6 +382,9 @@ async def drive_saisines(
             step = _open_step(run_id) if kind == "PAUSED" else ""
             if step.startswith("ask-") and len(acting) < WAVE:
                 await inst.resume_form(run_id, _form_answer(step, run_id in escalated))
+                acting.add(run_id)
+            elif step == DESCRIPTION_STEP and len(acting) < WAVE:
+                await _describe(run_id)  # typed on the service's page, never a parameter
                 acting.add(run_id)
         with inst.actions.timing("mail (outbox drained to SMTP)"):
             mails.extend(await channel.deliver())
@@ -417,6 +421,28 @@ async def drive_saisines(
             raise RuntimeError(f"saisines stuck: {kinds}")
         inst.move_clock_past(due)
     raise RuntimeError("saisines not closed after 200 rounds")
+
+
+async def _describe(run_id: UUID) -> None:
+    """What the coordinator's description page does: record it, then wake the run."""
+    from models.core.audit import Actor
+    from models.core.db import session_scope
+    from models.core.enums import Channel
+    from models.core.runs import deliver_resumes
+    from models.saisine.common import saisine_by_run
+    from models.saisine.intake import describe_saisine
+    from tests.support.saisine import description
+
+    with session_scope() as session:
+        saisine = saisine_by_run(session, str(run_id))
+        assert saisine is not None
+        woken = describe_saisine(
+            session=session,
+            saisine=saisine,
+            description=description(consent_given=True, consent_note=""),
+            actor=Actor.user(1, "Coordination (banc d'essai)", Channel.SERVICE),
+        )
+    await deliver_resumes(woken)
 
 
 def _run_of(session: Any, saisine_id: int) -> str:

@@ -78,7 +78,7 @@ from models.saisine.follow_up import (
     next_when_oriented,
     start_follow_up,
 )
-from models.saisine.intake import open_saisine
+from models.saisine.intake import ask_description, next_when_received, open_saisine
 from models.saisine.level1 import (
     choose_partners,
     escalate_silent_partners,
@@ -113,6 +113,7 @@ ACTION_DAYS = 30  # the due date the decision form proposes for each action
 MAX_PASSES = 200  # every pass moves the case on or suspends the run
 
 PHASES: dict[SaisineStatus, Callable[[Session, Saisine], Next]] = {
+    SaisineStatus.RECEIVED: next_when_received,
     SaisineStatus.LEVEL1: next_in_level1,
     SaisineStatus.ORIENTED: next_when_oriented,
     SaisineStatus.FOLLOW_UP: next_in_follow_up,
@@ -155,28 +156,22 @@ def intake_step(intake: SaisineIntakeForm, reference: str, current_run: str) -> 
         return saisine.id
 
 
-PERSONAL_FIELDS = ("initials", "commune", "difficulty", "consent_note")
-
-
-@step("Nommer le run, retirer la description de ses paramètres")
-def tidy_run(run_id: str, reference: str, intake: SaisineIntakeForm) -> None:
-    """Name the run after the reference; keep the description out of Prefect's database.
-
-    The description is stored in the app database at intake (where retention erases it);
-    the run's parameters keep only what is not personal, which is enough for a replay
-    (the intake step finds the saisine by its flow run).
-    """
+@step("Nommer le run")
+def name_run(run_id: str, reference: str) -> None:
+    """Name the run after the saisine's reference (its parameters hold nothing personal)."""
     from uuid import UUID
 
     from prefect.client.orchestration import get_client
 
-    kept = intake.model_copy(update=dict.fromkeys(PERSONAL_FIELDS, "")).model_dump(mode="json")
     with get_client(sync_client=True) as client:
-        client.update_flow_run(
-            UUID(run_id),
-            name=f"Saisine {reference}",
-            parameters={"intake": kept, "reference": reference},
-        )
+        client.update_flow_run(UUID(run_id), name=f"Saisine {reference}")
+
+
+@step("Demander la description à la coordination")
+def ask_for_description(saisine_id: int) -> None:
+    """Mail the coordinator the service page where the description is typed."""
+    with session_scope() as session:
+        ask_description(session=session, saisine=get_saisine(session, saisine_id))
 
 
 @step("Relancer les partenaires silencieux")
@@ -224,6 +219,7 @@ def close_step(saisine_id: int, reason: str) -> None:
 
 
 TASKS: dict[Task, Callable[[int, Next], Any]] = {
+    Task.ASK_DESCRIPTION: lambda saisine_id, _next: ask_for_description(saisine_id),
     Task.REMIND_PARTNERS: lambda saisine_id, _next: remind_partners(saisine_id),
     Task.REPORT_SILENT_PARTNERS: lambda saisine_id, _next: report_partners(saisine_id),
     Task.START_FOLLOW_UP: lambda saisine_id, _next: ask_follow_up(saisine_id),
@@ -547,15 +543,17 @@ def _wait(saisine_id: int, next_: Next) -> None:
     "niveau 2 (réunion de cellule), décision et actions.",
 )
 def saisine(intake: SaisineIntakeForm, reference: str = "") -> str:
-    """Carry one saisine from its intake to its closure (each pass: a task, then one wait)."""
+    """Carry one saisine from its intake to its closure (each pass: a task, then one wait).
+
+    Its parameters are ids and labels only: the description of the situation is typed on
+    the service's page, and the run waits for it (nothing personal reaches Prefect).
+    """
     current_run = run_id()
     saisine_id = intake_step(intake, reference, current_run)
     current = _read(saisine_id, lambda _s, v: v.reference)
     tag_run(current_run, intake.clsm, "saisine")
-    if flow_run.get_name() != f"Saisine {current}" or any(
-        getattr(intake, name) for name in PERSONAL_FIELDS
-    ):
-        tidy_run(current_run, current, intake)
+    if flow_run.get_name() != f"Saisine {current}":
+        name_run(current_run, current)
     logger = get_run_logger()
     if _read(saisine_id, lambda _s, v: v.status) not in FINAL:
         publish_summary(saisine_id)  # where the case stands, at each resumption

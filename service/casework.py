@@ -49,6 +49,7 @@ ACTION_LABELS: dict[str, str] = {
     "agreement.created": "convention préparée",
     "agreement.signed": "convention signée",
     "saisine.received": "saisine reçue",
+    "saisine.described": "description de la situation saisie",
     "consultation.asked": "avis demandé",
     "consultation.reminded": "relance de la demande d'avis",
     "meeting.planned": "réunion programmée",

@@ -14,7 +14,7 @@ from models.core.directory import ClsmCreate, create_clsm
 from models.core.enums import Role
 from models.core.people import Clsm, Organisation, User
 from models.core.settings import Environment, get_settings
-from models.saisine.intake import SaisineIntake
+from models.saisine.intake import SaisineDescription, SaisineIntake
 
 DEMO_PASSWORD = "demo-clsm-2026"
 
@@ -367,13 +367,16 @@ def _demo_intake(referrer: str, day: date) -> SaisineIntake:
         referring_structure=referrer,
         referrer_name=f"Référent {referrer}",
         referrer_email=f"contact@{slug}.example",
-        initials="X.",
-        age_range="41-60 ans",
-        commune="Poitiers",
-        difficulty="Situation d'exemple de la démonstration (bilan 2022 du CLSM de Poitiers).",
-        consent_given=True,
-        consent_note="",
         urgent=False,
+        # loaded into the app database directly (no run): the description is recorded at once
+        description=SaisineDescription(
+            initials="X.",
+            age_range="41-60 ans",
+            commune="Poitiers",
+            difficulty="Situation d'exemple de la démonstration (bilan 2022 du CLSM de Poitiers).",
+            consent_given=True,
+            consent_note="",
+        ),
     )
 
 
@@ -541,7 +544,7 @@ def load_saisine_demo(start_open_run: bool = True) -> str:
         )
     return (
         "Saisines de démonstration prêtes : bilan 2022 (6 saisines) "
-        "et une saisine ouverte au niveau 1."
+        "et une saisine ouverte, dont la description est à saisir dans le service."
     )
 
 
@@ -551,14 +554,7 @@ OPEN_SAISINE: dict[str, object] = {
     "referring_structure": "Ekidom",
     "referrer_name": "Léa Lambert",
     "referrer_email": "lea.lambert@ekidom.example",
-    "initials": "M.D.",
-    "age_range": "61-75 ans",
-    "commune": "Poitiers",
-    "difficulty": (
-        "Locataire isolé, impayés depuis six mois, refuse les visites ; troubles du "
-        "comportement signalés par le voisinage."
-    ),
-    "consent_given": False,
-    "consent_note": "La personne ne répond ni au téléphone ni aux courriers.",
     "urgent": False,
 }
+"""The open demo saisine's launch: ids and labels only. Its run waits for the description,
+which the coordinator types on the service's page (the alert mail links to it)."""

@@ -164,6 +164,7 @@ def create_app() -> FastAPI:
         history,
         links,
         reports,
+        saisine_pages,
         sessions,
     )
 
@@ -216,6 +217,7 @@ def create_app() -> FastAPI:
         links,
         auth,
         cases,
+        saisine_pages,
         sessions,
         history,
         reports,

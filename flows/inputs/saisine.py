@@ -20,7 +20,7 @@ from flows.inputs.fields import (
     needed,
     optional,
 )
-from models.saisine.intake import AGE_RANGES, CHANNELS, SaisineIntake
+from models.saisine.intake import CHANNELS, SaisineIntake
 
 ESCALATE = "Passer au niveau 2 : examen en réunion de cellule"
 NEW_MEETING = "Nouvelle réunion"
@@ -28,36 +28,25 @@ BACK_TO_LEVEL1 = "Revenir au niveau 1 (échanges bilatéraux)"
 NO_OWNER = "(à choisir)"
 
 Channel = Literal["téléphone", "courriel", "courrier", "rencontre"]
-AgeRange = Literal[
-    "", "moins de 18 ans", "18-25 ans", "26-40 ans", "41-60 ans", "61-75 ans", "plus de 75 ans"
-]
 assert set(Channel.__args__) == set(CHANNELS)  # type: ignore[attr-defined]
-assert set(AgeRange.__args__) - {""} == set(AGE_RANGES)  # type: ignore[attr-defined]
 
 
 class SaisineIntakeForm(BaseModel):
-    """Parameters of a new saisine, typed by the coordinator after the partner's call."""
+    """Lancement d'une saisine : identifiants et libellés seulement. La description de la
+    situation (initiales, commune, difficulté, consentement) se saisit ensuite dans le
+    service, jamais ici : le run attend qu'elle y soit enregistrée."""
 
     clsm: str = Field(default="poitiers", title="CLSM (identifiant)")
     received_on: date | None = Field(default=None, title="Date de la saisine (vide : aujourd'hui)")
     channel: Channel = Field(default="téléphone", title="Canal")
-    referring_structure: str = Field(default="", title="Structure qui saisit la cellule")
-    referrer_name: str = Field(default="", title="Personne qui saisit (nom)")
-    referrer_email: str = Field(default="", title="Personne qui saisit (e-mail)")
-    initials: str = Field(
-        default="", max_length=10, title="Initiales de la personne concernée (pas de nom)"
+    referring_structure: str = Field(
+        default="",
+        max_length=200,
+        title="Structure qui saisit la cellule",
+        description="Le nom de la structure dans l'annuaire du CLSM.",
     )
-    age_range: AgeRange = Field(default="", title="Tranche d'âge")
-    commune: str = Field(default="", title="Commune")
-    difficulty: str = Field(
-        default="", max_length=2000, title="Difficulté rencontrée (quelques lignes)"
-    )
-    consent_given: bool = Field(
-        default=False, title="La personne a consenti à ce que sa situation soit évoquée"
-    )
-    consent_note: str = Field(
-        default="", title="Sinon, pourquoi le consentement n'a pu être recueilli"
-    )
+    referrer_name: str = Field(default="", max_length=200, title="Personne qui saisit (nom)")
+    referrer_email: str = Field(default="", max_length=254, title="Personne qui saisit (e-mail)")
     urgent: bool = Field(
         default=False,
         title="Situation d'urgence",
@@ -74,12 +63,6 @@ class SaisineIntakeForm(BaseModel):
             referring_structure=self.referring_structure,
             referrer_name=self.referrer_name,
             referrer_email=self.referrer_email,
-            initials=self.initials,
-            age_range=self.age_range,
-            commune=self.commune,
-            difficulty=self.difficulty,
-            consent_given=self.consent_given,
-            consent_note=self.consent_note,
             urgent=self.urgent,
         )
 

@@ -260,13 +260,16 @@ def link_to(
 
 
 class CoordinatorAlertMail(SaisineMail):
-    """To the coordinator: partners silent at the deadline, a silent follow-up, a late action."""
+    """To the coordinator: a description to type, partners silent at the deadline, a silent
+    follow-up, a late action; with the link of the page where the next task is."""
 
     template: ClassVar[str] = "saisine_coordinator_alert"
-    alert: Literal["consultations", "follow-up", "action"]
+    alert: Literal["description", "consultations", "follow-up", "action"]
     names: list[str]
     run_url: str
     """The saisine's run in the Prefect UI, through the service's gateway."""
+    page_url: str = ""
+    """The service page of the next task (the description page, or the saisine's page)."""
 
     @classmethod
     def example(cls) -> CoordinatorAlertMail:
@@ -275,16 +278,23 @@ class CoordinatorAlertMail(SaisineMail):
             alert="consultations",
             names=["DAC-PTA"],
             run_url="http://127.0.0.1:8000/prefect/runs/flow-run/3f2b8f0e-0000-4000-8000-000000000001",
+            page_url="http://127.0.0.1:8000/saisines/1",
         )
+
+
+def saisine_page_url(saisine: Saisine) -> str:
+    """The coordinator's page of the saisine in the service."""
+    return f"{get_settings().base_url.rstrip('/')}/saisines/{saisine.id}"
 
 
 def alert_coordinator(
     session: Session,
     saisine: Saisine,
     *,
-    alert: Literal["consultations", "follow-up", "action"],
+    alert: Literal["description", "consultations", "follow-up", "action"],
     names: list[str],
     dedup_key: str,
+    page_url: str = "",
 ) -> None:
     mail(
         session,
@@ -295,6 +305,7 @@ def alert_coordinator(
             alert=alert,
             names=names,
             run_url=get_settings().run_url(saisine.flow_run_id),
+            page_url=page_url or saisine_page_url(saisine),
         ),
         dedup_key=dedup_key,
     )
@@ -372,9 +383,13 @@ def escalate_to_level2(*, session: Session, saisine: Saisine, actor: Actor, reas
     touch(session, saisine)
 
 
-def reopen_level1(*, session: Session, saisine: Saisine, reason: str, actor: Actor) -> None:
-    """Bilateral exchanges again, in a new round (new consultations, new orientation)."""
-    saisine.round += 1
+def reopen_level1(
+    *, session: Session, saisine: Saisine, reason: str, actor: Actor, new_round: bool = True
+) -> None:
+    """Bilateral exchanges again: in a new round (new consultations, new orientation), or in
+    the same round, whose answers stand (an orientation may be recorded at once)."""
+    if new_round:
+        saisine.round += 1
     change_status(
         session=session,
         entity=saisine,

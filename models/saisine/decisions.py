@@ -299,5 +299,8 @@ ACTION_STEP = StepKind(
     record=_record,
     wait_step=_wait,
     submit_label="Action réalisée",
+    after_sending="Après l'envoi, l'action est notée réalisée et la coordination du CLSM en "
+    "est informée ; la saisine se clôt quand toutes les actions décidées sont réalisées. Ce "
+    "lien ne sert qu'une fois.",
 )
 MAILS = (ActionMail,)

@@ -164,9 +164,7 @@ def apply_follow_up(*, session: Session, saisine: Saisine) -> None:
 
 # -- the referrer's page --------------------------------------------------------------------------
 class FollowUpAnswer(BaseModel):
-    worked: Literal["oui", "non"] = Field(
-        default="oui", title="L'orientation proposée a-t-elle fonctionné ?"
-    )
+    worked: Literal["oui", "non"] = Field(title="L'orientation proposée a-t-elle fonctionné ?")
     next_step: Literal["", "level1", "level2"] = Field(
         default="",
         title="Si non, quelle suite souhaitez-vous ?",
@@ -216,5 +214,8 @@ FOLLOW_UP_STEP = StepKind(
     page=_page,
     record=_record,
     wait_step=_wait,
+    after_sending="Après l'envoi, la coordination du CLSM lit votre réponse : si l'orientation "
+    "a fonctionné, la saisine est close ; sinon elle reprend au niveau que vous indiquez et "
+    "vous en serez informé(e) par courriel. Ce lien ne sert qu'une fois.",
 )
 MAILS = (FollowUpMail,)

@@ -1,15 +1,19 @@
-"""Intake: the coordinator records a saisine after the partner's call (flow parameters).
+"""Intake: the coordinator records a saisine after the partner's call, in two parts.
 
-Urgent situations are closed at once (the cell is not an emergency service) and the
-referrer receives the emergency numbers.
+The launch (flow parameters, so Prefect's database) carries ids and labels only: CLSM, date,
+channel, referring structure and person, urgency. The description of the situation
+(initials, age range, commune, difficulty, consent) is typed afterwards on a page of the
+service, into the app database only: the run waits for it. Urgent situations are closed at
+once (the cell is not an emergency service) and the referrer receives the emergency numbers.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import ClassVar
+from typing import ClassVar, Literal, get_args
 
+from pydantic import BaseModel, Field
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -21,9 +25,19 @@ from models.core.errors import DomainError
 from models.core.people import Clsm, Contact, Organisation
 from models.core.settings import get_settings
 from models.core.status import change_status
-from models.saisine.common import EXAMPLE_REFERENCE, SaisineMail, event, mail, saisine_by_run, touch
-from models.saisine.states import SaisineStatus
-from models.saisine.tables import Saisine
+from models.core.waits import wake_case
+from models.saisine.common import (
+    EXAMPLE_REFERENCE,
+    SaisineMail,
+    alert_coordinator,
+    event,
+    mail,
+    saisine_by_run,
+    touch,
+)
+from models.saisine.plan import Next, Task
+from models.saisine.states import SaisineStatus, WaitName, wait_step
+from models.saisine.tables import SAISINE, Saisine
 
 CHANNELS = ("téléphone", "courriel", "courrier", "rencontre")
 AGE_RANGES = (
@@ -37,8 +51,21 @@ AGE_RANGES = (
 
 
 @dataclass(frozen=True)
+class SaisineDescription:
+    """The pseudonymised description of the situation (never in Prefect, never in a mail)."""
+
+    initials: str
+    age_range: str
+    commune: str
+    difficulty: str
+    consent_given: bool
+    consent_note: str
+
+
+@dataclass(frozen=True)
 class SaisineIntake:
-    """What the coordinator types after the partner's call (flow parameters)."""
+    """What the coordinator types when launching the saisine (ids and labels only); a
+    description given here (data loaded in the app database directly) is recorded at once."""
 
     clsm_slug: str
     received_on: date
@@ -46,14 +73,9 @@ class SaisineIntake:
     referring_structure: str
     referrer_name: str
     referrer_email: str
-    initials: str
-    age_range: str
-    commune: str
-    difficulty: str
-    consent_given: bool
-    consent_note: str
     urgent: bool
     referrer_function: str = ""
+    description: SaisineDescription | None = None
 
 
 class UrgentMail(SaisineMail):
@@ -131,8 +153,6 @@ def open_saisine(
         raise DomainError(
             "La structure et l'adresse e-mail de la personne qui saisit sont requises."
         )
-    if not intake.consent_given and not intake.consent_note.strip():
-        raise DomainError("Le consentement de la personne n'est pas recueilli : indiquez pourquoi.")
     org, contact = _find_or_create_referrer(session, clsm.id, intake)
     assert org.id is not None and contact.id is not None
     tz = get_settings().tz
@@ -149,12 +169,6 @@ def open_saisine(
         channel=intake.channel,
         referrer_organisation_id=org.id,
         referrer_contact_id=contact.id,
-        initials=intake.initials.strip().upper()[:10] or None,
-        age_range=intake.age_range or None,
-        commune=intake.commune.strip() or None,
-        difficulty=intake.difficulty.strip() or None,
-        consent_given=intake.consent_given,
-        consent_note=intake.consent_note.strip() or None,
         urgent=intake.urgent,
         flow_run_id=flow_run_id,
     )
@@ -170,12 +184,6 @@ def open_saisine(
             "channel": saisine.channel,
             "referrer": org.label,
             "referrer_contact_id": contact.id,
-            "initials": saisine.initials,
-            "age_range": saisine.age_range,
-            "commune": saisine.commune,
-            "difficulty": saisine.difficulty,
-            "consent_given": saisine.consent_given,
-            "consent_note": saisine.consent_note,
             "urgent": saisine.urgent,
         },
     )
@@ -196,7 +204,123 @@ def open_saisine(
             message=UrgentMail(reference=saisine.reference),
             dedup_key="urgent-guidance",
         )
-    else:
-        change_status(session=session, entity=saisine, to=SaisineStatus.LEVEL1, actor=actor)
+    elif intake.description is not None:
+        describe_saisine(
+            session=session, saisine=saisine, description=intake.description, actor=actor
+        )
     touch(session, saisine)
     return saisine
+
+
+# -- the description, typed by the coordinator on a page of the service ----------------------
+class DescriptionForm(BaseModel):
+    """The description page's form (the service renders it; no answer is preset)."""
+
+    initials: str = Field(
+        min_length=1,
+        max_length=10,
+        title="Initiales de la personne concernée",
+        description="Les initiales seulement, jamais le nom (par exemple « M.D. »).",
+    )
+    age_range: Literal[
+        "", "moins de 18 ans", "18-25 ans", "26-40 ans", "41-60 ans", "61-75 ans", "plus de 75 ans"
+    ] = Field(default="", title="Tranche d'âge")
+    commune: str = Field(default="", max_length=100, title="Commune")
+    difficulty: str = Field(
+        min_length=10,
+        max_length=2000,
+        title="Difficulté rencontrée",
+        description="Quelques lignes : ce qui inquiète, depuis quand, qui intervient déjà.",
+    )
+    consent_given: bool = Field(
+        default=False, title="La personne a consenti à ce que sa situation soit évoquée"
+    )
+    consent_note: str = Field(
+        default="",
+        max_length=500,
+        title="Sinon, pourquoi le consentement n'a pu être recueilli",
+    )
+
+    def as_description(self) -> SaisineDescription:
+        return SaisineDescription(
+            initials=self.initials,
+            age_range=self.age_range,
+            commune=self.commune,
+            difficulty=self.difficulty,
+            consent_given=self.consent_given,
+            consent_note=self.consent_note,
+        )
+
+
+assert set(get_args(DescriptionForm.model_fields["age_range"].annotation)) - {""} == set(AGE_RANGES)
+
+DESCRIPTION_STEP = wait_step(WaitName.DESCRIPTION)
+
+
+def describe_saisine(
+    *, session: Session, saisine: Saisine, description: SaisineDescription, actor: Actor
+) -> list[int]:
+    """Record the description (app database only, audited); level 1 begins. The waiting
+    run is marked to be woken: the caller delivers the wake-ups after its commit."""
+    if saisine.status is not SaisineStatus.RECEIVED:
+        raise DomainError(f"La description de la {saisine.label.lower()} est déjà enregistrée.")
+    if not description.consent_given and not description.consent_note.strip():
+        raise DomainError(
+            "Le consentement de la personne n'est pas recueilli : indiquez pourquoi.",
+            field="consent_note",
+        )
+    if not description.initials.strip() or not description.difficulty.strip():
+        raise DomainError("Les initiales et la difficulté rencontrée sont requises.")
+    if description.age_range and description.age_range not in AGE_RANGES:
+        raise DomainError("Choisissez une des tranches d'âge proposées.", field="age_range")
+    saisine.initials = description.initials.strip().upper()[:10]
+    saisine.age_range = description.age_range or None
+    saisine.commune = description.commune.strip() or None
+    saisine.difficulty = description.difficulty.strip()
+    saisine.consent_given = description.consent_given
+    saisine.consent_note = description.consent_note.strip() or None
+    event(
+        session,
+        saisine,
+        "saisine.described",
+        actor,
+        {
+            "initials": saisine.initials,
+            "age_range": saisine.age_range,
+            "commune": saisine.commune,
+            "difficulty": saisine.difficulty,
+            "consent_given": saisine.consent_given,
+            "consent_note": saisine.consent_note,
+        },
+    )
+    change_status(session=session, entity=saisine, to=SaisineStatus.LEVEL1, actor=actor)
+    touch(session, saisine)
+    assert saisine.id is not None
+    return wake_case(
+        session=session, case_type=SAISINE, case_id=saisine.id, steps=[DESCRIPTION_STEP]
+    )
+
+
+def description_url(saisine: Saisine) -> str:
+    """The service page where the coordinator types the description."""
+    return f"{get_settings().base_url.rstrip('/')}/saisines/{saisine.id}/description"
+
+
+def next_when_received(session: Session, saisine: Saisine) -> Next:
+    """The description is awaited from the coordinator (who is told where to type it);
+    once recorded, this phase asks nothing more (the run's wait ends)."""
+    if saisine.status is not SaisineStatus.RECEIVED:
+        return Next()
+    return Next.until(WaitName.DESCRIPTION, task=Task.ASK_DESCRIPTION)
+
+
+def ask_description(*, session: Session, saisine: Saisine) -> None:
+    """Mail the coordinator the link of the description page (once per saisine)."""
+    alert_coordinator(
+        session,
+        saisine,
+        alert="description",
+        names=[],
+        dedup_key="description-awaited",
+        page_url=description_url(saisine),
+    )

@@ -327,7 +327,7 @@ YesNo = Literal["oui", "non"]
 
 
 class ConsultationAnswer(BaseModel):
-    knows_situation: YesNo = Field(default="non", title="Connaissez-vous cette situation ?")
+    knows_situation: YesNo = Field(title="Connaissez-vous cette situation ?")
     proposal: str = Field(
         default="",
         max_length=2000,
@@ -389,5 +389,9 @@ CONSULTATION_STEP = StepKind(
     record=_record,
     wait_step=_wait,
     submit_label="Envoyer ma réponse",
+    after_sending="Après l'envoi, votre réponse est transmise à la coordination du CLSM, qui "
+    "propose une orientation une fois toutes les structures consultées entendues (ou à "
+    "l'échéance) ; vous recevrez alors un courriel avec la suite donnée. Ce lien ne sert "
+    "qu'une fois.",
 )
 MAILS = (ConsultationMail,)

@@ -38,6 +38,7 @@ from models.saisine.common import (
     meeting_members,
     meeting_scope,
     org_label,
+    orientations,
     reopen_level1,
     subject_of,
     touch,
@@ -435,17 +436,21 @@ def record_attendance(
 
 
 def back_to_level1(*, session: Session, saisine: Saisine, reason: str, actor: Actor) -> None:
-    """Level 2 abandoned (e.g. meeting cancelled): bilateral exchanges again."""
+    """Level 2 abandoned (e.g. meeting cancelled): bilateral exchanges again.
+
+    The answers of the round that led to level 2 stand: the coordinator may record an
+    orientation at once, without consulting again. Only a round already oriented (level 2
+    reached through a failed orientation) opens a new one, for its own orientation.
+    """
     if current_meeting(session, saisine) is not None:
         raise DomainError("Annulez d'abord la réunion prévue.")
-    reopen_level1(session=session, saisine=saisine, reason=reason, actor=actor)
+    oriented = any(o.round == saisine.round for o in orientations(session, saisine))
+    reopen_level1(session=session, saisine=saisine, reason=reason, actor=actor, new_round=oriented)
 
 
 # -- a member's attendance page (case: the meeting) ------------------------------------------------
 class AttendanceAnswer(BaseModel):
-    attending: Literal["oui", "non"] = Field(
-        default="oui", title="Serez-vous présent(e) à la réunion ?"
-    )
+    attending: Literal["oui", "non"] = Field(title="Serez-vous présent(e) à la réunion ?")
 
 
 def _page(session: Session, link: StepLink) -> StepPage:
@@ -483,5 +488,8 @@ ATTENDANCE_STEP = StepKind(
     form=AttendanceAnswer,
     page=_page,
     record=_record,
+    after_sending="Après l'envoi, la coordination du CLSM connaît votre présence ; "
+    "l'invitation reste dans votre agenda et tout changement de date vous sera envoyé par "
+    "courriel. Ce lien ne sert qu'une fois.",
 )
 MAILS = (ConvocationMail, MeetingCancelledMail)

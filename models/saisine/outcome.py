@@ -49,4 +49,6 @@ OUTCOME_STEP = StepKind(
     page=_page,
     record=_record,
     submit_label="Bien reçu",
+    after_sending="Après l'envoi, la coordination du CLSM sait que vous avez pris "
+    "connaissance de la suite donnée ; aucune autre démarche ne vous est demandée.",
 )

@@ -23,6 +23,7 @@ MEETING_HOURS = 2
 class Task(StrEnum):
     """A step of the run that needs nobody: reminders, alerts, applying an answer, closing."""
 
+    ASK_DESCRIPTION = "ask-description"
     REMIND_PARTNERS = "remind-partners"
     REPORT_SILENT_PARTNERS = "report-silent-partners"
     START_FOLLOW_UP = "start-follow-up"

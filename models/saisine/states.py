@@ -95,6 +95,19 @@ STATUS_LABELS: dict[Status, str] = {
     SaisineStatus.CLOSED: "close",
 }
 
+CONSULTATION_LABELS: dict[Status, str] = {
+    ConsultationStatus.ASKED: "demandée",
+    ConsultationStatus.ANSWERED: "répondue",
+    ConsultationStatus.ESCALATED: "sans réponse à l'échéance",
+    ConsultationStatus.CLOSED: "close",
+}
+
+ACTION_LABELS: dict[Status, str] = {
+    ActionStatus.OPEN: "en cours",
+    ActionStatus.DONE: "réalisée",
+    ActionStatus.DROPPED: "abandonnée",
+}
+
 MEETING_LABELS: dict[Status, str] = {
     MeetingStatus.PLANNED: "prévue",
     MeetingStatus.HELD: "tenue",
@@ -117,6 +130,7 @@ class WaitName(StrEnum):
     (`wait_step`): the level 1 round, the meeting; a coordinator form gets the prefix
     of `flows.waits.ask` in front of it."""
 
+    DESCRIPTION = "description"  # the coordinator types it on a page of the service
     PARTNERS = "partners"  # coordinator form: partners to consult
     ANSWERS_REMINDER = "answers-r{round}-reminder"
     ANSWERS = "answers-r{round}"
@@ -130,6 +144,7 @@ class WaitName(StrEnum):
 
 
 WAIT_LABELS: dict[WaitName, str] = {
+    WaitName.DESCRIPTION: "description de la situation à saisir (page du service)",
     WaitName.PARTNERS: "choix des partenaires à consulter (formulaire Prefect)",
     WaitName.ANSWERS_REMINDER: "réponses des partenaires consultés",
     WaitName.ANSWERS: "réponses des partenaires consultés",
@@ -144,6 +159,7 @@ WAIT_LABELS: dict[WaitName, str] = {
 
 
 WAITING_ON: dict[WaitName, str] = {
+    WaitName.DESCRIPTION: "la coordination (description à saisir dans le service)",
     WaitName.ANSWERS_REMINDER: "les partenaires consultés",
     WaitName.ANSWERS: "les partenaires consultés",
     WaitName.FOLLOW_UP_DATE: "la date du suivi",

@@ -15,8 +15,16 @@ from models.saisine.common import (
     decision_of,
     meeting_label,
     orientations,
+    saisine_page_url,
 )
-from models.saisine.states import MEETING_LABELS, STATUS_LABELS, wait_label
+from models.saisine.states import (
+    ACTION_LABELS,
+    CONSULTATION_LABELS,
+    MEETING_LABELS,
+    STATUS_LABELS,
+    SaisineStatus,
+    wait_label,
+)
 from models.saisine.tables import MEETING, SAISINE, CellMeeting, Saisine
 
 
@@ -29,20 +37,28 @@ def summary_markdown(session: Session, saisine: Saisine) -> str:
         "",
         f"- Reçue le {saisine.received_at.astimezone(tz):%d/%m/%Y} ({saisine.channel}), "
         f"par **{referrer.label if referrer else '?'}**",
-        f"- Consentement : {'recueilli' if saisine.consent_given else 'non recueilli'}",
-        "- La description de la situation se lit dans le service (pages des liens, historique).",
     ]
+    page = saisine_page_url(saisine)
+    if saisine.status is SaisineStatus.RECEIVED:
+        lines.append(
+            f"- **À faire** : [saisir la description de la situation dans le service]"
+            f"({page}/description) ; le processus reprend dès qu'elle est enregistrée."
+        )
+    lines.append(
+        f"- La description et les réponses des partenaires se lisent sur la "
+        f"[page de la saisine]({page}) (jamais dans Prefect)."
+    )
     rows = consultations(session, saisine)
     if rows:
-        lines += ["", "| Tour | Structure | Statut | Connaît la situation | Proposition |"]
+        lines += ["", "| Tour | Structure | Statut | Connaît la situation | Réponse |"]
         lines += ["|---|---|---|---|---|"]
         for c in rows:
             org = session.get(Organisation, c.organisation_id)
             knows = "—" if c.knows_situation is None else ("oui" if c.knows_situation else "non")
-            proposal = (c.proposal or "—").replace("\n", " ").replace("|", "/")
+            answered = "proposition reçue" if c.proposal else "—"
             lines.append(
-                f"| {c.round} | {org.label if org else '?'} | {c.status.value} | {knows} "
-                f"| {proposal} |"
+                f"| {c.round} | {org.label if org else '?'} | {CONSULTATION_LABELS[c.status]} "
+                f"| {knows} | {answered} |"
             )
     for orientation in orientations(session, saisine):
         lines.append(f"\n**Orientation (tour {orientation.round})** : {orientation.text}")
@@ -51,7 +67,7 @@ def summary_markdown(session: Session, saisine: Saisine) -> str:
         host = session.get(Organisation, meeting.host_organisation_id)
         lines.append(
             f"\n**Réunion de cellule** : {meeting.starts_at.astimezone(tz):%d/%m/%Y %H:%M}, "
-            f"chez {host.label if host else '?'} ({meeting.status.value})"
+            f"chez {host.label if host else '?'} ({MEETING_LABELS[meeting.status]})"
         )
     decision = decision_of(session, saisine)
     if decision is not None:
@@ -60,7 +76,7 @@ def summary_markdown(session: Session, saisine: Saisine) -> str:
             owner = session.get(Contact, action.owner_contact_id)
             lines.append(
                 f"- {action.text} — {owner.name if owner else '?'}, "
-                f"échéance {action.due_on:%d/%m/%Y} ({action.status.value})"
+                f"échéance {action.due_on:%d/%m/%Y} ({ACTION_LABELS[action.status]})"
             )
     if saisine.close_reason:
         lines.append(f"\nMotif de clôture : {saisine.close_reason}")

@@ -21,7 +21,13 @@ from models.core import db
 from models.core.outbox import OutboxMessage, OutboxStatus
 from models.core.settings import get_settings
 from models.saisine.states import SaisineStatus
-from tests.saisine.test_saisine_flow import intake_parameters, moved_on, resume_form, the_saisine
+from tests.saisine.test_saisine_flow import (
+    describe_as_the_coordinator,
+    intake_parameters,
+    moved_on,
+    resume_form,
+    the_saisine,
+)
 from tests.support import figures
 from tests.support.prefect_stack import PrefectStack, run, run_env, state_of, wait_for_state
 from tests.support.saisine import build_cell
@@ -70,12 +76,16 @@ async def test_each_step_mail_lands_within_seconds_without_tick(
         build_cell(session)
     env = run_env(db_url, CLSM_SMTP_PORT=str(smtp_server.port))
     run_id = await run("saisine/saisine", intake_parameters(), env)
+    await describe_as_the_coordinator(run_id)
+    # first mail: the coordinator is told to type the description on the service's page
+    (awaited,) = await _inbox(smtp_server, 0, 1, time.monotonic())
+    assert "/description" in awaited.text()
     delays: dict[str, float] = {}
 
     # the coordinator's choice of partners: the consultations leave with the run's pass
     await resume_form(run_id, {"partners": list(PARTNERS)})
     asked = time.monotonic()
-    consultations = await _inbox(smtp_server, 0, 2, asked)
+    consultations = await _inbox(smtp_server, 1, 2, asked)
     delays["partners chosen → consultations"] = time.monotonic() - asked
     assert sorted(m.recipients[0] for m in consultations) == sorted(PARTNERS.values())
 
@@ -85,7 +95,7 @@ async def test_each_step_mail_lands_within_seconds_without_tick(
     asked = time.monotonic()
     page = service.post(_link(renewal) + "/renew")
     assert page.status_code == 200, page.text
-    (renewed,) = await _inbox(smtp_server, 2, 1, asked)
+    (renewed,) = await _inbox(smtp_server, 3, 1, asked)
     delays["renewal asked → new link"] = time.monotonic() - asked
     assert renewed.recipients == [PARTNERS["CCAS"]]
     assert _link(renewed) != _link(renewal)
@@ -109,7 +119,7 @@ async def test_each_step_mail_lands_within_seconds_without_tick(
         },
     )
     asked = time.monotonic()
-    outcome = await _inbox(smtp_server, 3, 3, asked)
+    outcome = await _inbox(smtp_server, 4, 3, asked)
     delays["orientation given → outcome"] = time.monotonic() - asked
     assert sorted(m.recipients[0] for m in outcome) == sorted([REFERRER, *PARTNERS.values()])
     await wait_for_state(run_id, "COMPLETED")
@@ -119,7 +129,7 @@ async def test_each_step_mail_lands_within_seconds_without_tick(
         rows = list(session.exec(select(OutboxMessage)))
     assert {r.status for r in rows} == {OutboxStatus.SENT}
     assert all(r.attempts == 1 for r in rows)  # each sent once, by the first that tried
-    assert len(smtp_server.messages) == len(rows) == 6
+    assert len(smtp_server.messages) == len(rows) == 7
     assert (await state_of(run_id)).type.value == "COMPLETED"
     figures.record("mail_at_once", **{k: round(v, 2) for k, v in delays.items()})
 
@@ -135,11 +145,14 @@ async def test_a_run_leaves_its_mail_untouched_when_the_server_is_down(
         build_cell(session)
     # the run's environment points at a port where no server listens
     run_id = await run("saisine/saisine", intake_parameters(), run_env(db_url))
+    await describe_as_the_coordinator(run_id)
     before = await wait_for_state(run_id, "PAUSED")
     await resume_form(run_id, {"partners": list(PARTNERS)})
     await moved_on(run_id, before, "PAUSED")
     with Session(db.get_engine()) as session:
         rows = list(session.exec(select(OutboxMessage)))
-    assert [(r.status, r.attempts) for r in rows] == [(OutboxStatus.PENDING, 0)] * 2
-    assert (await drain()).sent == 2  # the heartbeat's drain, once the server answers
-    assert sorted(m.recipients[0] for m in smtp_server.messages) == sorted(PARTNERS.values())
+    # the description awaited (to the coordinator), then the two consultations
+    assert [(r.status, r.attempts) for r in rows] == [(OutboxStatus.PENDING, 0)] * 3
+    assert (await drain()).sent == 3  # the heartbeat's drain, once the server answers
+    partners = [m.recipients[0] for m in smtp_server.messages][1:]
+    assert sorted(partners) == sorted(PARTNERS.values())

@@ -37,7 +37,12 @@ from tests import factories
 from tests.mail.test_mail_at_once import PARTNERS, REFERRER, _inbox, _link
 from tests.production.conftest import MACHINES, SMTP_LOGIN, Services, Topology, mail_env
 from tests.reliability.test_reliability_machine_lost import _first_heartbeat
-from tests.saisine.test_saisine_flow import intake_parameters, resume_form, the_saisine
+from tests.saisine.test_saisine_flow import (
+    describe_as_the_coordinator,
+    intake_parameters,
+    resume_form,
+    the_saisine,
+)
 from tests.support.figures import record
 from tests.support.postgres import _pg_bin
 from tests.support.prefect_stack import run, run_env, state_of, wait_for_state
@@ -117,9 +122,10 @@ async def test_a_saisine_end_to_end_answered_while_prefect_is_down(
         build_cell(session)
     env = run_env(pg_url, **mail_env(smtp_server))
     run_id = await run("saisine/saisine", intake_parameters(), env)
+    await describe_as_the_coordinator(run_id)
     await wait_for_state(run_id, "PAUSED", timeout=SLOW)
     await resume_form(run_id, {"partners": list(PARTNERS)})
-    consultations = await _inbox(smtp_server, 0, 2, time.monotonic())
+    consultations = await _inbox(smtp_server, 1, 2, time.monotonic())  # after the alert
     before = await wait_for_state(run_id, "PAUSED", timeout=SLOW)
     assert _prefect_rows(topology, "flow_run") >= 1
 
@@ -142,21 +148,21 @@ async def test_a_saisine_end_to_end_answered_while_prefect_is_down(
             "follow_up_days": 0,
         },
     )
-    outcome = await _inbox(smtp_server, 2, 3, time.monotonic())
+    outcome = await _inbox(smtp_server, 3, 3, time.monotonic())
     assert sorted(m.recipients[0] for m in outcome) == sorted([REFERRER, *PARTNERS.values()])
     await wait_for_state(run_id, "COMPLETED", timeout=SLOW)
 
     assert the_saisine(run_id).status is SaisineStatus.CLOSED
     with Session(db.get_engine()) as session:
         rows = list(session.exec(select(OutboxMessage)))
-        assert [(r.status, r.attempts) for r in rows] == [(OutboxStatus.SENT, 1)] * 5
+        assert [(r.status, r.attempts) for r in rows] == [(OutboxStatus.SENT, 1)] * 6
         assert verify_all(session).ok
         answers = [
             e
             for e in case_events(session, "saisine", the_saisine(run_id).id or 0)
             if e.actor_kind == "contact" and e.channel == "link"
         ]
-    assert len(smtp_server.messages) == 5
+    assert len(smtp_server.messages) == 6
     # the relay accepts mail only after STARTTLS and a login: each sending process logged in
     assert smtp_server.logins and set(smtp_server.logins) == {SMTP_LOGIN}
     assert len(answers) >= 2

@@ -22,6 +22,7 @@ from models.saisine.common import consultations
 from models.saisine.states import SaisineStatus, Step
 from tests.saisine.test_saisine_flow import (
     answer_as_the_service,
+    describe_as_the_coordinator,
     intake_parameters,
     setup_cell,
     the_saisine,
@@ -82,6 +83,7 @@ async def _one_saisine(db_url: str, killer: Killer) -> UUID:
     from prefect.flow_runs import aresume_flow_run
 
     run_id = await run("saisine/saisine", intake_parameters(), run_env(db_url))
+    await describe_as_the_coordinator(run_id)
     await killer.maybe_kill()
     await settle(run_id, "PAUSED")
     await aresume_flow_run(run_id, run_input={"partners": ["CHL", "DAC-PTA"]})

@@ -25,6 +25,7 @@ from models.saisine.states import SaisineStatus
 from service.cli import app
 from tests.saisine.test_saisine_end_to_end import START, Channel, _advance_to, _one
 from tests.saisine.test_saisine_flow import (
+    describe_as_the_coordinator,
     intake_parameters,
     moved_on,
     paused_form_schema,
@@ -128,10 +129,10 @@ async def test_a_new_clsm_set_up_from_its_spreadsheet_carries_a_saisine_to_its_e
             "referring_structure": "habitat nord deux sevres",
             "referrer_name": "Karim Said",
             "referrer_email": "karim.said@hn2s.example",
-            "commune": "Bressuire",
         }
     )
     run_id = await run("saisine/saisine", parameters, run_env(db_url))
+    await describe_as_the_coordinator(run_id, commune="Bressuire")
 
     # level 1: only the structures with a valid convention are offered
     schema = await paused_form_schema(run_id)

@@ -24,6 +24,7 @@ from models.saisine.common import actions_of, consultations, meeting_members, me
 from models.saisine.states import ActionStatus, ConsultationStatus, MeetingStatus, SaisineStatus
 from models.saisine.tables import CellMeeting
 from tests.saisine.test_saisine_flow import (
+    describe_as_the_coordinator,
     intake_parameters,
     moved_on,
     paused_form_description,
@@ -31,8 +32,8 @@ from tests.saisine.test_saisine_flow import (
     resume_form,
     the_saisine,
 )
-from tests.support.prefect_stack import PrefectStack, run, run_env, state_of
-from tests.support.saisine import DIFFICULTY, INITIALS, build_cell
+from tests.support.prefect_stack import PrefectStack, run, run_env, state_of, wait_for_state
+from tests.support.saisine import build_cell, markers, prefect_files_holding
 from tests.support.smtp import SmtpServer
 
 pytestmark = [pytest.mark.prefect, pytest.mark.asyncio(loop_scope="session")]
@@ -88,7 +89,8 @@ class Channel:
         page = self.client.get(path)
         assert page.status_code == 200
         if mail["template"] == "saisine_consultation":
-            assert DIFFICULTY in page.text  # the description: on the page, never in the mail
+            # the description: on the page, never in the mail
+            assert "Difficulté rencontrée" in page.text and "Initiales" in page.text
         done = self.client.post(path, data=values)
         assert done.status_code == 200, done.text
         assert "Merci" in done.text
@@ -123,6 +125,21 @@ async def test_one_saisine_from_intake_to_closure(
         cell = build_cell(session)
         coordinator = cell.clsm.coordinator_email
     run_id = await run("saisine/saisine", intake_parameters(), run_env(db_url))
+    # the run waits for the description; the coordinator is mailed the service's page
+    marks = markers()
+    await wait_for_state(run_id, "PAUSED")
+    (awaited,) = await channel.deliver()
+    assert (awaited["template"], awaited["to"]) == ("saisine_coordinator_alert", coordinator)
+    saisine_id = the_saisine(run_id).id
+    assert f'href="{get_settings().base_url}/saisines/{saisine_id}/description"' in awaited["html"]
+    await describe_as_the_coordinator(
+        run_id,
+        initials=marks["initials"],
+        commune=marks["commune"],
+        difficulty=marks["difficulty"],
+        consent_given=False,
+        consent_note=marks["consent_note"],
+    )
 
     # level 1: the coordinator picks three partners in the prefilled form
     await paused_form_schema(run_id)
@@ -303,7 +320,7 @@ async def test_one_saisine_from_intake_to_closure(
     assert statuses.count(ConsultationStatus.ESCALATED.value) == 1
     assert Counter(m["template"] for m in channel.seen) == {
         "saisine_consultation": 4,  # three partners, one reminder
-        "saisine_coordinator_alert": 1,
+        "saisine_coordinator_alert": 2,  # the description to type, the silent partner
         "saisine_convocation": 18,  # six members: first meeting, second, second moved
         "saisine_meeting_cancelled": 6,
         "saisine_outcome": 7,  # the referrer and the six members
@@ -312,5 +329,7 @@ async def test_one_saisine_from_intake_to_closure(
     for mail in channel.seen:
         body = mail["subject"] + mail["text"] + mail["html"] + mail["calendar"]
         assert saisine.reference in mail["subject"] + mail["text"]
-        assert DIFFICULTY not in body
-        assert f" {INITIALS}" not in body and f"{INITIALS} " not in body
+        assert not [m for m in marks.values() if m in body]
+    # nothing personal reached Prefect: its database, its WAL, its stored results and logs
+    assert saisine.difficulty == marks["difficulty"]  # (the app database holds it)
+    assert prefect_files_holding(marks) == []

@@ -26,12 +26,19 @@ from tests.support.prefect_stack import (
     state_of,
     wait_for_state,
 )
-from tests.support.saisine import DIFFICULTY, INITIALS, answer_link, build_cell
+from tests.support.saisine import (
+    answer_link,
+    build_cell,
+    description,
+    markers,
+    prefect_files_holding,
+)
 
 pytestmark = [pytest.mark.prefect, pytest.mark.asyncio(loop_scope="session")]
 
 
 def intake_parameters(*, urgent: bool = False) -> dict[str, Any]:
+    """The launch form as the coordinator fills it: ids and labels only."""
     return {
         "intake": {
             "clsm": "poitiers",
@@ -39,14 +46,33 @@ def intake_parameters(*, urgent: bool = False) -> dict[str, Any]:
             "referring_structure": "ICF Habitat",
             "referrer_name": "Nadia Fontaine",
             "referrer_email": "nadia.fontaine@icf.example",
-            "initials": INITIALS,
-            "age_range": "41-60 ans",
-            "commune": "Poitiers",
-            "difficulty": DIFFICULTY,
-            "consent_given": True,
             "urgent": urgent,
         }
     }
+
+
+async def describe_as_the_coordinator(run_id: UUID, **changes: Any) -> None:
+    """What the service's description page does: record the description of the situation
+    (app database only), then wake the run, which goes on to its next wait."""
+    from models.core.audit import Actor
+    from models.core.enums import Channel
+    from models.core.runs import deliver_resumes
+    from models.saisine.common import saisine_by_run
+    from models.saisine.intake import describe_saisine
+
+    before = await wait_for_state(run_id, "PAUSED")
+    with db.session_scope() as session:
+        saisine = saisine_by_run(session, str(run_id))
+        assert saisine is not None and saisine.status is SaisineStatus.RECEIVED
+        woken = describe_saisine(
+            session=session,
+            saisine=saisine,
+            description=description(**{"consent_given": True, "consent_note": "", **changes}),
+            actor=Actor.user(1, "Inès Moreau (coordination)", Channel.SERVICE),
+        )
+    assert woken, "the run waits for the description"
+    await deliver_resumes(woken)
+    await moved_on(run_id, before, "PAUSED", "COMPLETED")
 
 
 def setup_cell() -> None:
@@ -133,11 +159,10 @@ async def test_an_urgent_saisine_is_closed_at_intake(
     async with get_client() as client:
         flow_run = await client.read_flow_run(run_id)
     assert flow_run.name == f"Saisine {saisine.reference}"
-    # the description stays in the app database only (retention), not in Prefect's
-    assert DIFFICULTY not in json.dumps(flow_run.parameters, ensure_ascii=False)
-    assert flow_run.parameters["intake"]["initials"] == ""
+    # an urgent situation is closed at once: no description is asked, none is kept
+    assert set(flow_run.parameters["intake"]) == set(intake_parameters()["intake"])
     assert flow_run.parameters["intake"]["referring_structure"] == "ICF Habitat"
-    assert saisine.difficulty == DIFFICULTY
+    assert saisine.difficulty is None
 
 
 async def test_a_level1_saisine_closed_by_orientation(
@@ -145,6 +170,15 @@ async def test_a_level1_saisine_closed_by_orientation(
 ) -> None:
     setup_cell()
     run_id = await run("saisine/saisine", intake_parameters(), run_env(db_url))
+    marks = markers()
+    await describe_as_the_coordinator(
+        run_id,
+        initials=marks["initials"],
+        commune=marks["commune"],
+        difficulty=marks["difficulty"],
+        consent_given=False,
+        consent_note=marks["consent_note"],
+    )
     schema = await paused_form_schema(run_id)
     choices = schema["properties"]["partners"]["items"]
     assert "CHL" in json.dumps(choices) and "Ancien partenaire" not in json.dumps(choices)
@@ -187,7 +221,7 @@ async def test_a_level1_saisine_closed_by_orientation(
     assert templates.count("saisine_consultation") == 2
     assert templates.count("saisine_outcome") == 3  # referrer and the two partners
     for message in mails():
-        assert DIFFICULTY not in json.dumps(message.context, ensure_ascii=False)
+        assert not [m for m in marks.values() if m in json.dumps(message.context)]
     with Session(db.get_engine()) as session:
         assert verify_case(session, "saisine", saisine.id) is None
     from prefect.client.orchestration import get_client
@@ -200,7 +234,11 @@ async def test_a_level1_saisine_closed_by_orientation(
             )
         )
     assert artifacts and "close" in str(artifacts[0].description)
-    assert DIFFICULTY not in str(artifacts[0].data)
+    assert not [m for m in marks.values() if m in str(artifacts[0].data)]
+    # nothing personal reached Prefect: its database and WAL (parameters, inputs, logs,
+    # artifacts, task runs, state messages), its stored results and the stack's logs
+    assert closed.difficulty == marks["difficulty"]  # (the app database holds it)
+    assert prefect_files_holding(marks) == []
 
 
 async def test_a_failed_orientation_reopens_level1_at_the_follow_up_date(
@@ -215,6 +253,7 @@ async def test_a_failed_orientation_reopens_level1_at_the_follow_up_date(
 
     setup_cell()
     run_id = await run("saisine/saisine", intake_parameters(), run_env(db_url))
+    await describe_as_the_coordinator(run_id)
     await paused_form_schema(run_id)
     await resume_form(run_id, {"partners": ["CHL"]})
     before = await moved_on(run_id, await state_of(run_id), "PAUSED")

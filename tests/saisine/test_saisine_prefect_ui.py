@@ -17,6 +17,7 @@ from models.saisine.states import SaisineStatus, Step
 from tests.immersion.test_prefect_ui import _sync
 from tests.saisine.test_saisine_flow import (
     answer_as_the_service,
+    describe_as_the_coordinator,
     intake_parameters,
     moved_on,
     resume_form,
@@ -39,6 +40,7 @@ pytestmark = [pytest.mark.prefect, pytest.mark.browser]
 
 async def _to_orientation_form(db_url: str) -> Any:
     run_id = await run("saisine/saisine", intake_parameters(), run_env(db_url))
+    await describe_as_the_coordinator(run_id)
     before = await wait_for_state(run_id, "PAUSED")
     await resume_form(run_id, {"partners": ["CHL"]})
     before = await moved_on(run_id, before, "PAUSED")

@@ -55,6 +55,7 @@ from tests.support.saisine import (
     Cell,
     answer_link,
     build_cell,
+    description,
     intake,
     link_of,
     outbox,
@@ -105,8 +106,10 @@ def test_references_count_per_clsm_and_year(session: Session, cell: Cell) -> Non
 def test_consent_missing_needs_a_reason(session: Session, cell: Cell) -> None:
     from dataclasses import replace
 
-    with pytest.raises(DomainError, match="consentement"):
-        open_saisine(session=session, intake=replace(intake(), consent_note=""), actor=COORD)
+    missing = description(consent_note="")
+    with pytest.raises(DomainError, match="consentement") as refused:
+        open_saisine(session=session, intake=replace(intake(), description=missing), actor=COORD)
+    assert refused.value.field == "consent_note"
 
 
 def test_level1_consultations_answers_reminders_escalation_and_orientation(

@@ -77,10 +77,12 @@ def test_the_report_command_prints_the_table_and_the_csv(db_url: str) -> None:
     assert unknown.exit_code == 1
 
 
-def test_the_open_demo_saisine_is_a_valid_intake_form() -> None:
+def test_the_open_demo_saisine_is_a_valid_intake_form_without_personal_data() -> None:
     from flows.inputs.saisine import SaisineIntakeForm
     from service.demo import OPEN_SAISINE
 
     form = SaisineIntakeForm.model_validate(OPEN_SAISINE)
-    assert (form.clsm, form.urgent, form.consent_given) == ("poitiers", False, False)
-    assert form.consent_note
+    assert (form.clsm, form.urgent) == ("poitiers", False)
+    personal = {"initials", "commune", "difficulty", "consent_note", "age_range"}
+    assert not personal & set(OPEN_SAISINE)
+    assert not personal & set(SaisineIntakeForm.model_fields)

@@ -215,7 +215,7 @@ def test_a_coordinator_launches_a_saisine_of_their_own_clsm_only(
         assert launched.status_code == 201, launched.text
         run_id = UUID(launched.json()["id"])
         assert "clsm:poitiers" in launched.json()["tags"]
-        _sync(wait_for_state(run_id, "PAUSED", timeout=300))  # the partners form
+        _sync(wait_for_state(run_id, "PAUSED", timeout=300))  # waits for the description
         assert str(run_id) in listed(client)
         cancelled = client.post(
             f"/prefect/api/flow_runs/{run_id}/set_state", json={"state": {"type": "CANCELLING"}}

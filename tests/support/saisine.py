@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 from sqlmodel import Session, select
 
@@ -13,8 +16,9 @@ from models.core.audit import Actor
 from models.core.links import StepLink, links_for
 from models.core.outbox import OutboxMessage
 from models.core.people import Clsm, Contact, Organisation
-from models.saisine.intake import SaisineIntake
+from models.saisine.intake import SaisineDescription, SaisineIntake
 from tests import factories
+from tests.support.env import TMP
 
 VALID = (date(2023, 1, 1), date(2027, 12, 31))
 EXPIRED = (date(2018, 6, 1), date(2022, 12, 31))
@@ -70,14 +74,22 @@ def intake(
         referring_structure="ICF Habitat",
         referrer_name="Nadia Fontaine",
         referrer_email="nadia.fontaine@icf.example",
-        initials=INITIALS,
-        age_range="41-60 ans",
-        commune="Poitiers",
-        difficulty=DIFFICULTY,
-        consent_given=False,
-        consent_note="personne injoignable",
         urgent=urgent,
+        description=None if urgent else description(),
     )
+
+
+def description(**changes: Any) -> SaisineDescription:
+    """The situation as the coordinator types it on the service's page."""
+    values: dict[str, Any] = {
+        "initials": INITIALS,
+        "age_range": "41-60 ans",
+        "commune": "Poitiers",
+        "difficulty": DIFFICULTY,
+        "consent_given": False,
+        "consent_note": "personne injoignable",
+    }
+    return SaisineDescription(**{**values, **changes})
 
 
 def answer_link(session: Session, link: StepLink, values: dict[str, Any]) -> str:
@@ -105,3 +117,27 @@ def link_of(session: Session, case_type: Any, case_id: int, step: str, contact_i
 
 def outbox(session: Session) -> list[OutboxMessage]:
     return list(session.exec(select(OutboxMessage).order_by(OutboxMessage.id)))  # type: ignore[arg-type]
+
+
+def markers() -> dict[str, str]:
+    """Values of this test only (ASCII: found as bytes whatever the encoding of JSON)."""
+    tag = uuid4().hex[:8].upper()
+    return {
+        "initials": f"Q{tag[:7]}",
+        "commune": f"Commune-{tag}",
+        "difficulty": f"Difficulte-marqueur-{tag} : refus de soins, logement degrade",
+        "consent_note": f"Consentement-marqueur-{tag}",
+    }
+
+
+def prefect_files_holding(marks: dict[str, str]) -> list[tuple[str, str]]:
+    """Every file of Prefect's home (database, -wal, -shm, results) and the stack's logs
+    that holds a marker, read as bytes."""
+    found = []
+    roots = [Path(os.environ["PREFECT_HOME"]), TMP / "logs"]
+    files = [f for root in roots for f in root.rglob("*") if f.is_file()]
+    assert any(f.name.endswith(".db-wal") for f in files), "Prefect's WAL was read"
+    for path in files:
+        data = path.read_bytes()
+        found += [(str(path), name) for name, mark in marks.items() if mark.encode() in data]
+    return found
