@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page
+from playwright.sync_api import Locator, Page
 from sqlmodel import select
 
 from models.core import clock, db
@@ -35,7 +35,7 @@ from models.immersion.states import ApplicationStatus, SessionStatus
 from models.immersion.tables import Application, ImmersionSession, ImmersionSessionCreate
 from tests import factories
 from tests.immersion.test_prefect_ui import _sync
-from tests.support.browser import open_prefect_ui, submit_prefect_form
+from tests.support.browser import chromium, open_prefect_ui, submit_prefect_form
 from tests.support.env import TMP
 from tests.support.immersion import build_clsm, launch_parameters, session_dates
 from tests.support.prefect_stack import PrefectStack, run, run_env, state_of, wait_for_state
@@ -96,12 +96,15 @@ def _chosen(page: Page, title: str) -> list[str]:
 
 
 def _toggle(page: Page, title: str, label: str) -> None:
-    """Open the multiselect, pick (or unpick) the option `label`, close it with Escape."""
-    _control(page, title).click()
+    """Open the multiselect, pick (or unpick) the option `label` (a pick goes at the end of
+    the list), close it again with its button."""
+    control = _control(page, title)
+    control.click()
     option = page.get_by_role("option", name=label, exact=True)
     option.scroll_into_view_if_needed()
     option.click()
-    page.keyboard.press("Escape")
+    control.click()
+    option.wait_for(state="hidden")
 
 
 def _submit(page: Page, run_id: UUID) -> None:
@@ -129,7 +132,7 @@ def _email_of(application: Application) -> str:
 
 # -- the selection -------------------------------------------------------------------------
 def test_selection_refused_over_capacity_then_corrected_in_the_prefect_ui(
-    prefect_stack: PrefectStack, db_url: str, smtp_server: SmtpServer, browser: Browser
+    prefect_stack: PrefectStack, db_url: str, smtp_server: SmtpServer
 ) -> None:
     from service.demo import DEMO_PASSWORD, load_demo, load_immersion_demo
 
@@ -150,7 +153,7 @@ def test_selection_refused_over_capacity_then_corrected_in_the_prefect_ui(
     ]
     assert (len(kept), len(waiting)) == (16, 8)
     _sync(wait_for_state(run_id, "PAUSED", timeout=180))
-    with ServiceProcess(db_url) as service:
+    with ServiceProcess(db_url) as service, chromium() as browser:
         page = open_prefect_ui(
             browser,
             service.url,
@@ -204,9 +207,9 @@ def test_selection_refused_over_capacity_then_corrected_in_the_prefect_ui(
 
 # -- the preparation day's attendance --------------------------------------------------------
 APPLICANTS = [
-    ("Émilie Dupré", "CCAS", "CHL"),
-    ("Jérôme Lefèvre", "CHL", "DAC"),
-    ("Agnès Bréval", "DAC", "UDAF"),
+    ("Émilie Dupré", "emilie", "CCAS", "CHL"),
+    ("Jérôme Lefèvre", "jerome", "CHL", "DAC"),
+    ("Agnès Bréval", "agnes", "DAC", "UDAF"),
 ]
 
 
@@ -230,10 +233,9 @@ def _session_after_its_preparation_day() -> tuple[int, str, dict[str, Any], str]
         )
         open_call(session=session, row=row, actor=SYSTEM)
         homes = {o.label: o for o in orgs}
-        for name, home, wish in APPLICANTS:
+        for name, plain, home, wish in APPLICANTS:
             org = homes[home]
             assert org.id is not None
-            plain = name.split()[0].lower().replace("é", "e").replace("è", "e")
             submit_application(
                 session=session,
                 row=row,
@@ -266,7 +268,7 @@ def _session_after_its_preparation_day() -> tuple[int, str, dict[str, Any], str]
 
 
 def test_preparation_attendance_and_a_withdrawal_in_the_prefect_ui(
-    prefect_stack: PrefectStack, db_url: str, smtp_server: SmtpServer, browser: Browser
+    prefect_stack: PrefectStack, db_url: str, smtp_server: SmtpServer
 ) -> None:
     row_id, slug, dates, coordinator = _session_after_its_preparation_day()
     parameters = launch_parameters(
@@ -288,7 +290,7 @@ def test_preparation_attendance_and_a_withdrawal_in_the_prefect_ui(
     everyone = list(_labels(row_id, ApplicationStatus.SELECTED))
     assert len(everyone) == 3
     emilie, jerome, agnes = everyone
-    with ServiceProcess(db_url) as service:
+    with ServiceProcess(db_url) as service, chromium() as browser:
         page = open_prefect_ui(browser, service.url, coordinator, f"/runs/flow-run/{run_id}")
         _open_form(page, "Participants présents")
         assert _chosen(page, "Participants présents") == everyone  # all proposed present

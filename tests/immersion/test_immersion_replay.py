@@ -16,7 +16,7 @@ from models.core.outbox import OutboxMessage
 from models.core.runs import resume_run
 from models.immersion.changes import cancel_and_wake
 from models.immersion.common import session_by_run
-from models.immersion.states import SessionStatus
+from models.immersion.states import STATUS_LABELS, SessionStatus
 from models.immersion.tables import ImmersionSession
 from tests.support.immersion import (
     advance_clock,
@@ -148,6 +148,18 @@ async def test_waking_a_suspended_session_again_sends_no_second_mail(
         assert await settle(run_id) == "PAUSED"
     assert _counts() == before
     assert (await state_of(run_id)).type.value == "PAUSED"
+    # one artifact per key on the run, updated in place (not one per pass or resumption)
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    async with get_client() as client:
+        artifacts = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+        )
+    keys = sorted(a.key or "" for a in artifacts)
+    row_id = _session_id(run_id)
+    assert keys == [f"session-{row_id}-etat", f"session-{row_id}-selection"], keys
+    (status,) = [a for a in artifacts if a.key == f"session-{row_id}-etat"]
+    assert STATUS_LABELS[SessionStatus.PLACEMENT] in str(status.data)  # the latest state
 
     # the coordinator cancels: calendar CANCEL to whoever was invited, and the run ends
     with db.session_scope() as session:
@@ -160,6 +172,13 @@ async def test_waking_a_suspended_session_again_sends_no_second_mail(
     invited = {m.recipient_email for m in mails("immersion_preparation")}
     assert {m.recipient_email for m in cancels} == invited
     assert all(m.calendar and m.calendar["method"] == "CANCEL" for m in cancels)
+
+
+def _session_id(run_id: object) -> int:
+    with db.session_scope() as session:
+        row = session_by_run(session, str(run_id))
+        assert row is not None and row.id is not None
+        return row.id
 
 
 def status_of(run_id: object) -> SessionStatus:
