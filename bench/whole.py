@@ -132,6 +132,14 @@ async def deliver(inst: Installation) -> None:
             pass
 
 
+async def shown(run_id: UUID) -> dict[str, Any]:
+    """What a coordinator's form shows (its prefilled values): submitted as is."""
+    from tests.support.prefect_stack import form_schema
+
+    schema = await form_schema(run_id)
+    return {name: field.get("default") for name, field in schema["properties"].items()}
+
+
 async def drive_session(
     inst: Installation, participants: int, run_ids: list[UUID], *, whole: bool = True
 ) -> str:
@@ -140,8 +148,7 @@ async def drive_session(
     from models.core import clock
     from models.core.db import session_scope
     from models.immersion.common import get_session, session_by_run
-    from models.immersion.meetings import immersion_end, participant_numbers
-    from models.immersion.selection import selection_proposal
+    from models.immersion.meetings import immersion_end
     from models.immersion.tables import Placement
     from tests.immersion.test_immersion_flow import Mailbox
     from tests.support.immersion import (
@@ -201,15 +208,9 @@ async def drive_session(
         row = session_by_run(session, str(run_id))
         assert row is not None and row.id is not None
         row_id = row.id
-        proposal = selection_proposal(session, row)
-    kept = [d.number for d in proposal if d.outcome.value == "selected"]
-    waiting = sorted(
-        (d for d in proposal if d.outcome.value == "waitlisted"), key=lambda d: d.waitlist_rank or 0
-    )
-    await inst.resume_form(
-        run_id,
-        {"kept": ", ".join(map(str, kept)), "waitlist": ", ".join(str(d.number) for d in waiting)},
-    )
+    selection = await shown(run_id)
+    kept = [int(label.split()[1]) for label in selection["kept"]]  # "n° 3 — …"
+    await inst.resume_form(run_id, selection)  # the proposal, as prefilled
     await inst.settle(run_ids)
     await deliver(inst)
     if not whole:
@@ -252,9 +253,9 @@ async def drive_session(
 
     inst.move_clock_past(dates["preparation_end"])
     await inst.settle(run_ids)
-    with session_scope() as session:
-        numbers, _names = participant_numbers(session, get_session(session, row_id))
-    await inst.resume_form(run_id, {"present": ", ".join(map(str, numbers[:-1]))})
+    attendance = await shown(run_id)
+    everyone = list(attendance["present"])
+    await inst.resume_form(run_id, {**attendance, "present": everyone[:-1]})
     await inst.settle(run_ids)
 
     with session_scope() as session:
@@ -273,7 +274,7 @@ async def drive_session(
 
     inst.move_clock_past(dates["restitution_end"])
     await inst.settle(run_ids)
-    await inst.resume_form(run_id, {"present": ", ".join(map(str, numbers))})
+    await inst.resume_form(run_id, await shown(run_id))  # everyone at the restitution
     await inst.settle(run_ids)
     await deliver(inst)
     return str(session_status(run_id).value)

@@ -12,14 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session
 
-from flows.inputs.immersion import AttendanceForm, SelectionForm
+from flows.artifacts import show_markdown, show_table
+from flows.inputs.immersion import (
+    AttendanceForm,
+    PreparationAttendanceForm,
+    SelectionForm,
+    fr,
+    with_choices,
+)
 from flows.mail import send_case_mail
 from flows.run import run_id, system_actor
 from flows.tags import tag_run
@@ -70,7 +76,7 @@ def read_status(row_id: int) -> SessionStatus:
         return progress.current_status(session, row), progress.progress_markdown(session, row)
 
     status, markdown = _with_row(row_id, read)
-    create_markdown_artifact(
+    show_markdown(
         key=f"session-{row_id}-etat", markdown=markdown, description="Où en est la session"
     )
     return status
@@ -150,13 +156,10 @@ def _pause(row_id: int, pause: Pause | None) -> None:
 
 
 def _ask_selection(row_id: int, question: SelectionQuestion) -> None:
-    create_table_artifact(
+    show_table(
         key=f"session-{row_id}-selection",
         table=question.table,
         description="Proposition de sélection",
-    )
-    create_markdown_artifact(
-        key=f"session-{row_id}-selection-resume", markdown=question.description
     )
 
     def record(session: Session, answer: SelectionForm, actor: Actor) -> None:
@@ -172,7 +175,7 @@ def _ask_selection(row_id: int, question: SelectionQuestion) -> None:
         case_type=CASE,
         case_id=row_id,
         step=WaitName.SELECTION,
-        form=SelectionForm,
+        form=with_choices(SelectionForm, {"kept": question.choices, "waitlist": question.choices}),
         initial=question.initial,
         description=question.description,
         on_answer=record,
@@ -188,21 +191,27 @@ def _pause_or_ask(row_id: int, next_: Pause | AttendanceQuestion) -> None:
     question = next_
 
     def record(session: Session, answer: AttendanceForm, actor: Actor) -> None:
+        leaving = answer if isinstance(answer, PreparationAttendanceForm) else None
         progress.answer_attendance(
             session=session,
             row=get_session(session, row_id),
             meeting=question.meeting,
             present=answer.present,
-            withdraw=answer.withdraw,
-            withdraw_reason=answer.withdraw_reason,
+            withdrawn=leaving.withdrawn if leaving else (),
+            withdraw_reason=leaving.withdraw_reason if leaving else "",
             actor=actor,
         )
 
+    preparation = question.meeting == "preparation"
+    form: type[AttendanceForm] = with_choices(
+        PreparationAttendanceForm if preparation else AttendanceForm,
+        {"present": question.choices, **({"withdrawn": question.choices} if preparation else {})},
+    )
     ask(
         case_type=CASE,
         case_id=row_id,
         step=question.wait,
-        form=AttendanceForm,
+        form=form,
         initial=question.initial,
         description=question.description,
         on_answer=record,
@@ -211,10 +220,10 @@ def _pause_or_ask(row_id: int, next_: Pause | AttendanceQuestion) -> None:
 
 
 def _show_report(row_id: int, report: Report) -> None:
-    create_markdown_artifact(
+    show_markdown(
         key=f"session-{row_id}-bilan", markdown=report.markdown, description="Bilan de la session"
     )
-    create_table_artifact(
+    show_table(
         key=f"session-{row_id}-bilan-participants",
         table=report.participants,
         description="Participants de la session",
@@ -248,28 +257,28 @@ def _now() -> datetime:
     persist_result=True,
 )
 def immersion_session(
-    clsm: str,
-    title: str,
-    structures: list[str],
-    call_closes_at: datetime,
-    preparation_at: datetime,
-    window_start: date,
-    window_end: date,
-    restitution_at: datetime,
-    preparation_place: str = "",
-    restitution_place: str = "",
-    facilitator_name: str = "",
-    facilitator_email: str = "",
-    capacity: int = 16,
-    max_per_structure: int = 0,
-    host_capacity: int = 2,
-    min_days: int = 1,
-    max_days: int = 5,
-    preparation_hours: float = 7.0,
-    restitution_hours: float = 3.5,
-    withdrawal_cutoff: datetime | None = None,
-    offer_days: int = 3,
-    session_id: int = 0,
+    clsm: Annotated[str, fr("CLSM (identifiant court)")],
+    title: Annotated[str, fr("Titre de la session")],
+    structures: Annotated[list[str], fr("Structures invitées")],
+    call_closes_at: Annotated[datetime, fr("Clôture de l'appel à candidatures")],
+    preparation_at: Annotated[datetime, fr("Journée de préparation : début")],
+    window_start: Annotated[date, fr("Premier jour possible des immersions")],
+    window_end: Annotated[date, fr("Dernier jour possible des immersions")],
+    restitution_at: Annotated[datetime, fr("Restitution : début")],
+    preparation_place: Annotated[str, fr("Lieu de la journée de préparation")] = "",
+    restitution_place: Annotated[str, fr("Lieu de la restitution")] = "",
+    facilitator_name: Annotated[str, fr("Animation de la journée de préparation")] = "",
+    facilitator_email: Annotated[str, fr("Adresse électronique de l'animation")] = "",
+    capacity: Annotated[int, fr("Nombre de places")] = 16,
+    max_per_structure: Annotated[int, fr("Maximum de participants par structure")] = 0,
+    host_capacity: Annotated[int, fr("Stagiaires accueillis par structure")] = 2,
+    min_days: Annotated[int, fr("Durée minimale d'une immersion (jours)")] = 1,
+    max_days: Annotated[int, fr("Durée maximale d'une immersion (jours)")] = 5,
+    preparation_hours: Annotated[float, fr("Durée de la journée de préparation (heures)")] = 7.0,
+    restitution_hours: Annotated[float, fr("Durée de la restitution (heures)")] = 3.5,
+    withdrawal_days: Annotated[int, fr("Fin des remplacements (jours ouvrés avant)")] = 2,
+    offer_days: Annotated[int, fr("Délai de réponse à une place proposée (jours)")] = 3,
+    session_id: Annotated[int, fr("Session déjà préparée à reprendre (n°)")] = 0,
 ) -> dict[str, int | str]:
     """Session de stages croisés : appel, sélection, accueils, conventions, préparation,
     immersions, évaluations, restitution et bilan.
@@ -294,8 +303,8 @@ def immersion_session(
         max_days: Durée maximale d'une immersion, en jours (1 à 5).
         preparation_hours: Durée de la journée de préparation, en heures.
         restitution_hours: Durée de la restitution, en heures.
-        withdrawal_cutoff: Date limite des remplacements (défaut : 2 jours ouvrés avant la
-            préparation).
+        withdrawal_days: Une place libérée est proposée à la liste d'attente jusqu'à ce
+            nombre de jours ouvrés avant la journée de préparation (18 h).
         offer_days: Délai de réponse à une place proposée, en jours.
         session_id: Laisser 0 (n° d'une session déjà préparée à reprendre).
     """
@@ -323,9 +332,7 @@ def immersion_session(
         restitution_at=restitution,
         restitution_end=restitution + timedelta(hours=restitution_hours),
         restitution_place=restitution_place,
-        withdrawal_cutoff=_aware(withdrawal_cutoff)
-        if withdrawal_cutoff
-        else default_withdrawal_cutoff(prep),
+        withdrawal_cutoff=default_withdrawal_cutoff(prep, withdrawal_days),
         offer_days=offer_days,
     )
     row_id = setup_session(data, session_id, run_id())

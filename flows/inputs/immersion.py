@@ -1,43 +1,99 @@
 """Forms the coordinator fills in the Prefect UI (Resume dialog of a suspended run).
 
-Every field has a default and a French title; `flows.waits.ask` prefills them (keeping the
-titles) and shows the decision's markdown description above the form.
+Every field has a French title and a default; `flows.waits.ask` prefills them (keeping the
+titles) and shows the decision's markdown description above the form. Choices are the
+applications of the case at hand, shown by their label ("n° 3 — Emma Blanc (CCAS)"): the
+Prefect UI draws a list whose items are an `enum` as a multiselect, which keeps the order in
+which the options are picked (the waiting list's order). The labels are offered through the
+JSON schema only (`with_choices`), so an answer given before a replay still validates.
+
+Every field is listed as required, so the Prefect UI does not label it "(Optional)"; an
+empty list or text is still a valid answer where the rules allow it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
 from prefect.input import RunInput
-from pydantic import Field
+from pydantic import ConfigDict, Field, create_model
+from pydantic.fields import FieldInfo
+
+F = TypeVar("F", bound=RunInput)
 
 
-class SelectionForm(RunInput):
+def fr(title: str) -> Any:
+    """A flow parameter's French label in the Prefect UI's Run form (which would show its
+    Python name): `capacity: Annotated[int, fr("Nombre de places")] = 16`."""
+    return Field(json_schema_extra={"title": title})
+
+
+def _all_required(schema: dict[str, Any]) -> None:
+    """No "(Optional)" in the Prefect UI: every field of the form is listed as required."""
+    schema["required"] = list(schema.get("properties", {}))
+
+
+class CoordinatorForm(RunInput):
+    """Base of the coordinator's forms: French labels, every field required."""
+
+    model_config = ConfigDict(json_schema_extra=_all_required)
+
+
+class SelectionForm(CoordinatorForm):
     """Approve or edit the proposed selection of an immersion session."""
 
-    kept: str = Field(
-        default="",
-        title="Candidatures retenues (numéros)",
-        description="Numéros séparés par des virgules, par exemple : 1, 2, 5",
+    kept: list[str] = Field(
+        default_factory=list,
+        title="Candidatures retenues",
+        description="Proposition de la sélection : retirez ou ajoutez des candidatures "
+        "(pas plus que le nombre de places).",
     )
-    waitlist: str = Field(
-        default="",
-        title="Liste d'attente (numéros, dans l'ordre)",
-        description="Le premier numéro sera le premier appelé en cas de désistement",
+    waitlist: list[str] = Field(
+        default_factory=list,
+        title="Liste d'attente, dans l'ordre",
+        description="Dans l'ordre où vous les choisissez : la première sera la première "
+        "appelée en cas de désistement. Les candidatures ni retenues ni en liste d'attente "
+        "ne sont pas retenues.",
     )
     comment: str = Field(default="", title="Commentaire (facultatif)")
 
 
-class AttendanceForm(RunInput):
-    """Who came to a meeting of the session (preparation day, restitution)."""
+class AttendanceForm(CoordinatorForm):
+    """Who came to the restitution."""
 
-    present: str = Field(
-        default="",
-        title="Participants présents (numéros de candidature)",
-        description="Retirez les numéros des absents",
+    present: list[str] = Field(
+        default_factory=list,
+        title="Participants présents",
+        description="Tous sont proposés : retirez les absents.",
     )
-    withdraw: str = Field(
-        default="",
-        title="Participants à retirer de la session (numéros)",
-        description="Pour la journée de préparation seulement : retrait décidé par la "
-        "coordination (le motif ci-dessous est enregistré)",
+
+
+class PreparationAttendanceForm(AttendanceForm):
+    """Who came to the preparation day, and who the coordination withdraws from the session."""
+
+    withdrawn: list[str] = Field(
+        default_factory=list,
+        title="Participants à retirer de la session (facultatif)",
+        description="Retrait décidé par la coordination : la place est proposée à la liste "
+        "d'attente, la structure d'accueil est prévenue.",
     )
-    withdraw_reason: str = Field(default="", title="Motif du retrait")
+    withdraw_reason: str = Field(
+        default="",
+        title="Motif du retrait (si vous retirez quelqu'un)",
+        description="Enregistré dans l'historique de la session.",
+    )
+
+
+def with_choices(form: type[F], choices: dict[str, Sequence[str]]) -> type[F]:
+    """The form whose list fields named in `choices` offer these labels (a multiselect)."""
+    fields: dict[str, Any] = {}
+    for name, options in choices.items():
+        original = form.model_fields[name]
+        extra = {"items": {"type": "string", "enum": list(options)}}
+        fields[name] = (
+            original.annotation,
+            FieldInfo.merge_field_infos(original, json_schema_extra=extra),
+        )
+    model: type[F] = create_model(form.__name__, __base__=form, **fields)
+    return model

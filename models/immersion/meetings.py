@@ -199,7 +199,10 @@ def record_attendance(
     known = {a.number for a in people}
     unknown = sorted(set(present_numbers) - known)
     if unknown:
-        raise DomainError(f"numéros inconnus parmi les participants : {unknown}")
+        raise DomainError(
+            "ces numéros ne sont pas ceux de participants de la session : "
+            + ", ".join(f"n° {n}" for n in unknown)
+        )
     for application in people:
         exists = session.exec(
             select(Attendance).where(

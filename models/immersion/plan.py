@@ -45,9 +45,10 @@ def _evening(day: date, business_days: int) -> datetime:
     return at_local(add_business_days(day, business_days), 18, get_settings().tz)
 
 
-def default_withdrawal_cutoff(preparation_at: datetime) -> datetime:
-    """Replacements stop two business days before the preparation day (18:00)."""
-    return _evening(local(preparation_at).date(), -2)
+def default_withdrawal_cutoff(preparation_at: datetime, business_days: int = 2) -> datetime:
+    """Replacements stop two (or `business_days`) business days before the preparation day
+    (18:00)."""
+    return _evening(local(preparation_at).date(), -business_days)
 
 
 def host_deadline(row: ImmersionSession) -> datetime:

@@ -9,6 +9,7 @@ The flow (`flows/immersion.py`) only turns these answers into Prefect waits and 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -34,6 +35,7 @@ from models.immersion.common import (
     contact,
     organisation,
     participant,
+    participants,
     placements,
 )
 from models.immersion.evaluations import missing_evaluations, request_evaluations
@@ -43,16 +45,17 @@ from models.immersion.meetings import (
     finish_immersions,
     immersion_end,
     immersion_notices,
-    participant_numbers,
     record_attendance,
 )
 from models.immersion.placements import ensure_placements, placements_confirmed
 from models.immersion.plan import call_reminder_at, when
 from models.immersion.report import report_markdown, store_report
-from models.immersion.rules import apply_coordinator_choice, parse_numbers
+from models.immersion.rules import apply_coordinator_choice
 from models.immersion.selection import (
+    application_label,
     manage_vacancies,
     next_offer_deadline,
+    numbers_of,
     record_selection,
     selection_proposal,
     selection_table,
@@ -96,6 +99,7 @@ class SelectionQuestion:
     description: str  # markdown
     initial: dict[str, object]
     table: list[dict[str, str | int]]
+    choices: list[str]  # the applications' labels, offered in the form's lists
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,7 @@ class AttendanceQuestion:
     wait: WaitName
     description: str  # markdown
     initial: dict[str, object]
+    choices: list[str]  # the participants' labels
 
     @property
     def waiting_on(self) -> str:
@@ -147,9 +152,14 @@ def call_next(*, session: Session, row: ImmersionSession, actor: Actor) -> Pause
 
 
 def selection_question(*, session: Session, row: ImmersionSession) -> SelectionQuestion:
+    assert row.id is not None
     decisions = selection_proposal(session, row)
     table = selection_table(session, decisions)
-    kept = [d.number for d in decisions if d.outcome.value == "selected"]
+    labels = {
+        a.number: application_label(session, a)
+        for a in applications(session, row.id, ApplicationStatus.SUBMITTED)
+    }
+    kept = [labels[d.number] for d in decisions if d.outcome.value == "selected"]
     waiting = sorted(
         (d for d in decisions if d.outcome.value == "waitlisted"),
         key=lambda d: d.waitlist_rank or 0,
@@ -160,7 +170,7 @@ def selection_question(*, session: Session, row: ImmersionSession) -> SelectionQ
         f"{len(decisions)} candidatures pour {row.capacity} places"
         + (f", au plus {row.max_per_structure} par structure" if row.max_per_structure else "")
         + ". Proposition : équilibre entre structures puis ordre d'arrivée.",
-        "Validez tel quel, ou modifiez les numéros retenus et la liste d'attente.",
+        "Validez tel quel, ou modifiez les candidatures retenues et la liste d'attente.",
         "",
         "| n° | candidat·e | structure | décision | motif |",
         "|---|---|---|---|---|",
@@ -171,26 +181,31 @@ def selection_question(*, session: Session, row: ImmersionSession) -> SelectionQ
     ]
     return SelectionQuestion(
         description="\n".join(lines),
-        initial={
-            "kept": ", ".join(map(str, kept)),
-            "waitlist": ", ".join(str(d.number) for d in waiting),
-        },
+        initial={"kept": kept, "waitlist": [labels[d.number] for d in waiting]},
         table=table,
+        choices=list(labels.values()),
     )
 
 
 def answer_selection(
-    *, session: Session, row: ImmersionSession, kept: str, waitlist: str, actor: Actor
+    *,
+    session: Session,
+    row: ImmersionSession,
+    kept: Sequence[str],
+    waitlist: Sequence[str],
+    actor: Actor,
 ) -> None:
     """Record the coordinator's selection, or refuse it (`DomainError`, in French): the
     flow's form (`flows.waits.ask`) is then asked again with the reason."""
     if row.status is not S.SELECTION:
         return  # woken by a cancellation: nothing to record
+    assert row.id is not None
+    offered = applications(session, row.id, ApplicationStatus.SUBMITTED)
     try:
         decisions = apply_coordinator_choice(
             selection_proposal(session, row),
-            kept=parse_numbers(kept),
-            waitlist=parse_numbers(waitlist),
+            kept=numbers_of(kept, offered, session),
+            waitlist=numbers_of(waitlist, offered, session),
             capacity=row.capacity,
         )
     except ValueError as error:
@@ -285,16 +300,20 @@ def restitution_next(*, session: Session, row: ImmersionSession) -> Pause | Atte
 def _attendance_question(
     session: Session, row: ImmersionSession, meeting: Meeting
 ) -> AttendanceQuestion:
-    numbers, names = participant_numbers(session, row)
-    wait = ATTENDANCE_WAITS[meeting]
-    table = "\n".join(f"| {n} | {name} |" for n, name in zip(numbers, names, strict=True))
+    labels = [application_label(session, a) for a in participants(session, row)]
+    withdrawal = (
+        "Retirez de la liste les absents. Vous pouvez aussi retirer de la session un "
+        "participant (sa place est proposée à la liste d'attente) en indiquant le motif."
+        if meeting == "preparation"
+        else "Retirez de la liste les absents."
+    )
     return AttendanceQuestion(
         meeting=meeting,
-        wait=wait,
+        wait=ATTENDANCE_WAITS[meeting],
         description=f"## Présences — {MEETING_LABELS[meeting]}\n\n"
-        "Cochez les présents en gardant leurs numéros.\n\n"
-        "| n° | participant |\n|---|---|\n" + table,
-        initial={"present": ", ".join(map(str, numbers))},
+        f"Tous les participants sont proposés présents. {withdrawal}",
+        initial={"present": labels},
+        choices=labels,
     )
 
 
@@ -303,9 +322,9 @@ def answer_attendance(
     session: Session,
     row: ImmersionSession,
     meeting: Meeting,
-    present: str,
-    withdraw: str,
-    withdraw_reason: str,
+    present: Sequence[str],
+    withdrawn: Sequence[str] = (),
+    withdraw_reason: str = "",
     actor: Actor,
 ) -> None:
     """Record who came (and who the coordinator withdraws), then move on; a refused answer
@@ -313,16 +332,23 @@ def answer_attendance(
     if row.status is S.CANCELLED:
         return
     assert row.id is not None
-    try:
-        present_numbers = parse_numbers(present)
-        withdrawn = parse_numbers(withdraw)
-    except ValueError as error:
-        raise DomainError(str(error)) from error
+    people = participants(session, row)
+    present_numbers = numbers_of(present, people, session)
+    leaving = numbers_of(withdrawn, people, session)
+    if leaving and meeting != "preparation":
+        raise DomainError("un participant ne peut être retiré qu'à la journée de préparation")
+    both = [label for label in withdrawn if label in present]
+    if both:
+        raise DomainError(
+            "un participant retiré de la session ne peut pas être noté présent : "
+            + " ; ".join(both)
+            + ". Retirez-le de la liste des présents, ou ne le retirez pas de la session."
+        )
     record_attendance(
         session=session, row=row, meeting=meeting, present_numbers=present_numbers, actor=actor
     )
     for application in applications(session, row.id, ApplicationStatus.SELECTED):
-        if application.number in withdrawn:
+        if application.number in leaving:
             withdraw_application(
                 session=session,
                 application=application,

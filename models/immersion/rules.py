@@ -150,9 +150,16 @@ def apply_coordinator_choice(
         raise ValueError(f"numéros de candidature inconnus : {', '.join(map(str, unknown))}")
     both = sorted(set(kept) & set(waitlist))
     if both:
-        raise ValueError(f"numéros à la fois retenus et en liste d'attente : {both}")
+        raise ValueError(
+            "une candidature ne peut pas être à la fois retenue et en liste d'attente : "
+            + ", ".join(f"n° {n}" for n in both)
+        )
     if len(kept) > capacity:
-        raise ValueError(f"{len(kept)} candidatures retenues pour {capacity} places")
+        over = len(kept) - capacity
+        raise ValueError(
+            f"{len(kept)} candidatures retenues pour {capacity} places : retirez-en {over} "
+            "(ou placez-les en liste d'attente)"
+        )
     result: list[SelectionDecision] = []
     for number, before in sorted(known.items()):
         if number in kept:

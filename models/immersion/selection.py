@@ -161,6 +161,31 @@ def selection_table(
     return rows
 
 
+def application_label(session: Session, application: Application) -> str:
+    """How the coordinator's forms name an application: "n° 3 — Emma Blanc (CCAS)"."""
+    name = contact(session, application.contact_id).name
+    home = organisation(session, application.organisation_id).label
+    return f"n° {application.number} — {name} ({home})"
+
+
+def numbers_of(
+    chosen: Sequence[str], offered: Sequence[Application], session: Session
+) -> list[int]:
+    """The application numbers of the labels chosen in a form, in their order; a label that
+    is not offered (any more) is refused in French."""
+    numbers = {application_label(session, a): a.number for a in offered}
+    unknown = [label for label in chosen if label not in numbers]
+    if unknown:
+        raise DomainError(
+            "ces candidatures ne sont pas (ou plus) proposées : " + " ; ".join(unknown)
+        )
+    result: list[int] = []
+    for label in chosen:
+        if numbers[label] not in result:
+            result.append(numbers[label])
+    return result
+
+
 def record_selection(
     *,
     session: Session,

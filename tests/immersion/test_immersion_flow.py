@@ -15,7 +15,7 @@ from models.core import clock, db
 from models.core.audit import case_events, verify_case
 from models.core.outbox import OutboxMessage, OutboxStatus
 from models.immersion.common import get_session, session_by_run
-from models.immersion.meetings import immersion_end, participant_numbers
+from models.immersion.meetings import immersion_end
 from models.immersion.report import report_participants_csv, session_report
 from models.immersion.selection import selection_proposal
 from models.immersion.states import SessionStatus
@@ -24,16 +24,17 @@ from notifications.mime import ascii_address
 from notifications.send import drain
 from tests.support.immersion import (
     advance_clock,
+    answer_as_shown,
     build_clsm,
+    choices,
     immersion_days,
     launch_parameters,
     outbox,
-    resume_form,
     session_dates,
     session_status,
     settle,
 )
-from tests.support.prefect_stack import PrefectStack, run, run_env
+from tests.support.prefect_stack import PrefectStack, form_schema, run, run_env
 from tests.support.smtp import ReceivedMail, SmtpServer
 
 pytestmark = [pytest.mark.prefect, pytest.mark.asyncio(loop_scope="session")]
@@ -142,12 +143,15 @@ async def test_a_whole_session_through_links_forms_and_mail(
         (d for d in proposal if d.outcome.value == "waitlisted"), key=lambda d: d.waitlist_rank or 0
     )
     assert len(kept) == 16 and len(waiting) == 4
-    schema = await resume_form(
-        run_id,
-        {"kept": ", ".join(map(str, kept)), "waitlist": ", ".join(str(d.number) for d in waiting)},
-    )
-    assert schema["properties"]["kept"]["title"] == "Candidatures retenues (numéros)"
-    assert schema["properties"]["kept"]["default"] == ", ".join(map(str, kept))  # prefilled
+    schema = await answer_as_shown(run_id)  # the proposal, submitted as prefilled
+    assert schema["properties"]["kept"]["title"] == "Candidatures retenues"
+    assert len(choices(schema, "kept")) == 20  # every application, by its label
+    shown = schema["properties"]["kept"]["default"]
+    assert [int(label.split()[1]) for label in shown] == kept
+    assert shown[0] == f"n° {kept[0]} — Candidat {kept[0]} ({NAMES[(kept[0] - 1) % 5]})"
+    waitlist = schema["properties"]["waitlist"]["default"]
+    assert [int(label.split()[1]) for label in waitlist] == [d.number for d in waiting]
+    assert set(schema["required"]) == {"kept", "waitlist", "comment"}  # no "(Optional)"
     assert await settle(run_id) == "PAUSED"
     assert session_status(run_id) is SessionStatus.PLACEMENT
     assert len(outbox("immersion_selected")) == 16
@@ -212,10 +216,11 @@ async def test_a_whole_session_through_links_forms_and_mail(
     # the preparation day passes; the coordinator records who came
     advance_clock(dates["preparation_end"])
     assert await settle(run_id) == "PAUSED"
-    with db.session_scope() as session:
-        numbers, _names = participant_numbers(session, get_session(session, row_id))
-    assert len(numbers) == 16
-    await resume_form(run_id, {"present": ", ".join(map(str, numbers[:-1]))})
+    schema = await form_schema(run_id)
+    everyone = schema["properties"]["present"]["default"]
+    assert len(everyone) == 16 and choices(schema, "present") == everyone
+    assert schema["properties"]["withdrawn"]["default"] == []
+    await answer_as_shown(run_id, present=everyone[:-1])
     assert await settle(run_id) == "PAUSED"
     assert session_status(run_id) is SessionStatus.IMMERSION
     days = outbox("immersion_days")
@@ -242,7 +247,8 @@ async def test_a_whole_session_through_links_forms_and_mail(
 
     advance_clock(dates["restitution_end"])
     assert await settle(run_id) == "PAUSED"
-    await resume_form(run_id, {"present": ", ".join(map(str, numbers))})
+    schema = await answer_as_shown(run_id)  # everyone came to the restitution
+    assert "withdrawn" not in schema["properties"]  # withdrawals only at the preparation day
     assert await settle(run_id) == "COMPLETED"
     assert session_status(run_id) is SessionStatus.CLOSED
 

@@ -16,17 +16,25 @@ from models.core.outbox import OutboxMessage
 from models.core.runs import resume_run
 from models.immersion.changes import cancel_and_wake
 from models.immersion.common import session_by_run
-from models.immersion.states import SessionStatus
+from models.immersion.states import STATUS_LABELS, SessionStatus
 from models.immersion.tables import ImmersionSession
 from tests.support.immersion import (
     advance_clock,
+    answer_as_shown,
     build_clsm,
-    resume_form,
+    choices,
     session_dates,
     settle,
 )
 from tests.support.immersion import outbox as mails
-from tests.support.prefect_stack import PrefectStack, run, run_env, state_of, wait_for_state
+from tests.support.prefect_stack import (
+    PrefectStack,
+    form_schema,
+    run,
+    run_env,
+    state_of,
+    wait_for_state,
+)
 
 pytestmark = [pytest.mark.prefect, pytest.mark.asyncio(loop_scope="session")]
 
@@ -108,7 +116,10 @@ async def test_waking_a_suspended_session_again_sends_no_second_mail(
     advance_clock(dates["call_closes_at"])
     assert await settle(run_id) == "PAUSED"
     # a refused edit is audited and asked again, with the error shown above the form
-    await resume_form(run_id, {"kept": "1, 2, 9", "waitlist": ""})
+    shown = await form_schema(run_id)
+    one, two, three = choices(shown, "kept")
+    assert one == "n° 1 — Candidat 1 (CCAS)"
+    await answer_as_shown(run_id, kept=[one, two], waitlist=[two])
     assert await settle(run_id) == "PAUSED"
     assert status_of(run_id) is SessionStatus.SELECTION
     from prefect.client.orchestration import get_client
@@ -117,9 +128,13 @@ async def test_waking_a_suspended_session_again_sends_no_second_mail(
     keyset = keyset_from_paused_state(await state_of(run_id))
     async with get_client() as client:
         description = await client.read_flow_run_input(run_id, keyset["description"])
-    assert "Saisie refusée : numéros de candidature inconnus : 9" in description
-    schema = await resume_form(run_id, {"kept": "1, 2", "waitlist": "3"})
-    assert schema["properties"]["kept"]["default"] == "1, 2, 9"  # what was typed, to correct
+    assert (
+        "Saisie refusée : une candidature ne peut pas être à la fois retenue et en liste "
+        "d'attente : n° 2" in description
+    )
+    schema = await answer_as_shown(run_id, waitlist=[three])
+    assert schema["properties"]["kept"]["default"] == [one, two]  # what was chosen, to correct
+    assert schema["properties"]["waitlist"]["default"] == [two]
     assert await settle(run_id) == "PAUSED"
     assert status_of(run_id) is SessionStatus.PLACEMENT
     before = _counts()
@@ -133,6 +148,18 @@ async def test_waking_a_suspended_session_again_sends_no_second_mail(
         assert await settle(run_id) == "PAUSED"
     assert _counts() == before
     assert (await state_of(run_id)).type.value == "PAUSED"
+    # one artifact per key on the run, updated in place (not one per pass or resumption)
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    async with get_client() as client:
+        artifacts = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+        )
+    keys = sorted(a.key or "" for a in artifacts)
+    row_id = _session_id(run_id)
+    assert keys == [f"session-{row_id}-etat", f"session-{row_id}-selection"], keys
+    (status,) = [a for a in artifacts if a.key == f"session-{row_id}-etat"]
+    assert STATUS_LABELS[SessionStatus.PLACEMENT] in str(status.data)  # the latest state
 
     # the coordinator cancels: calendar CANCEL to whoever was invited, and the run ends
     with db.session_scope() as session:
@@ -145,6 +172,13 @@ async def test_waking_a_suspended_session_again_sends_no_second_mail(
     invited = {m.recipient_email for m in mails("immersion_preparation")}
     assert {m.recipient_email for m in cancels} == invited
     assert all(m.calendar and m.calendar["method"] == "CANCEL" for m in cancels)
+
+
+def _session_id(run_id: object) -> int:
+    with db.session_scope() as session:
+        row = session_by_run(session, str(run_id))
+        assert row is not None and row.id is not None
+        return row.id
 
 
 def status_of(run_id: object) -> SessionStatus:
@@ -179,8 +213,9 @@ async def test_demo_session_waits_on_the_selection_form(
         schema = json.loads(await client.read_flow_run_input(run_id, keyset["schema"]))
         description = await client.read_flow_run_input(run_id, keyset["description"])
         flow_run = await client.read_flow_run(run_id)
-    assert schema["properties"]["kept"]["title"] == "Candidatures retenues (numéros)"
-    assert len(schema["properties"]["kept"]["default"].split(", ")) == 16
+    assert schema["properties"]["kept"]["title"] == "Candidatures retenues"
+    assert len(schema["properties"]["kept"]["default"]) == 16
+    assert len(schema["properties"]["kept"]["items"]["enum"]) == 24
     assert "24 candidatures pour 16 places" in description
     assert flow_run.name == "Session Immersions professionnelles 2022 — session 2"
     assert "clsm:poitiers" in flow_run.tags

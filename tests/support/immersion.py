@@ -120,6 +120,22 @@ async def resume_form(run_id: Any, values: dict[str, Any]) -> dict[str, Any]:
     return dict(schema)
 
 
+async def answer_as_shown(run_id: Any, **changes: Any) -> dict[str, Any]:
+    """Submit the coordinator's form with what it shows (its prefilled values), but for
+    `changes`; returns the form's schema (what the Prefect UI drew)."""
+    from tests.support.prefect_stack import form_schema
+
+    schema = await form_schema(run_id)
+    shown = {name: field.get("default") for name, field in schema["properties"].items()}
+    await resume_form(run_id, {**shown, **changes})
+    return schema
+
+
+def choices(schema: dict[str, Any], field: str) -> list[str]:
+    """The labels a form's list field offers (its multiselect's options)."""
+    return list(schema["properties"][field]["items"]["enum"])
+
+
 def outbox(template: str | None = None) -> list[Any]:
     from sqlmodel import col, select
 
