@@ -88,7 +88,12 @@ def visible_cases(session: Session, user: User) -> list[CaseSummary]:
 
 
 def read_case(
-    session: Session, user: User, actor: Actor, case_type: str, case_id: int
+    session: Session,
+    user: User,
+    actor: Actor,
+    case_type: str,
+    case_id: int,
+    payload: dict[str, Any] | None = None,
 ) -> CaseSummary:
     """Open a case: check access and record the read in its history (committed)."""
     case = visible_case(session, user, case_type, case_id)
@@ -98,6 +103,7 @@ def read_case(
         case_id=case.case_id,
         action="case.read",
         actor=actor,
+        payload=payload,
     )
     session.commit()
     return case
