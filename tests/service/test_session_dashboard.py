@@ -128,3 +128,22 @@ def test_an_auditor_reads_the_dashboard_without_actions(
     page = client.get(f"/cases/session/{world.session_id}/dashboard")
     assert page.status_code == 200
     assert "actions de la coordination" not in page.text
+
+
+def test_pending_mails_are_listed_in_french_with_recipient_structure_and_step(
+    client: TestClient, world: SessionWorld
+) -> None:
+    _login(client, world.coordinator)
+    page = client.get(f"/cases/session/{world.session_id}").text
+    mails = page.split("E-mails en attente d'envoi")[1]
+    assert "immersion_agreement" not in mails and "immersion_" not in mails
+    assert "convention de stage à signer" in mails
+    assert "signer la convention de stage" in mails  # the step asked of the recipient
+    row = next(r for r in mails.split("<tr>") if "Tuteur·rice 2" in r)
+    assert "Département" in row  # the tutor's structure
+    api = client.get(f"/api/cases/session/{world.session_id}")
+    assert api.status_code == 200
+    listed = api.json()["undelivered_mails"]
+    tutor = next(m for m in listed if m["recipient_name"] == "Tuteur·rice 2")
+    assert tutor["recipient_structure"] == "Département"
+    assert tutor["step"] == "signer la convention de stage"
