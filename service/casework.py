@@ -29,6 +29,7 @@ from service.labels import mail_label, payload_details
 ACTION_LABELS: dict[str, str] = {
     "history.read": "consultation de l'historique",
     "case.read": "consultation du dossier",
+    "contact.read": "consultation d'une fiche contact",
     "case.resume-requested": "relance de la reprise du processus",
     "status.changed": "changement de statut",
     "link.issued": "lien envoyé",
