@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -229,6 +229,7 @@ async def drive_session(
         inst.post_link(
             mailbox.token(request),
             {
+                "answer": "accepter",
                 "tutor_name": f"Tuteur {i}",
                 "tutor_email": f"tuteur{i}@accueil.example",
                 "capacity": "6",
@@ -292,6 +293,7 @@ def _open_step(run_id: UUID) -> str:
 def _form_answer(step: str, escalate: bool) -> dict[str, Any]:
     """The coordinator's answer to the form the run shows (step `ask-<seq>-<form>`)."""
     from models.core import clock
+    from models.core.calendar import add_business_days
     from models.core.db import session_scope
 
     with session_scope() as session:
@@ -311,9 +313,8 @@ def _form_answer(step: str, escalate: bool) -> dict[str, Any]:
     if form == "meeting":
         return {
             "meeting": "Nouvelle réunion",
-            "starts_at": datetime.combine(today + timedelta(days=14), datetime.min.time())
-            .replace(hour=14)
-            .isoformat(),
+            "day": add_business_days(today, 10).isoformat(),
+            "at": "14:00",
             "host": "CCAS",
             "invited": ["MDPH"],
         }

@@ -20,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from sqlmodel import Session, select
 
+from flows.inputs.fields import at_paris, check_open_day, wall_clock
 from flows.inputs.saisine import (
     BACK_TO_LEVEL1,
     CANCEL,
@@ -35,6 +36,7 @@ from flows.inputs.saisine import (
     SaisineIntakeForm,
     decision_form,
     meeting_form,
+    meeting_watch_form,
     orientation_form,
     partners_form,
 )
@@ -106,6 +108,8 @@ from models.saisine.summary import summary_markdown
 from models.saisine.tables import SAISINE, CellMeeting, Saisine
 
 FINAL = (SaisineStatus.CLOSED, SaisineStatus.URGENT_CLOSED)
+MAX_FOLLOW_UP_DAYS = 365
+ACTION_DAYS = 30  # the due date the decision form proposes for each action
 MAX_PASSES = 200  # every pass moves the case on or suspends the run
 
 PHASES: dict[SaisineStatus, Callable[[Session, Saisine], Next]] = {
@@ -313,8 +317,14 @@ def ask_orientation(saisine_id: int, next_: Next) -> None:
         kind = choices.get(answer.outcome)
         if kind is None:
             raise DomainError(f"Orientation inconnue : « {answer.outcome} ».")
-        today = local_date(clock.now(session), get_settings().tz)
+        if not answer.who_acts.strip():
+            raise DomainError("Indiquez qui agit (la ou les structures).")
         days = answer.follow_up_days
+        if not 0 <= days <= MAX_FOLLOW_UP_DAYS:
+            raise DomainError(
+                f"Le suivi se fait dans 0 à {MAX_FOLLOW_UP_DAYS} jours ({days} demandés)."
+            )
+        today = local_date(clock.now(session), get_settings().tz)
         record_orientation(
             session=session,
             saisine=saisine,
@@ -337,20 +347,24 @@ def ask_meeting(saisine_id: int, next_: Next) -> None:
             reason = "retour aux échanges bilatéraux"
             back_to_level1(session=session, saisine=saisine, reason=reason, actor=actor)
             return
+        starts_at = None
+        if answer.meeting == NEW_MEETING:
+            check_open_day(answer.day, insist=answer.insist)
+            starts_at = at_paris(answer.day, answer.at)
         put_on_meeting(
             session=session,
             saisine=saisine,
             meeting=None if answer.meeting == NEW_MEETING else answer.meeting,
-            starts_at=answer.starts_at,
+            starts_at=starts_at,
             host=answer.host,
             invited=answer.invited,
             actor=actor,
         )
 
     hosts = list(choices.hosts)
-    proposed = choices.proposed_start.replace(tzinfo=None).isoformat()
+    day, at = wall_clock(choices.proposed_start)
     form = meeting_form(list(choices.meetings), hosts, list(choices.invitable))
-    _ask(saisine_id, next_, form, {"starts_at": proposed, "host": hosts[0]}, apply)
+    _ask(saisine_id, next_, form, {"day": day, "at": at, "host": hosts[0]}, apply)
 
 
 def ask_decision(saisine_id: int, next_: Next) -> None:
@@ -358,6 +372,7 @@ def ask_decision(saisine_id: int, next_: Next) -> None:
         meeting = session.get(CellMeeting, next_.meeting_id)
         assert meeting is not None
         owners = decision_owners(session, meeting)
+        today = local_date(clock.now(session), get_settings().tz)
 
     def apply(session: Session, saisine: Saisine, answer: DecisionForm, actor: Actor) -> None:
         meeting = session.get(CellMeeting, next_.meeting_id)
@@ -375,7 +390,8 @@ def ask_decision(saisine_id: int, next_: Next) -> None:
             actor=actor,
         )
 
-    _ask(saisine_id, next_, decision_form(list(owners)), {}, apply)
+    due_on = today + timedelta(days=ACTION_DAYS)
+    _ask(saisine_id, next_, decision_form(list(owners), due_on), {}, apply)
 
 
 # -- waits that show the coordinator a form -----------------------------------------------------
@@ -386,6 +402,7 @@ def _watch(
     form: type[W],
     hint: str,
     apply: Callable[[Session, W, Actor], None],
+    initial: dict[str, object] | None = None,
 ) -> None:
     """Like `wait_until`, but the suspended run shows the coordinator a form.
 
@@ -413,7 +430,7 @@ def _watch(
             return
         heading = REFUSED.format(reason=wait.refused_reason) if wait.refused_reason else ""
         description = f"{heading}{summary_markdown(session, saisine)}\n\n{hint}"
-    shown = prefilled(form, description, wait.refused_answer or {})
+    shown = prefilled(form, description, {**(initial or {}), **(wait.refused_answer or {})})
     answer = suspend(wait, shown)
     with session_scope() as session:
         stored = session.get(Wait, wait.id)
@@ -422,16 +439,17 @@ def _watch(
         try:
             with session.begin_nested():
                 apply(session, answer, actor)
-        except DomainError as refused:
+        except (DomainError, ValueError) as refused:
+            reason = refused.message if isinstance(refused, DomainError) else str(refused)
             typed = answer.model_dump(mode="json", include=set(form.model_fields))
-            refuse_answer(session=session, wait=stored, reason=refused.message, answer=typed)
+            refuse_answer(session=session, wait=stored, reason=reason, answer=typed)
             record_event(
                 session=session,
                 case_type=SAISINE,
                 case_id=saisine_id,
                 action="form.refused",
                 actor=actor,
-                payload={"step": next_.step, "error": refused.message},
+                payload={"step": next_.step, "error": reason},
             )
             return
         # the key is spent (and our own wake-up mark with it): the next wait gets a new key
@@ -450,17 +468,19 @@ def watch_meeting(saisine_id: int, next_: Next) -> None:
                 session=session, meeting=fresh, reason=answer.motive or "annulée", actor=actor
             )
         elif answer.action == MOVE:
-            starts_at = answer.new_starts_at
-            if starts_at is None:
-                raise DomainError("Indiquez la nouvelle date de la réunion.")
-            if starts_at.tzinfo is None:
-                starts_at = starts_at.replace(tzinfo=get_settings().tz)
+            check_open_day(answer.new_day, insist=answer.insist)
+            starts_at = at_paris(answer.new_day, answer.new_at)
             reschedule_meeting(session=session, meeting=fresh, starts_at=starts_at, actor=actor)
 
+    with session_scope() as session:
+        meeting = session.get(CellMeeting, next_.meeting_id)
+        assert meeting is not None
+        day, at = wall_clock(meeting.starts_at)
     _watch(
         saisine_id,
         next_,
-        form=MeetingWatchForm,
+        form=meeting_watch_form(),
+        initial={"new_day": day, "new_at": at},
         hint="La reprise se fait d'elle-même le jour de la réunion. Pour annuler ou déplacer "
         "la réunion, choisissez-le ci-dessous.",
         apply=apply,

@@ -60,7 +60,9 @@ def prefilled(form: type[T], description: str, values: dict[str, object]) -> typ
     """
     fields: dict[str, Any] = {}
     for name, value in values.items():
-        original = form.model_fields[name]
+        original = form.model_fields.get(name)
+        if original is None:  # an answer kept from an older shape of the form
+            continue
         fields[name] = (
             original.annotation,
             FieldInfo.merge_field_infos(original, default=value, default_factory=None),

@@ -21,6 +21,7 @@ import base64
 import binascii
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import formataddr
 
@@ -158,21 +159,20 @@ def message_bytes(
     text: str,
     html: str,
     invitation: Invitation | None = None,
+    files: Sequence[tuple[str, str, bytes]] = (),
 ) -> bytes:
-    """The whole message: `headers` (already encoded, in order), then the MIME body."""
+    """The whole message: `headers` (already encoded, in order), then the MIME body;
+    `files` are attachments as (content type, file name, bytes)."""
     alternatives = [_text_part("plain", text), _text_part("html", html)]
-    if invitation is None:
-        body = _multipart("alternative", alternatives)
-    else:
+    joined = [_attachment(kind, name, data) for kind, name, data in files]
+    if invitation is not None:
         alternatives.append(
             _text_part("calendar", invitation.ics, f'; method="{invitation.method}"')
         )
-        body = _multipart(
-            "mixed",
-            [
-                _multipart("alternative", alternatives),
-                _attachment("application/ics", "invitation.ics", invitation.ics.encode()),
-            ],
-        )
+        joined.insert(0, _attachment("application/ics", "invitation.ics", invitation.ics.encode()))
+    if joined:
+        body = _multipart("mixed", [_multipart("alternative", alternatives), *joined])
+    else:
+        body = _multipart("alternative", alternatives)
     head = "".join(f"{name}: {value}{CRLF}" for name, value in headers)
     return f"{head}MIME-Version: 1.0{CRLF}{body}".encode("ascii")

@@ -27,6 +27,7 @@ import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlmodel import Session
 
+from models.core.french import de
 from models.core.links import StepLink, link_url
 from models.core.outbox import CalendarPart, OutboxMessage, resolve_clsm
 from models.core.people import Clsm
@@ -114,7 +115,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
-    env.filters.update(date_fr=date_fr, datetime_fr=datetime_fr, time_fr=time_fr)
+    env.filters.update(date_fr=date_fr, datetime_fr=datetime_fr, time_fr=time_fr, de=de)
     env.globals["url"] = absolute_url
     return env
 

@@ -35,7 +35,13 @@ from models.core.db import get_engine, session_scope
 from models.core.enums import CaseType
 from models.core.kinds import CaseScope
 from models.core.mails import DeliveryFailedMail
-from models.core.outbox import OutboxMessage, OutboxStatus, Recipient, resolve_clsm
+from models.core.outbox import (
+    OutboxMessage,
+    OutboxStatus,
+    Recipient,
+    attachments_of,
+    resolve_clsm,
+)
 from models.core.people import Clsm
 from models.core.scope import mail
 from models.core.settings import Settings, SmtpSecurity, get_settings
@@ -186,7 +192,11 @@ def build_message(
     if rendered.calendar_ics is not None and row.calendar is not None:
         invitation = Invitation(rendered.calendar_ics, str(row.calendar["method"]))
     data = message_bytes(
-        headers=headers, text=rendered.text, html=rendered.html, invitation=invitation
+        headers=headers,
+        text=rendered.text,
+        html=rendered.html,
+        invitation=invitation,
+        files=[(a.content_type, a.filename, a.data) for a in attachments_of(row)],
     )
     recipient = ascii_address(row.recipient_email)
     return Outgoing(row.id, data, sender, recipient, rendered.subject)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from pydantic import BaseModel
 from sqlmodel import Session, select
 
 from models.catalogue import STEP_KINDS, case_summary
@@ -117,7 +118,8 @@ def view_step(session: Session, token: str) -> StepView:
     """The page of a valid link. It consumes nothing (a mail scanner may open it); as it
     shows the case to the link's holder, the read is recorded (`case.read`, committed)."""
     link, kind = _usable(session, token)
-    view = _view(session, link, kind, form_fields(kind.form, kind.initial(session, link)))
+    form = kind.form_for(session, link)
+    view = _view(session, link, kind, form_fields(form, kind.initial(session, link)))
     contact = session.get(Contact, link.contact_id)
     assert contact is not None and contact.id is not None
     record_event(
@@ -159,12 +161,11 @@ def submit_step(token: str, data: dict[str, list[str]]) -> Submission:
     """
     with session_scope() as session:
         link, kind = _usable(session, token)
-        answer, typed, errors = parse_form(kind.form, data)
+        form = kind.form_for(session, link)
+        answer, typed, errors = parse_form(form, data)
         if answer is None:
             return Submission(
-                view=_view(
-                    session, link, kind, form_fields(kind.form, typed, errors, raw=True), errors
-                )
+                view=_view(session, link, kind, form_fields(form, typed, errors, raw=True), errors)
             )
         page = kind.page(session, link)
         coordination = coordination_of(session, link.case_type, link.case_id)
@@ -179,13 +180,13 @@ def submit_step(token: str, data: dict[str, list[str]]) -> Submission:
             raise LinkUnusable(LinkState.USED, link.id) from None
         except DomainError as refusal:
             session.rollback()  # nothing was written before: the link stays usable
-            errors = _refusal_errors(kind, refusal)
+            errors = _refusal_errors(form, refusal)
             return Submission(
                 view=_view(
                     session,
                     link,
                     kind,
-                    form_fields(kind.form, typed, errors, raw=True),
+                    form_fields(form, typed, errors, raw=True),
                     errors,
                     refused=True,
                 )
@@ -198,12 +199,12 @@ def submit_step(token: str, data: dict[str, list[str]]) -> Submission:
         )
 
 
-def _refusal_errors(kind: StepKind, refusal: DomainError) -> dict[str, str]:
+def _refusal_errors(form: type[BaseModel], refusal: DomainError) -> dict[str, str]:
     """The domain's French reason beside its field (or above the form)."""
     reason = refusal.message[:1].upper() + refusal.message[1:]
     if not reason.endswith((".", "!", "?")):
         reason += "."
-    where = refusal.field if refusal.field in kind.form.model_fields else "__root__"
+    where = refusal.field if refusal.field in form.model_fields else "__root__"
     return {where: reason}
 
 

@@ -4,17 +4,28 @@ database's structures are `Literal`s built for the case at hand (a select in the
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Literal
 
-from prefect.input import RunInput
 from pydantic import BaseModel, Field, create_model
 
+from flows.inputs.fields import (
+    INSIST,
+    Form,
+    Line,
+    WallClock,
+    choice,
+    choices,
+    hidden,
+    needed,
+    optional,
+)
 from models.saisine.intake import AGE_RANGES, CHANNELS, SaisineIntake
 
 ESCALATE = "Passer au niveau 2 : examen en réunion de cellule"
 NEW_MEETING = "Nouvelle réunion"
 BACK_TO_LEVEL1 = "Revenir au niveau 1 (échanges bilatéraux)"
+NO_OWNER = "(à choisir)"
 
 Channel = Literal["téléphone", "courriel", "courrier", "rencontre"]
 AgeRange = Literal[
@@ -73,41 +84,47 @@ class SaisineIntakeForm(BaseModel):
         )
 
 
-class PartnersForm(RunInput):
-    partners: list[str] = Field(default_factory=list, title="Structures à consulter")
+class PartnersForm(Form):
+    partners: list[str] = needed(default_factory=list, title="Structures à consulter")
 
 
-class OrientationForm(RunInput):
-    outcome: str = Field(default="", title="Suite donnée")
-    who_acts: str = Field(default="", title="Qui agit (structure(s))")
-    detail: str = Field(default="", title="Précisions (texte du bilan annuel, facultatif)")
-    follow_up_days: int = Field(
-        default=0,
-        ge=0,
-        le=365,
-        title="Suivi auprès de la personne qui a saisi, dans N jours (0 : clore maintenant)",
+class OrientationForm(Form):
+    outcome: str = needed("", title="Suite donnée")
+    who_acts: str = needed("", title="Qui agit (structure ou structures)")
+    detail: str = optional("", title="Précisions (texte du bilan annuel)")
+    follow_up_days: int = needed(
+        30,
+        title="Suivi auprès de la personne qui a saisi, dans combien de jours",
+        description="0 : clore la saisine maintenant, sans suivi.",
     )
 
 
-class MeetingForm(RunInput):
-    meeting: str = Field(default=NEW_MEETING, title="Réunion")
-    starts_at: datetime | None = Field(
-        default=None, title="Date et heure de la nouvelle réunion (heure de Paris)"
+class MeetingForm(Form):
+    meeting: str = needed(NEW_MEETING, title="Réunion")
+    day: date = needed(default_factory=date.today, title="Date de la nouvelle réunion")
+    at: str = needed("14:00", title="Heure (heure de Paris)")
+    insist: bool = optional(False, title=INSIST)
+    host: str = needed("", title="Lieu : membre permanent qui accueille (rotation)")
+    invited: list[str] = optional(
+        default_factory=list, title="Membres invités pour cette situation"
     )
-    host: str = Field(default="", title="Lieu : membre permanent qui accueille (rotation)")
-    invited: list[str] = Field(default_factory=list, title="Membres invités pour cette situation")
 
 
-class ActionLine(BaseModel):
-    text: str = Field(default="", title="Action")
-    owner: str = Field(default="", title="Responsable")
-    due_on: date | None = Field(default=None, title="Échéance")
+class ActionLine(Line):
+    text: str = needed("", title="Action")
+    owner: str = needed(NO_OWNER, title="Responsable")
+    due_on: date = needed(default_factory=date.today, title="Échéance")
 
 
-class DecisionForm(RunInput):
-    meeting_held: bool = Field(default=True, title="La réunion a eu lieu")
-    text: str = Field(default="", title="Décision de la cellule")
-    actions: list[ActionLine] = Field(default_factory=list, title="Actions décidées")
+class DecisionForm(Form):
+    meeting_held: bool = needed(
+        True,
+        title="La réunion a eu lieu",
+        description="Décochez si elle n'a pas eu lieu : elle sera annulée et une autre "
+        "réunion vous sera proposée.",
+    )
+    text: str = needed("", title="Décision de la cellule")
+    actions: list[ActionLine] = optional(default_factory=list, title="Actions décidées")
 
 
 KEEP = "Maintenir"
@@ -115,49 +132,37 @@ CANCEL = "Annuler la réunion"
 MOVE = "Déplacer la réunion"
 
 
-class MeetingWatchForm(RunInput):
-    """The wait for the meeting day: tick resumes it with {"reason": "due"}, the service with
-    {"reason": "answer"}; the coordinator may cancel or move the meeting from this form."""
-
-    reason: str = Field(default="coordination", title="Motif de la reprise (laisser tel quel)")
-    action: Literal["Maintenir", "Annuler la réunion", "Déplacer la réunion"] = Field(
-        default="Maintenir", title="Réunion"
+class MeetingWatchForm(Form):
+    # tick resumes this wait with {"reason": "due"}, the service with {"reason": "answer"}
+    reason: str = hidden("coordination")
+    action: Literal["Maintenir", "Annuler la réunion", "Déplacer la réunion"] = needed(
+        KEEP, title="Réunion"
     )
-    new_starts_at: datetime | None = Field(
-        default=None, title="Nouvelle date et heure (heure de Paris), pour un déplacement"
-    )
-    motive: str = Field(default="", title="Motif de l'annulation ou du déplacement")
+    new_day: date = needed(default_factory=date.today, title="Nouvelle date, pour un déplacement")
+    new_at: str = needed("14:00", title="Nouvelle heure (heure de Paris), pour un déplacement")
+    insist: bool = optional(False, title=INSIST)
+    motive: str = optional("", title="Motif de l'annulation ou du déplacement")
 
 
-def _choice(values: list[str]) -> Any:
-    """A Literal of the given values (a select list in the Prefect UI)."""
-    return Literal[tuple(values)] if values else str
-
-
-def _choices(values: list[str]) -> Any:
-    """A list of Literals (a multiple select in the Prefect UI)."""
-    return list[_choice(values)]  # type: ignore[misc]
-
-
-def partners_form(choices: list[str]) -> type[PartnersForm]:
+def partners_form(labels: list[str]) -> type[PartnersForm]:
     return create_model(
         "ConsultationPartenaires",
         __base__=PartnersForm,
         partners=(
-            _choices(choices),
-            Field(default_factory=list, title="Structures à consulter (convention valide)"),
+            choices(labels),
+            needed(default_factory=list, title="Structures à consulter (convention valide)"),
         ),
     )
 
 
-def orientation_form(choices: list[str]) -> type[OrientationForm]:
+def orientation_form(labels: list[str]) -> type[OrientationForm]:
     """The CLSM's orientation catalogue as a select, then escalation to level 2."""
     return create_model(
         "Orientation",
         __base__=OrientationForm,
         outcome=(
-            _choice([*choices, ESCALATE]),
-            Field(default=choices[0] if choices else ESCALATE, title="Suite donnée"),
+            choice([*labels, ESCALATE]),
+            needed(labels[0] if labels else ESCALATE, title="Suite donnée"),
         ),
     )
 
@@ -167,13 +172,19 @@ def meeting_form(meetings: list[str], hosts: list[str], invitable: list[str]) ->
         "ReunionDeCellule",
         __base__=MeetingForm,
         meeting=(
-            _choice([NEW_MEETING, *meetings, BACK_TO_LEVEL1]),
-            Field(default=NEW_MEETING, title="Réunion"),
+            choice([NEW_MEETING, *meetings, BACK_TO_LEVEL1]),
+            needed(NEW_MEETING, title="Réunion"),
         ),
-        host=(_choice(hosts), Field(default=hosts[0] if hosts else "", title="Lieu (rotation)")),
+        at=(WallClock, needed("14:00", title="Heure (heure de Paris)")),
+        host=(
+            choice(hosts),
+            needed(
+                hosts[0] if hosts else "", title="Lieu : membre permanent qui accueille (rotation)"
+            ),
+        ),
         invited=(
-            _choices(invitable),
-            Field(default_factory=list, title="Membres invités pour cette situation"),
+            choices(invitable),
+            optional(default_factory=list, title="Membres invités pour cette situation"),
         ),
     )
 
@@ -182,24 +193,37 @@ def _list_of(model: type[BaseModel]) -> Any:
     return list[model]  # type: ignore[valid-type]
 
 
-def decision_form(owners: list[str]) -> type[DecisionForm]:
+def decision_form(owners: list[str], due_on: date) -> type[DecisionForm]:
+    """The decision, with its action lines: each owner chosen among those the meeting may
+    name, each due date proposed `due_on`."""
     line = create_model(
         "Action",
         __base__=ActionLine,
-        owner=(_choice(owners), Field(default=owners[0] if owners else "", title="Responsable")),
+        owner=(choice([NO_OWNER, *owners]), needed(NO_OWNER, title="Responsable")),
+        due_on=(date, needed(due_on, title="Échéance")),
     )
     return create_model(
         "DecisionDeLaCellule",
         __base__=DecisionForm,
-        actions=(_list_of(line), Field(default_factory=list, title="Actions décidées")),
+        actions=(_list_of(line), optional(default_factory=list, title="Actions décidées")),
     )
 
 
-class ActionsWatchForm(RunInput):
-    """The wait for the actions: resumed by the owners' links and by tick (reminders)."""
+def meeting_watch_form() -> type[MeetingWatchForm]:
+    return create_model(
+        "ReunionPrevue",
+        __base__=MeetingWatchForm,
+        new_at=(
+            WallClock,
+            needed("14:00", title="Nouvelle heure (heure de Paris), pour un déplacement"),
+        ),
+    )
 
-    reason: str = Field(default="coordination", title="Motif de la reprise (laisser tel quel)")
-    close: bool = Field(default=False, title="Clore la saisine maintenant")
-    close_reason: str = Field(
-        default="", title="Motif de clôture (obligatoire si des actions restent ouvertes)"
+
+class ActionsWatchForm(Form):
+    # resumed by the owners' links and by tick (reminders), as MeetingWatchForm
+    reason: str = hidden("coordination")
+    close: bool = optional(False, title="Clore la saisine maintenant")
+    close_reason: str = optional(
+        "", title="Motif de clôture (à donner si des actions restent ouvertes)"
     )

@@ -65,6 +65,8 @@ class StepPage:
     case_label: str
     paragraphs: list[str] = field(default_factory=list)
     details: list[tuple[str, str]] = field(default_factory=list)  # label, value
+    closed: str = ""
+    """Why nothing can be answered here any more (French): the page shows it, not the form."""
 
 
 @dataclass(frozen=True)
@@ -88,3 +90,9 @@ class StepKind:
     applications): the service limits such answers per link and per address."""
     after_sending: str = ""
     """What happens once the form is sent (French); the service says it generically if empty."""
+    form_of: Callable[[Session, StepLink], type[BaseModel]] | None = None
+    """The form for this link now, when it depends on the case (a participant may only
+    withdraw once the call is closed); `form` otherwise."""
+
+    def form_for(self, session: Session, link: StepLink) -> type[BaseModel]:
+        return self.form_of(session, link) if self.form_of is not None else self.form

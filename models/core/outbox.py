@@ -7,7 +7,9 @@ idempotent per (case, dedup_key): a replayed step enqueues nothing new.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -99,6 +101,34 @@ def message_id_for(outbox_id: int, dedup_key: str, domain: str = "clsm.localhost
     return f"<outbox-{outbox_id}-{tag}@{domain}>"
 
 
+ATTACHMENTS = "_attachments"
+"""The context key of a mail's attached files (kept with the row, so a retry sends the same)."""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file joined to a mail (a signed agreement's PDF)."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "filename": self.filename,
+            "content_type": self.content_type,
+            "data": base64.b64encode(self.data).decode("ascii"),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> Attachment:
+        return cls(data["filename"], data["content_type"], base64.b64decode(data["data"]))
+
+
+def attachments_of(message: OutboxMessage) -> list[Attachment]:
+    return [Attachment.from_dict(a) for a in message.context.get(ATTACHMENTS, [])]
+
+
 def enqueue(
     *,
     session: Session,
@@ -108,6 +138,7 @@ def enqueue(
     context: dict[str, Any],
     dedup_key: str,
     calendar: CalendarPart | None = None,
+    attachments: Sequence[Attachment] = (),
 ) -> OutboxMessage:
     """Queue one mail in the caller's transaction; the same dedup_key queues nothing new.
 
@@ -134,7 +165,9 @@ def enqueue(
         recipient_email=to.email,
         recipient_name=to.name,
         contact_id=to.contact_id,
-        context=context,
+        context={**context, ATTACHMENTS: [a.as_dict() for a in attachments]}
+        if attachments
+        else context,
         calendar=calendar.as_dict() if calendar else None,
         next_attempt_at=moment,
         created_at=moment,

@@ -16,7 +16,7 @@ from models.core.audit import Actor, AuditEvent, record_event
 from models.core.kinds import CaseScope
 from models.core.links import StepLink, issue_link
 from models.core.mails import MailContext
-from models.core.outbox import CalendarPart, OutboxMessage, Recipient, enqueue
+from models.core.outbox import Attachment, CalendarPart, OutboxMessage, Recipient, enqueue
 from models.core.people import Contact
 from models.core.reminders import plan_reminders
 
@@ -52,6 +52,7 @@ def mail(
     message: MailContext,
     dedup_key: str,
     calendar: CalendarPart | None = None,
+    attachments: tuple[Attachment, ...] = (),
 ) -> OutboxMessage:
     """Queue one typed mail of the case; the same dedup_key queues nothing new."""
     return enqueue(
@@ -62,6 +63,7 @@ def mail(
         context=message.as_context(),
         dedup_key=dedup_key,
         calendar=calendar,
+        attachments=attachments,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic import Field as FormField
 from sqlmodel import Session
 
@@ -14,7 +14,9 @@ from models.core.audit import Actor
 from models.core.errors import DomainError
 from models.core.kinds import StepKind, StepPage
 from models.core.links import StepLink
+from models.core.outbox import Attachment
 from models.core.status import change_status
+from models.immersion.agreement_pdf import agreement_pdf, agreement_pdf_name
 from models.immersion.common import (
     EXAMPLE_TITLE,
     SessionMail,
@@ -76,7 +78,7 @@ class AgreementMail(SessionMail):
         return cls(
             session_title=EXAMPLE_TITLE,
             link_id=1,
-            party="le ou la stagiaire",
+            party="stagiaire",
             participant="Camille Dupont",
             home="CCAS",
             host="CHL",
@@ -84,6 +86,24 @@ class AgreementMail(SessionMail):
             days="10/10/2022, 11/10/2022, 12/10/2022",
             may_observe="réunions d'équipe, entretiens d'accueil",
             may_not_observe="consultations médicales",
+        )
+
+
+class AgreementSignedMail(SessionMail):
+    """To each signatory: the agreement is signed by the three parties (its PDF attached)."""
+
+    template: ClassVar[str] = "immersion_agreement_signed"
+    participant: str
+    host: str
+    days: str
+
+    @classmethod
+    def example(cls) -> AgreementSignedMail:
+        return cls(
+            session_title=EXAMPLE_TITLE,
+            participant="Camille Dupont",
+            host="CHL",
+            days="10/10/2022, 11/10/2022, 12/10/2022",
         )
 
 
@@ -164,21 +184,32 @@ class SignatureForm(BaseModel):
 
     agree: bool = FormField(
         default=False,
+        validate_default=True,
         title="J'ai lu la convention de stage et je la signe",
     )
     confidentiality: bool = FormField(
         default=False,
+        validate_default=True,
         title="Je m'engage à respecter le cadre d'observation et le secret professionnel",
     )
+
+    @field_validator("agree", "confidentiality", mode="after")
+    @classmethod
+    def _ticked(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError("Cochez cette case pour signer la convention.")
+        return value
 
 
 def sign_agreement(
     *, session: Session, agreement: Agreement, contact_id: int, form: SignatureForm, actor: Actor
 ) -> str:
-    if not (form.agree and form.confidentiality):
-        raise DomainError("cochez les deux cases pour signer la convention")
+    if agreement.status is AgreementStatus.CANCELLED:
+        raise DomainError("cette convention est annulée : elle n'est plus à signer")
     if agreement.status is not AgreementStatus.PENDING:
         raise DomainError("cette convention n'attend plus de signature")
+    if not (form.agree and form.confidentiality):
+        raise DomainError("cochez les deux cases pour signer la convention")
     placement = session.get(Placement, agreement.placement_id)
     assert placement is not None
     own = [p for p, c in parties(session, placement).items() if c.id == contact_id]
@@ -202,8 +233,38 @@ def sign_agreement(
     if all(getattr(agreement, f"{p}_signed_at") is not None for p in PARTIES):
         change_status(session=session, entity=agreement, to=AgreementStatus.SIGNED, actor=actor)
         change_status(session=session, entity=placement, to=PlacementStatus.SIGNED, actor=actor)
-        return "Merci : la convention est signée par les trois parties."
-    return "Merci : votre signature est enregistrée. La convention attend les autres signatures."
+        _mail_signed(session, agreement, placement)
+        return (
+            "Merci : la convention est signée par les trois parties. Chacune la reçoit par "
+            "courriel ; l'immersion aura lieu aux jours convenus."
+        )
+    return (
+        "Merci : votre signature est enregistrée. La convention attend les autres "
+        "signatures ; dès qu'elles sont toutes là, chaque partie la reçoit par courriel."
+    )
+
+
+def _mail_signed(session: Session, agreement: Agreement, placement: Placement) -> None:
+    """The signed agreement, as a PDF, to each of its three signatories."""
+    row = get_session(session, agreement.session_id)
+    document = Attachment(
+        agreement_pdf_name(session, agreement), "application/pdf", agreement_pdf(session, agreement)
+    )
+    said = terms(session, placement, "participant")
+    for party, person in parties(session, placement).items():
+        mail(
+            session,
+            row,
+            to=person,
+            message=AgreementSignedMail(
+                session_title=row.title,
+                participant=said.participant,
+                host=said.host,
+                days=said.days,
+            ),
+            dedup_key=f"agreement-{agreement.id}-signed-{party}",
+            attachments=(document,),
+        )
 
 
 def _page(session: Session, issued: StepLink) -> StepPage:
@@ -216,6 +277,18 @@ def _page(session: Session, issued: StepLink) -> StepPage:
         "participant",
     )
     said = terms(session, placement, party)
+    closed = ""
+    if agreement.status is AgreementStatus.CANCELLED:
+        closed = (
+            "Cette convention est annulée : elle n'est plus à signer et l'immersion prévue "
+            "n'aura pas lieu. Vous n'avez rien d'autre à faire ; la coordination du CLSM "
+            "vous écrira si un autre accueil est organisé."
+        )
+    elif agreement.status is AgreementStatus.SIGNED:
+        closed = (
+            "Cette convention est signée par les trois parties : il n'y a plus rien à signer. "
+            "Vous l'avez reçue par courriel."
+        )
     return StepPage(
         title="Convention de stage d'immersion",
         case_label=row.reference,
@@ -234,6 +307,7 @@ def _page(session: Session, issued: StepLink) -> StepPage:
             ("Pourra être observé", said.may_observe),
             ("Ne pourra pas être observé", said.may_not_observe),
         ],
+        closed=closed,
     )
 
 
@@ -255,4 +329,4 @@ SIGN = StepKind(
     wait_step=current_wait_step,
     submit_label="Signer la convention",
 )
-MAILS = (AgreementMail,)
+MAILS = (AgreementMail, AgreementSignedMail)

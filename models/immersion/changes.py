@@ -144,9 +144,14 @@ class SessionCancelledMail(SessionMail):
 
 # -- changing or withdrawing an application ------------------------------------------
 class ApplicationChangeForm(BaseModel):
-    """Modifier ou retirer sa candidature."""
+    """Modifier ou retirer sa candidature (jusqu'à la clôture de l'appel)."""
 
-    action: Literal["modifier", "retirer"] = FormField(default="modifier", title="Je souhaite")
+    action: Literal["modifier", "retirer"] = FormField(
+        title="Je souhaite",
+        json_schema_extra={
+            "labels": {"modifier": "modifier ma candidature", "retirer": "retirer ma candidature"}
+        },
+    )
     motivation: str = FormField(default="", title="Motivation", max_length=4000)
     wishes: list[str] = FormField(
         default_factory=list,
@@ -158,23 +163,49 @@ class ApplicationChangeForm(BaseModel):
     reason: str = FormField(default="", title="Motif du retrait (facultatif)", max_length=300)
 
 
+class WithdrawalForm(BaseModel):
+    """Retirer sa candidature (après la clôture de l'appel, rien d'autre ne change)."""
+
+    action: Literal["retirer"] = FormField(
+        title="Je souhaite",
+        json_schema_extra={"labels": {"retirer": "retirer ma candidature"}},
+    )
+    reason: str = FormField(default="", title="Motif du retrait (facultatif)", max_length=300)
+
+
+def _changeable(session: Session, application: Application) -> bool:
+    """Whether the application may still change (else it may only be withdrawn)."""
+    row = get_session(session, application.session_id)
+    return application.status is ApplicationStatus.SUBMITTED and (
+        clock.now(session) < row.call_closes_at
+    )
+
+
 def change_application(
     *,
     session: Session,
     application: Application,
-    form: ApplicationChangeForm,
+    form: ApplicationChangeForm | WithdrawalForm,
     actor: Actor,
 ) -> str:
     row = get_session(session, application.session_id)
+    if application.status is ApplicationStatus.NOT_SELECTED:
+        raise DomainError("votre candidature n'a pas été retenue : il n'y a rien à retirer")
     if form.action == "retirer":
         withdraw_application(
             session=session, application=application, actor=actor, reason=form.reason or "retrait"
         )
-        return "Votre retrait est enregistré. Merci de nous avoir prévenus."
-    if application.status is not ApplicationStatus.SUBMITTED or (
-        clock.now(session) >= row.call_closes_at
-    ):
-        raise DomainError("la candidature ne peut plus être modifiée après la clôture de l'appel")
+        return (
+            "Votre retrait est enregistré. Merci de nous avoir prévenus : un courriel vous le "
+            "confirme, et votre place éventuelle est proposée à la personne suivante sur la "
+            "liste d'attente. Vous n'avez rien d'autre à faire."
+        )
+    assert isinstance(form, ApplicationChangeForm)
+    if not _changeable(session, application):
+        raise DomainError(
+            "la candidature ne peut plus être modifiée après la clôture de l'appel",
+            field="action",
+        )
     changes: dict[str, Any] = {}
     if form.wishes:
         application.wishes = wish_ids(session, row, form.wishes, application.organisation_id)
@@ -186,10 +217,13 @@ def change_application(
         application.availability = form.availability
         changes["availability"] = True
     if not changes:
-        return "Aucune modification indiquée."
+        raise DomainError("indiquez ce que vous souhaitez modifier", field="motivation")
     session.add(application)
     event(session, row, "application.changed", actor, {"application_id": application.id, **changes})
-    return "Votre candidature est modifiée."
+    return (
+        "Votre candidature est modifiée. La sélection aura lieu après la clôture de l'appel ; "
+        "sa décision vous parviendra par courriel."
+    )
 
 
 def withdraw_application(
@@ -298,13 +332,29 @@ def cancel_placement(
 def _page(session: Session, issued: StepLink) -> StepPage:
     row = get_session(session, issued.case_id)
     application = subject(session, issued, Application)
+    if application.status in (ApplicationStatus.WITHDRAWN, ApplicationStatus.COMPLETED):
+        said = [
+            "Votre candidature est retirée : il n'y a plus rien à faire ici."
+            if application.status is ApplicationStatus.WITHDRAWN
+            else "Votre immersion a eu lieu : il n'y a plus rien à faire ici."
+        ]
+    elif _changeable(session, application):
+        said = [
+            f"Vous pouvez modifier votre candidature jusqu'à la clôture de l'appel, le "
+            f"{when(row.call_closes_at)}, ou la retirer.",
+        ]
+    else:
+        said = [
+            "L'appel est clos : votre candidature ne peut plus être modifiée. Vous pouvez "
+            f"encore la retirer, jusqu'au {when(row.withdrawal_cutoff)} ; après cette date, "
+            "prévenez directement la coordination.",
+            "Si vous vous retirez, votre place est proposée à la personne suivante sur la "
+            "liste d'attente.",
+        ]
     return StepPage(
         title="Votre candidature",
         case_label=row.reference,
-        paragraphs=[
-            "Vous pouvez modifier votre candidature jusqu'à la clôture de l'appel, "
-            "ou la retirer à tout moment avant votre immersion."
-        ],
+        paragraphs=said,
         details=[
             ("Numéro", str(application.number)),
             ("État", APPLICATION_LABELS[application.status]),
@@ -313,7 +363,17 @@ def _page(session: Session, issued: StepLink) -> StepPage:
     )
 
 
-def _record(session: Session, issued: StepLink, answer: ApplicationChangeForm, actor: Actor) -> str:
+def _form(session: Session, issued: StepLink) -> type[BaseModel]:
+    application = subject(session, issued, Application)
+    return ApplicationChangeForm if _changeable(session, application) else WithdrawalForm
+
+
+def _record(
+    session: Session,
+    issued: StepLink,
+    answer: ApplicationChangeForm | WithdrawalForm,
+    actor: Actor,
+) -> str:
     return change_application(
         session=session,
         application=subject(session, issued, Application),
@@ -324,6 +384,8 @@ def _record(session: Session, issued: StepLink, answer: ApplicationChangeForm, a
 
 def _initial(session: Session, issued: StepLink) -> dict[str, Any]:
     application = subject(session, issued, Application)
+    if not _changeable(session, application):
+        return {}
     return {
         "motivation": application.motivation,
         "wishes": [organisation(session, w).label for w in application.wishes],
@@ -338,6 +400,11 @@ CHANGE = StepKind(
     _record,
     wait_step=current_wait_step,
     initial=_initial,
+    form_of=_form,
+    after_sending=(
+        "Après l'envoi, votre réponse est enregistrée et un courriel vous la confirme ; "
+        "la coordination du CLSM en est informée."
+    ),
 )
 
 

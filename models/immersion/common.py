@@ -18,7 +18,7 @@ from models.core.errors import NotFound, StaleUpdate
 from models.core.kinds import CaseScope
 from models.core.links import StepLink
 from models.core.mails import MailContext
-from models.core.outbox import CalendarPart, OutboxMessage, Recipient
+from models.core.outbox import Attachment, CalendarPart, OutboxMessage, Recipient
 from models.core.people import Clsm, Contact, Organisation
 from models.core.reminders import stop_reminders
 from models.core.status import change_status
@@ -250,6 +250,7 @@ def mail(
     message: SessionMail,
     dedup_key: str,
     calendar: CalendarPart | None = None,
+    attachments: tuple[Attachment, ...] = (),
 ) -> OutboxMessage:
     return core.mail(
         session=session,
@@ -258,6 +259,7 @@ def mail(
         message=message,
         dedup_key=dedup_key,
         calendar=calendar,
+        attachments=attachments,
     )
 
 
@@ -294,6 +296,32 @@ def link(
         subject_id=subject_id,
         multi_use=multi_use,
         until=until,
+    )
+
+
+def personal_link(session: Session, row: ImmersionSession, application: Application) -> StepLink:
+    """The applicant's link to change or withdraw (the one of the acknowledgement, reusable
+    until the withdrawal cut-off), issued anew if the application came without one."""
+    existing = session.exec(
+        select(StepLink)
+        .where(
+            StepLink.case_type == CASE.value,
+            StepLink.case_id == row.id,
+            StepLink.step == Step.CHANGE,
+            StepLink.subject_id == application.id,
+        )
+        .order_by(col(StepLink.id).desc())
+    ).first()
+    if existing is not None:
+        return existing
+    return link(
+        session,
+        row,
+        contact(session, application.contact_id),
+        Step.CHANGE,
+        application.id,
+        multi_use=True,
+        until=row.withdrawal_cutoff,
     )
 
 
@@ -346,6 +374,6 @@ class AlertMail(SessionMail):
     def example(cls) -> AlertMail:
         return cls(
             session_title=EXAMPLE_TITLE,
-            alert="Signatures de convention en retard : Camille Dupont (le ou la stagiaire).",
+            alert="Signatures de convention en retard : Camille Dupont (stagiaire).",
             run_url="http://127.0.0.1:8000/prefect/runs/flow-run/3f2b8f0e-0000-4000-8000-000000000001",
         )

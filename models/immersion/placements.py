@@ -4,14 +4,15 @@ link (tutor, days, what may and may not be observed)."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationInfo, field_validator
 from pydantic import Field as FormField
 from sqlmodel import Session, select
 
 from models.core.audit import Actor
 from models.core.errors import DomainError
+from models.core.french import de
 from models.core.kinds import StepKind, StepPage
 from models.core.links import StepLink
 from models.core.people import MailAddress
@@ -95,8 +96,20 @@ def ensure_placements(*, session: Session, row: ImmersionSession, actor: Actor) 
         - sum(1 for p in active if p.host_organisation_id == h.organisation_id)
         for h in invited(session, row.id)
     }
+    declined: dict[int, set[int]] = {}
+    for p in placements(session, row.id, PlacementStatus.CANCELLED):
+        declined.setdefault(p.application_id, set()).add(p.host_organisation_id)
     result = assign_placements(
-        [Participant(a.id or 0, a.number, a.organisation_id, tuple(a.wishes)) for a in waiting],
+        [
+            Participant(
+                a.id or 0,
+                a.number,
+                a.organisation_id,
+                tuple(a.wishes),
+                tuple(sorted(declined.get(a.id or 0, ()))),
+            )
+            for a in waiting
+        ],
         {h: max(n, 0) for h, n in free.items()},
     )
     created: list[Placement] = []
@@ -173,7 +186,7 @@ def _create_placement(
         Step.HOST,
         placement.id,
         deadline=host_deadline(row),
-        step_label=f"confirmer l'accueil de {person.name}",
+        step_label=f"confirmer l'accueil {de(person.name)}",
     )
     assert issued.id is not None
     mail(
@@ -203,29 +216,78 @@ def placements_confirmed(session: Session, row: ImmersionSession) -> bool:
     )
 
 
-class HostForm(BaseModel):
-    """Confirmation de l'accueil par la structure."""
+IF_ACCEPTED = "(si vous acceptez)"
 
-    tutor_name: str = FormField(title="Tuteur ou tutrice : prénom et nom", max_length=200)
-    tutor_email: MailAddress = FormField(title="Adresse électronique du tuteur")
-    tutor_function: str = FormField(default="", title="Fonction du tuteur", max_length=200)
+
+class HostForm(BaseModel):
+    """Réponse de la structure d'accueil : accepter (tuteur, jours, cadre) ou décliner."""
+
+    answer: Literal["accepter", "décliner"] = FormField(
+        title="Votre réponse",
+        json_schema_extra={
+            "labels": {
+                "accepter": "J'accepte d'accueillir cette personne",
+                "décliner": "Je décline cette demande",
+            }
+        },
+    )
+    tutor_name: str = FormField(
+        validate_default=True,
+        default="",
+        title=f"Tuteur ou tutrice : prénom et nom {IF_ACCEPTED}",
+        max_length=200,
+    )
+    tutor_email: MailAddress | None = FormField(
+        validate_default=True,
+        default=None,
+        title=f"Adresse électronique du tuteur ou de la tutrice {IF_ACCEPTED}",
+    )
+    tutor_function: str = FormField(
+        default="", title="Fonction du tuteur ou de la tutrice", max_length=200
+    )
     capacity: int = FormField(
         default=1, ge=0, le=16, title="Nombre de stagiaires que la structure peut accueillir"
     )
     days: list[date] = FormField(
-        title="Jours d'immersion proposés",
+        validate_default=True,
+        default_factory=list,
+        title=f"Jours d'immersion proposés {IF_ACCEPTED}",
         description="Jours ouvrés dans la période d'immersion",
-        min_length=1,
         max_length=5,
     )
     may_observe: str = FormField(
-        title="Ce que le stagiaire pourra observer", min_length=2, max_length=2000
-    )
-    may_not_observe: str = FormField(
-        title="Ce qu'il ne pourra pas observer (secret professionnel)",
-        min_length=2,
+        validate_default=True,
+        default="",
+        title=f"Ce qui pourra être observé {IF_ACCEPTED}",
         max_length=2000,
     )
+    may_not_observe: str = FormField(
+        validate_default=True,
+        default="",
+        title=f"Ce qui ne pourra pas être observé (secret professionnel) {IF_ACCEPTED}",
+        max_length=2000,
+    )
+    decline_reason: str = FormField(
+        validate_default=True, default="", title="Motif (si vous déclinez)", max_length=300
+    )
+
+    @field_validator(
+        "tutor_name", "tutor_email", "days", "may_observe", "may_not_observe", mode="after"
+    )
+    @classmethod
+    def _needed_to_accept(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.data.get("answer") == "accepter" and not (
+            value.strip() if isinstance(value, str) else value
+        ):
+            raise ValueError("Ce champ est obligatoire pour accepter l'accueil.")
+        return value
+
+    @field_validator("decline_reason", mode="after")
+    @classmethod
+    def _needed_to_decline(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("answer") == "décliner" and len(value.strip()) < 2:
+            raise ValueError("Indiquez le motif pour décliner la demande.")
+        return value
 
 
 def confirm_host(*, session: Session, placement: Placement, form: HostForm, actor: Actor) -> str:
@@ -243,6 +305,7 @@ def confirm_host(*, session: Session, placement: Placement, form: HostForm, acto
     )
     if errors:
         raise DomainError("Jours refusés : " + " ; ".join(errors), field="days")
+    assert form.tutor_email is not None  # the form requires it to accept
     tutor = ensure_contact(
         session,
         organisation_id=placement.host_organisation_id,
@@ -275,7 +338,56 @@ def confirm_host(*, session: Session, placement: Placement, form: HostForm, acto
     )
     return (
         f"Merci : l'accueil est confirmé ({len(form.days)} jour(s)). La convention de stage "
-        "va être envoyée pour signature."
+        "va être envoyée pour signature par courriel au tuteur ou à la tutrice, au ou à la "
+        "stagiaire et à sa structure d'origine."
+    )
+
+
+def decline_host(*, session: Session, placement: Placement, reason: str, actor: Actor) -> str:
+    """The host declines: the placement is cancelled, the participant goes to the next
+    host by the placement rules (never this one again), the coordinator is told."""
+    row = get_session(session, placement.session_id)
+    if placement.status is not PlacementStatus.PROPOSED:
+        raise DomainError("cet accueil est déjà confirmé ou annulé")
+    change_status(
+        session=session,
+        entity=placement,
+        to=PlacementStatus.CANCELLED,
+        actor=actor,
+        reason=f"décliné par la structure d'accueil : {reason}",
+        details={"placement_id": placement.id, "declined": True},
+    )
+    application = session.get(Application, placement.application_id)
+    assert application is not None and application.id is not None
+    person = contact(session, application.contact_id).name
+    host = organisation(session, placement.host_organisation_id).label
+    session.flush()
+    replacement = placement_of(session, application.id)
+    if replacement is None:
+        ensure_placements(session=session, row=row, actor=actor)
+        replacement = placement_of(session, application.id)
+    follow = (
+        "La demande est transmise à "
+        f"{organisation(session, replacement.host_organisation_id).label}."
+        if replacement is not None
+        else "Aucune autre structure n'a de place libre : à vous de trouver un accueil."
+    )
+    mail(
+        session,
+        row,
+        to=coordinator(session, row),
+        message=AlertMail(
+            session_title=row.title,
+            alert=f"{host} décline l'accueil {de(person)} (candidature n°{application.number}) : "
+            f"{reason}. {follow}",
+            run_url=get_settings().run_url(row.flow_run_id),
+        ),
+        dedup_key=f"placement-{placement.id}-declined",
+    )
+    return (
+        "Votre réponse est enregistrée : vous déclinez cet accueil. La coordination du CLSM "
+        "en est informée et propose la personne à une autre structure ; vous n'avez rien "
+        "d'autre à faire."
     )
 
 
@@ -288,9 +400,11 @@ def _page(session: Session, issued: StepLink) -> StepPage:
         title="Accueillir un ou une stagiaire",
         case_label=row.reference,
         paragraphs=[
-            "Merci d'indiquer le tuteur ou la tutrice, les jours proposés et le cadre "
-            "d'observation : ce que la personne accueillie pourra observer ou non, au regard "
-            "du secret professionnel.",
+            "Acceptez-vous d'accueillir cette personne ? Si oui, indiquez le tuteur ou la "
+            "tutrice, les jours proposés et le cadre d'observation : ce que la personne "
+            "accueillie pourra observer ou non, au regard du secret professionnel.",
+            "Si vous ne pouvez pas l'accueillir, déclinez en indiquant le motif : la "
+            "coordination en est informée et la personne est proposée à une autre structure.",
         ],
         details=[
             ("Stagiaire", contact(session, application.contact_id).name),
@@ -304,9 +418,12 @@ def _page(session: Session, issued: StepLink) -> StepPage:
 
 
 def _record(session: Session, issued: StepLink, answer: HostForm, actor: Actor) -> str:
-    return confirm_host(
-        session=session, placement=subject(session, issued, Placement), form=answer, actor=actor
-    )
+    placement = subject(session, issued, Placement)
+    if answer.answer == "décliner":
+        return decline_host(
+            session=session, placement=placement, reason=answer.decline_reason, actor=actor
+        )
+    return confirm_host(session=session, placement=placement, form=answer, actor=actor)
 
 
 def _initial(session: Session, issued: StepLink) -> dict[str, Any]:
@@ -327,6 +444,6 @@ HOST = StepKind(
     _record,
     wait_step=current_wait_step,
     initial=_initial,
-    submit_label="Confirmer l'accueil",
+    submit_label="Envoyer ma réponse",
 )
 MAILS = (HostRequestMail,)

@@ -66,8 +66,9 @@ def call_reminder_at(row: ImmersionSession) -> datetime:
 
 
 def day_reminder_at(placement: Placement) -> datetime:
-    """Two business days before a placement's first day, at 9:00."""
-    return at_local(reminder_day(min(placement.day_list)), 9, get_settings().tz)
+    """The business day before a placement's first day, at 9:00 (the eve of a Monday is the
+    Friday before: the mail names the day rather than saying "demain")."""
+    return at_local(reminder_day(min(placement.day_list), 1), 9, get_settings().tz)
 
 
 def end_of_days(row: ImmersionSession, days: Sequence[date]) -> datetime:

@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 from models.core import clock
 from models.core.audit import Actor
 from models.core.errors import DomainError
+from models.core.french import de
 from models.core.waits import (
     Wait,
     WaitStatus,
@@ -361,7 +362,7 @@ def awaited(session: Session, row: ImmersionSession) -> list[str]:
     for placement in placements(session, row.id, PlacementStatus.PROPOSED):
         host = organisation(session, placement.host_organisation_id).label
         people.append(
-            f"{host} : confirmation de l'accueil de {participant(session, placement).name}"
+            f"{host} : confirmation de l'accueil {de(participant(session, placement).name)}"
         )
     for placement in placements(session, row.id, PlacementStatus.CONFIRMED):
         people.extend(

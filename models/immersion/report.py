@@ -21,7 +21,46 @@ from models.immersion.common import (
 )
 from models.immersion.rules import ApplicationFacts, PlacementFacts, ReportFigures, report_figures
 from models.immersion.states import APPLICATION_LABELS, STATUS_LABELS, PlacementStatus
-from models.immersion.tables import Attendance, Evaluation, ImmersionSession, SessionReport
+from models.immersion.tables import (
+    Attendance,
+    Evaluation,
+    ImmersionSession,
+    ObservationGrid,
+    SessionReport,
+)
+
+STRUCTURE_COLUMNS = [
+    "structure",
+    "candidatures",
+    "participants (retenus ou promus)",
+    "stagiaires accueillis",
+    "jours accueillis",
+]
+PARTICIPANT_COLUMNS = [
+    "n°",
+    "participant",
+    "structure d'origine",
+    "structure d'accueil",
+    "jours",
+    "statut",
+    "motif",
+]
+
+
+@dataclass(frozen=True)
+class Answers:
+    """The answers of one kind of author to one question of the evaluation."""
+
+    who: str  # "Stagiaires", "Tuteurs et tutrices"
+    answers: list[str]
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    """One question of the evaluations or of the observation grid, its answers by author."""
+
+    title: str
+    groups: list[Answers]
 
 
 @dataclass(frozen=True)
@@ -32,6 +71,48 @@ class SessionReportData:
     status: str
     figures: ReportFigures
     participants: list[dict[str, str | int]]  # one row per kept participant (report table)
+    sections: list[ReportSection]
+
+
+PARTICIPANTS, TUTORS = "Stagiaires", "Tuteurs et tutrices (structures d'accueil)"
+
+
+def evaluation_sections(
+    evaluations: list[Evaluation], grids: list[ObservationGrid]
+) -> list[ReportSection]:
+    """Each question in its own section, the participants' and the tutors' answers apart."""
+
+    def said(author: str, attribute: str) -> list[str]:
+        return [text for e in evaluations if e.author == author if (text := getattr(e, attribute))]
+
+    return [
+        ReportSection(
+            "Ce qui a été utile",
+            [
+                Answers(PARTICIPANTS, said("participant", "useful")),
+                Answers(TUTORS, said("host", "useful")),
+            ],
+        ),
+        ReportSection(
+            "À améliorer",
+            [
+                Answers(PARTICIPANTS, said("participant", "improve")),
+                Answers(TUTORS, said("host", "improve")),
+            ],
+        ),
+        ReportSection(
+            "Grille d'observation : missions et publics observés",
+            [Answers(PARTICIPANTS, [g.missions for g in grids if g.missions])],
+        ),
+        ReportSection(
+            "Grille d'observation : pratiques et outils de travail observés",
+            [Answers(PARTICIPANTS, [g.practices for g in grids if g.practices])],
+        ),
+        ReportSection(
+            "Grille d'observation : limites d'intervention et leviers de coopération",
+            [Answers(PARTICIPANTS, [g.limits for g in grids if g.limits])],
+        ),
+    ]
 
 
 def session_report(session: Session, session_id: int) -> SessionReportData:
@@ -61,6 +142,7 @@ def session_report(session: Session, session_id: int) -> SessionReportData:
                 promoted=a.promoted,
                 name=contact(session, a.contact_id).name,
                 withdrawal_reason=a.withdrawal_reason,
+                waitlisted_at_selection=a.waitlist_rank is not None,
             )
             for a in apps
         ],
@@ -76,7 +158,10 @@ def session_report(session: Session, session_id: int) -> SessionReportData:
         restitution_present=present["restitution"],
         participant_ratings=[e.rating for e in evaluations if e.author == "participant"],
         host_ratings=[e.rating for e in evaluations if e.author == "host"],
-        comments=[e.useful for e in evaluations if e.useful],
+        comments=[e.useful for e in evaluations if e.author == "participant" and e.useful],
+    )
+    grids = list(
+        session.exec(select(ObservationGrid).where(ObservationGrid.session_id == session_id))
     )
     rows: list[dict[str, str | int]] = []
     for a in apps:
@@ -111,6 +196,7 @@ def session_report(session: Session, session_id: int) -> SessionReportData:
         status=STATUS_LABELS[row.status],
         figures=figures,
         participants=rows,
+        sections=evaluation_sections(evaluations, grids),
     )
 
 
@@ -119,25 +205,33 @@ def report_markdown(data: SessionReportData) -> str:
     lines = [
         f"# Bilan — {data.title}",
         "",
-        f"- Candidatures : **{f.applications}**",
-        f"- Retenues : **{f.kept}** (dont {f.promoted} depuis la liste d'attente)",
-        f"- Liste d'attente à la clôture : {f.waitlisted} ; non retenues : {f.not_selected}",
+        f"- Candidatures reçues : **{f.applications}**",
+        f"- Retenues à la sélection : **{f.kept}**",
+        f"- Sur liste d'attente à la clôture de l'appel : {f.waitlisted} ; "
+        f"non retenues : {f.not_selected}",
+        f"- Promues depuis la liste d'attente : {f.promoted}",
         f"- Retraits : {len(f.withdrawals)}"
         + "".join(f"\n  - {name} : {reason}" for name, reason in f.withdrawals),
-        f"- Immersions réalisées : **{f.immersions_done}**, {f.days_total} jours au total",
+        f"- Immersions réalisées : **{f.immersions_done}**",
+        f"- Jours d'immersion réalisés : {f.days_total}",
         f"- Présents à la journée de préparation : {f.preparation_present} ; "
         f"à la restitution : {f.restitution_present}",
         f"- Satisfaction des stagiaires : {_rating(f.participant_rating)} "
         f"({f.participant_evaluations} évaluations) ; des structures d'accueil : "
         f"{_rating(f.host_rating)} ({f.host_evaluations} évaluations)",
         "",
-        "| Structure | Candidatures | Retenues | Stagiaires accueillis | Jours accueillis |",
+        "| " + " | ".join(c[:1].upper() + c[1:] for c in STRUCTURE_COLUMNS) + " |",
         "|---|---|---|---|---|",
         *(
             f"| {s.structure} | {s.applications} | {s.kept} | {s.hosted} | {s.days_hosted} |"
             for s in f.structures
         ),
     ]
+    for section in data.sections:
+        lines += ["", f"## {section.title}"]
+        for group in section.groups:
+            lines += ["", f"### {group.who}", ""]
+            lines += [f"- {answer}" for answer in group.answers] or ["- (aucune réponse)"]
     return "\n".join(lines)
 
 
@@ -145,25 +239,18 @@ def _rating(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f} / 5".replace(".", ",")
 
 
-def report_csv(data: SessionReportData) -> str:
-    """The report's per-structure table and per-participant table, as CSV (';', UTF-8)."""
-    rows: list[Sequence[object]] = [
-        ["structure", "candidatures", "retenues", "stagiaires accueillis", "jours accueillis"]
-    ]
+def report_structures_csv(data: SessionReportData) -> str:
+    """The report's per-structure table as CSV (';', UTF-8): one file per table."""
+    rows: list[Sequence[object]] = [STRUCTURE_COLUMNS]
     for s in data.figures.structures:
         rows.append([s.structure, s.applications, s.kept, s.hosted, s.days_hosted])
-    rows.append([])
-    columns = [
-        "n°",
-        "participant",
-        "structure d'origine",
-        "structure d'accueil",
-        "jours",
-        "statut",
-        "motif",
-    ]
-    rows.append(columns)
-    rows += [[r[c] for c in columns] for r in data.participants]
+    return csv_text(rows)
+
+
+def report_participants_csv(data: SessionReportData) -> str:
+    """The report's per-participant table as CSV (';', UTF-8)."""
+    rows: list[Sequence[object]] = [PARTICIPANT_COLUMNS]
+    rows += [[r[c] for c in PARTICIPANT_COLUMNS] for r in data.participants]
     return csv_text(rows)
 
 

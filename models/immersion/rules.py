@@ -184,6 +184,7 @@ class Participant:
     number: int
     home_id: int
     wishes: tuple[int, ...]  # host organisation ids, best first
+    excluded: tuple[int, ...] = ()  # hosts that declined this participant
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,8 @@ class Assignment:
 def assign_placements(
     participants: Sequence[Participant], capacities: dict[int, int]
 ) -> list[Assignment]:
-    """Give each participant a host: never their own structure, within hosts' capacity.
+    """Give each participant a host: never their own structure nor one that declined
+    them, within hosts' capacity.
 
     First the binômes: two participants whose structures exchange (each wishes the
     other's structure) are paired, best combined wish ranks first. Then, by order of
@@ -210,7 +212,7 @@ def assign_placements(
     done: dict[int, Assignment] = {}
 
     def wishes(p: Participant) -> list[int]:
-        return [w for w in p.wishes if w != p.home_id]
+        return [w for w in p.wishes if w != p.home_id and w not in p.excluded]
 
     pairs: list[tuple[int, int, int, Participant, Participant]] = []
     for i, a in enumerate(ordered):
@@ -245,7 +247,9 @@ def assign_placements(
                 done[p.application_id] = Assignment(p.application_id, host, rank, f"vœu n°{rank}")
                 break
         else:
-            others = [h for h, n in free.items() if n > 0 and h != p.home_id]
+            others = [
+                h for h, n in free.items() if n > 0 and h != p.home_id and h not in p.excluded
+            ]
             if others:
                 host = max(others, key=lambda h: (free[h], -h))
                 free[host] -= 1
@@ -362,8 +366,8 @@ class StructureFigures:
 @dataclass(frozen=True)
 class ReportFigures:
     applications: int
-    kept: int
-    waitlisted: int
+    kept: int  # kept at the selection (not counting those promoted later)
+    waitlisted: int  # on the waiting list when the call closed (at the selection)
     not_selected: int
     withdrawals: list[tuple[str, str]]  # (participant, reason)
     promoted: int
@@ -387,6 +391,7 @@ class ApplicationFacts:
     promoted: bool
     name: str = ""
     withdrawal_reason: str = ""
+    waitlisted_at_selection: bool = False
 
 
 @dataclass(frozen=True)
@@ -418,8 +423,8 @@ def report_figures(
     names = sorted(set(per_home_apps) | set(per_host))
     return ReportFigures(
         applications=len(applications),
-        kept=sum(1 for a in applications if a.ever_selected),
-        waitlisted=status["waitlisted"] + status["offered"],
+        kept=sum(1 for a in applications if a.ever_selected and not a.promoted),
+        waitlisted=sum(1 for a in applications if a.waitlisted_at_selection),
         not_selected=status["not_selected"],
         withdrawals=[
             (a.name, a.withdrawal_reason) for a in applications if a.status == "withdrawn"

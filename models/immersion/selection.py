@@ -29,6 +29,7 @@ from models.immersion.common import (
     link,
     mail,
     organisation,
+    personal_link,
     subject,
 )
 from models.immersion.plan import preparation_label, when
@@ -47,6 +48,8 @@ class DecisionMail(SessionMail):
     rank: int
     preparation: str
     cutoff: str
+    link_id: int
+    """The applicant's link to withdraw (`common.personal_link`)."""
 
 
 class SelectedMail(DecisionMail):
@@ -61,6 +64,7 @@ class SelectedMail(DecisionMail):
             rank=0,
             preparation="04/10/2022 à 09:00, Maison des solidarités",
             cutoff="30/09/2022 à 18:00",
+            link_id=1,
         )
 
 
@@ -76,6 +80,7 @@ class WaitlistedMail(DecisionMail):
             rank=2,
             preparation="04/10/2022 à 09:00",
             cutoff="30/09/2022 à 18:00",
+            link_id=1,
         )
 
 
@@ -91,6 +96,7 @@ class NotSelectedMail(DecisionMail):
             rank=0,
             preparation="04/10/2022",
             cutoff="30/09/2022",
+            link_id=1,
         )
 
 
@@ -194,6 +200,7 @@ def record_selection(
                 rank=d.waitlist_rank or 0,
                 preparation=preparation_label(row),
                 cutoff=when(row.withdrawal_cutoff),
+                link_id=personal_link(session, row, application).id or 0,
             ),
             dedup_key=f"application-{application.id}-decision",
         )

@@ -225,10 +225,11 @@ ATTENDANCE_WAITS: dict[Meeting, WaitName] = {
 Party = Literal["participant", "manager", "tutor"]
 PARTIES: tuple[Party, ...] = ("participant", "manager", "tutor")
 PARTY_LABELS: dict[Party, str] = {
-    "participant": "le ou la stagiaire",
-    "manager": "le ou la responsable de la structure d'origine",
-    "tutor": "le tuteur ou la tutrice de la structure d'accueil",
+    "participant": "stagiaire",
+    "manager": "responsable de la structure d'origine",
+    "tutor": "tuteur ou tutrice de la structure d'accueil",
 }
+"""A signatory's role, as it reads after "en tant que" or "signature du ou de la"."""
 
 ACTION_LABELS: dict[str, str] = {
     "session.created": "session créée",

@@ -14,7 +14,12 @@ from models.core.enums import CaseType, Role
 from models.core.errors import NotFound
 from models.core.people import Clsm, User
 from models.core.settings import get_settings
-from models.immersion.report import SessionReportData, report_csv, session_report
+from models.immersion.report import (
+    SessionReportData,
+    report_participants_csv,
+    report_structures_csv,
+    session_report,
+)
 from models.saisine.report import record_report_read, yearly_report, yearly_report_csv
 from models.saisine.rules import YearlyReport
 from service.casework import visible_case
@@ -133,18 +138,36 @@ def _read_session_report(
 @router.get(
     "/cases/session/{session_id}/report.csv",
     response_class=Response,
-    summary="Bilan d'une session d'immersion (CSV)",
+    summary="Bilan d'une session d'immersion : tableau par structure (CSV)",
     responses={200: {"content": {"text/csv": {}}}, **problem_responses(401, 403, 404, 422)},
 )
 def session_report_csv(
     request: Request, session_id: SessionId, user: CurrentUser, session: SessionDep
 ) -> Response:
-    """Tableaux par structure et par participant ; la lecture est enregistrée."""
+    """Le tableau par structure ; la lecture est enregistrée."""
     data = _read_session_report(request, session, user, session_id, "csv")
+    return _csv(report_structures_csv(data), f"bilan-session-{session_id}-structures.csv")
+
+
+@router.get(
+    "/cases/session/{session_id}/report-participants.csv",
+    response_class=Response,
+    summary="Bilan d'une session d'immersion : tableau par participant (CSV)",
+    responses={200: {"content": {"text/csv": {}}}, **problem_responses(401, 403, 404, 422)},
+)
+def session_report_participants_csv(
+    request: Request, session_id: SessionId, user: CurrentUser, session: SessionDep
+) -> Response:
+    """Le tableau par participant ; la lecture est enregistrée."""
+    data = _read_session_report(request, session, user, session_id, "csv")
+    return _csv(report_participants_csv(data), f"bilan-session-{session_id}-participants.csv")
+
+
+def _csv(text: str, filename: str) -> Response:
     return Response(
-        report_csv(data),
+        text,
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="bilan-session-{session_id}.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 

@@ -16,7 +16,7 @@ from models.core.audit import case_events, verify_case
 from models.core.outbox import OutboxMessage, OutboxStatus
 from models.immersion.common import get_session, session_by_run
 from models.immersion.meetings import immersion_end, participant_numbers
-from models.immersion.report import report_csv, session_report
+from models.immersion.report import report_participants_csv, session_report
 from models.immersion.selection import selection_proposal
 from models.immersion.states import SessionStatus
 from models.immersion.tables import Placement
@@ -183,6 +183,7 @@ async def test_a_whole_session_through_links_forms_and_mail(
             client,
             mailbox.token(request),
             {
+                "answer": "accepter",
                 "tutor_name": f"Tuteur {i}",
                 "tutor_email": f"tuteur{i}@accueil.example",
                 "capacity": "6",
@@ -249,9 +250,9 @@ async def test_a_whole_session_through_links_forms_and_mail(
         report = session_report(session, row_id)
         assert verify_case(session, "session", row_id) is None
         events = Counter(e.action for e in case_events(session, "session", row_id))
-        csv_text = report_csv(report)
+        csv_text = report_participants_csv(report)
     f = report.figures
-    assert (f.applications, f.kept, f.promoted, f.waitlisted) == (20, 17, 1, 3)
+    assert (f.applications, f.kept, f.promoted, f.waitlisted) == (20, 16, 1, 4)
     assert f.withdrawals == [(f"Candidat {first}", "arrêt maladie")]
     assert (f.immersions_done, f.days_total) == (16, 48)
     assert (f.preparation_present, f.restitution_present) == (15, 16)

@@ -35,11 +35,12 @@ from models.immersion.tables import (
     Placement,
 )
 from tests import factories
-from tests.support.browser import Person, assert_accessible
+from tests.support.browser import Person, assert_accessible, labelled
 from tests.support.immersion import build_clsm, immersion_days, session_dates
 from tests.support.service_kit import PASSWORD, ServiceProcess
 
 pytestmark = pytest.mark.browser
+IF = "(si vous acceptez)"
 
 SYSTEM = Actor.system("test")
 MOTIVATION = (
@@ -186,12 +187,12 @@ def test_every_partner_step_of_a_session_typed_in_a_browser(
     # -- changing: an unknown structure is refused beside the wishes, then corrected ------
     person = _open(page, service, elodie)
     assert person.value("Structures d'accueil souhaitées") == "CHL\nUDAF\nDAC"
-    person.choose("Je souhaite", "modifier")
+    person.choose("Je souhaite", "modifier ma candidature")
     person.type("Structures d'accueil souhaitées", "CHL\nMairie de Poitiers")
     person.submit("Envoyer")
     _refused(page, "« Mairie de Poitiers » ne fait pas partie des structures de la session")
     assert person.value("Structures d'accueil souhaitées") == "CHL\nMairie de Poitiers"
-    person.choose("Je souhaite", "modifier")
+    person.choose("Je souhaite", "modifier ma candidature")
     person.type("Structures d'accueil souhaitées", "CHL\nUDAF")
     person.submit("Envoyer")
     _done(page, "")
@@ -210,10 +211,15 @@ def test_every_partner_step_of_a_session_typed_in_a_browser(
         (other,) = emails - {"elodie.berenger@département.example"}
         leaving = _link(session, _mails(session, "immersion_application_received", other)[0])
     person = _open(page, service, leaving)
-    person.choose("Je souhaite", "retirer")
+    assert page.get_by_label(labelled("Motivation")).count() == 0  # can no longer change
+    assert "il peut servir plusieurs fois" in page.inner_text("main")
     person.type("Motif du retrait (facultatif)", "Arrêt maladie jusqu'à la fin janvier")
     person.submit("Envoyer")
-    _done(page, "")
+    _refused(page, "Choisissez une réponse.")  # nothing chosen for the person
+    assert person.value("Motif du retrait (facultatif)") == "Arrêt maladie jusqu'à la fin janvier"
+    person.choose("Je souhaite", "retirer ma candidature")
+    person.submit("Envoyer")
+    _done(page, "retrait est enregistré")
 
     # -- an offered place: nothing chosen is refused, declined, then accepted by the next --
     with db.session_scope() as session:
@@ -254,28 +260,58 @@ def test_every_partner_step_of_a_session_typed_in_a_browser(
         window_start = row.window_start
     days = immersion_days(window_start, 3)
     person = _open(page, service, host_links[0])
-    days_field = page.get_by_label("Jours d'immersion proposés (obligatoire)")
+    days_field = page.get_by_label(labelled(f"Jours d'immersion proposés {IF}"))
     assert days_field.get_attribute("maxlength") is None  # a list of 5 is not 5 characters
-    person.type("Tuteur ou tutrice : prénom et nom", "Jérôme Lefèvre")
-    person.type("Adresse électronique du tuteur", "jerome.lefevre@chl.example")
-    person.type("Fonction du tuteur", "Cadre socio-éducatif")
-    weekend = _next_weekend_day(days[-1])
-    person.type_days("Jours d'immersion proposés", [*days[:2], weekend])
+    person.choose("Votre réponse", "J'accepte d'accueillir cette personne")
+    person.type(f"Tuteur ou tutrice : prénom et nom {IF}", "Jérôme Lefèvre")
     person.type(
-        "Ce que le stagiaire pourra observer",
+        f"Adresse électronique du tuteur ou de la tutrice {IF}", "jerome.lefevre@chl.example"
+    )
+    person.type("Fonction du tuteur ou de la tutrice", "Cadre socio-éducatif")
+    weekend = _next_weekend_day(days[-1])
+    person.type_days(f"Jours d'immersion proposés {IF}", [*days[:2], weekend])
+    person.type(
+        f"Ce qui pourra être observé {IF}",
         "Réunions d'équipe, entretiens d'accueil, visites à domicile accompagnées",
     )
+    person.submit("Envoyer ma réponse")
+    # the missing frame is a typing error beside its field (422), nothing recorded
+    _refused(page, "Ce champ est obligatoire pour accepter l'accueil.")
     person.type(
-        "Ce qu'il ne pourra pas observer (secret professionnel)",
+        f"Ce qui ne pourra pas être observé (secret professionnel) {IF}",
         "Consultations médicales et entretiens individuels",
     )
-    person.submit("Confirmer l'accueil")
+    person.submit("Envoyer ma réponse")
     _refused(page, f"le {weekend:%d/%m/%Y} n'est pas un jour ouvré")
-    assert "n'est pas un jour ouvré" in person.error_of("Jours d'immersion proposés")
-    assert person.value("Tuteur ou tutrice : prénom et nom") == "Jérôme Lefèvre"
-    person.type_days("Jours d'immersion proposés", days)
-    person.submit("Confirmer l'accueil")
-    _done(page, "")
+    assert "n'est pas un jour ouvré" in person.error_of(f"Jours d'immersion proposés {IF}")
+    assert person.value(f"Tuteur ou tutrice : prénom et nom {IF}") == "Jérôme Lefèvre"
+    person.type_days(f"Jours d'immersion proposés {IF}", days)
+    person.submit("Envoyer ma réponse")
+    _done(page, "l'accueil est confirmé")
+
+    # -- the second host declines: the reason is asked, then the next host is asked -------
+    person = _open(page, service, host_links[1])
+    person.choose("Votre réponse", "Je décline cette demande")
+    person.submit("Envoyer ma réponse")
+    _refused(page, "Indiquez le motif pour décliner la demande.")
+    person.type("Motif (si vous déclinez)", "Équipe réduite en janvier : accueil impossible")
+    person.submit("Envoyer ma réponse")
+    _done(page, "vous déclinez cet accueil")
+    with db.session_scope() as session:
+        declined = session.get(Placement, active[1].id)
+        assert declined is not None and declined.status is PlacementStatus.CANCELLED
+        (alert,) = _mails(session, "immersion_alert")
+        assert "Équipe réduite en janvier" in alert.context["alert"]
+        again = [p for p in placements(session, row_id, *ACTIVE_PLACEMENT) if p.id != active[0].id]
+        assert len(again) == 1 and again[0].host_organisation_id != declined.host_organisation_id
+        requests = _mails(session, "immersion_host_request")
+        host_links = [
+            host_links[0],
+            _link(
+                session,
+                next(m for m in requests if m.dedup_key == f"placement-{again[0].id}-host-request"),
+            ),
+        ]
     with db.session_scope() as session:
         confirmed = session.get(Placement, active[0].id)
         assert confirmed is not None and confirmed.days == [d.isoformat() for d in days]
@@ -284,6 +320,7 @@ def test_every_partner_step_of_a_session_typed_in_a_browser(
                 session,
                 session.get(StepLink, link.id),  # type: ignore[arg-type]
                 {
+                    "answer": "accepter",
                     "tutor_name": f"Tuteur {i}",
                     "tutor_email": f"tuteur{i}@accueil.example",
                     "days": immersion_days(window_start, 2, i),
@@ -295,9 +332,10 @@ def test_every_partner_step_of_a_session_typed_in_a_browser(
 
     # -- signing: not ticked is refused by the rule; ticked, signed -----------------------
     person = _open(page, service, agreement_links[0])
-    person.submit("Signer la convention")
-    _refused(page, "Cochez les deux cases")
     person.tick("J'ai lu la convention de stage et je la signe")
+    person.submit("Signer la convention")
+    _refused(page, "Cochez cette case pour signer la convention.")
+    assert page.get_by_label(labelled("J'ai lu la convention de stage et je la signe")).is_checked()
     person.tick("Je m'engage à respecter le cadre d'observation et le secret professionnel")
     person.submit("Signer la convention")
     _done(page, "")

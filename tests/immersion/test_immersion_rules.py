@@ -187,8 +187,8 @@ def test_report_figures() -> None:
     apps = [
         ApplicationFacts("CHL", "completed", True, False),
         ApplicationFacts("CHL", "withdrawn", True, False, "A. B.", "arrêt maladie"),
-        ApplicationFacts("CCAS", "completed", True, True),
-        ApplicationFacts("CCAS", "waitlisted", False, False),
+        ApplicationFacts("CCAS", "completed", True, True, waitlisted_at_selection=True),
+        ApplicationFacts("CCAS", "waitlisted", False, False, waitlisted_at_selection=True),
         ApplicationFacts("UDAF", "not_selected", False, False),
     ]
     places = [PlacementFacts("CCAS", True, 3), PlacementFacts("CHL", True, 5)]
@@ -200,7 +200,8 @@ def test_report_figures() -> None:
         participant_ratings=[4, 5],
         host_ratings=[3],
     )
-    assert (figures.applications, figures.kept, figures.waitlisted) == (5, 3, 1)
+    # kept at the selection, not counting the one promoted; the waiting list as it closed
+    assert (figures.applications, figures.kept, figures.waitlisted) == (5, 2, 2)
     assert figures.not_selected == 1 and figures.promoted == 1
     assert figures.withdrawals == [("A. B.", "arrêt maladie")]
     assert (figures.immersions_done, figures.days_total) == (2, 8)

@@ -29,7 +29,7 @@ from models.immersion.meetings import (
 from models.immersion.placements import ensure_placements, placements_confirmed
 from models.immersion.plan import signature_deadline
 from models.immersion.progress import agreements_signed
-from models.immersion.report import report_csv, report_markdown, store_report
+from models.immersion.report import report_markdown, report_structures_csv, store_report
 from models.immersion.selection import manage_vacancies, record_selection, selection_proposal
 from models.immersion.states import (
     AgreementStatus,
@@ -146,7 +146,7 @@ def test_application_by_link_then_change_and_withdraw(
     with pytest.raises(DomainError, match="votre propre structure"):
         apply(session, launched, "ccas.example", 2, ["CCAS"])
     personal = link_of(session, received[0])
-    assert answer(session, personal, {"action": "modifier", "wishes": ["DAC"]}) == (
+    assert answer(session, personal, {"action": "modifier", "wishes": ["DAC"]}).startswith(
         "Votre candidature est modifiée."
     )
     assert "retrait est enregistré" in answer(
@@ -211,6 +211,7 @@ def test_whole_session_through_the_steps(session: Session, launched: ImmersionSe
             m for m in request if m.dedup_key == f"placement-{placement.id}-host-request"
         )
         host = {
+            "answer": "accepter",
             "tutor_name": f"Tuteur {i}",
             "tutor_email": f"tuteur{i}@accueil.example",
             "capacity": 2,
@@ -294,14 +295,17 @@ def test_whole_session_through_the_steps(session: Session, launched: ImmersionSe
 
     report = store_report(session=session, row=row, actor=SYSTEM)
     figures = report.figures
-    assert (figures.applications, figures.kept, figures.promoted) == (6, 5, 1)
+    # 4 kept at the selection (the one promoted later is counted apart), 2 waiting
+    assert (figures.applications, figures.kept, figures.promoted) == (6, 4, 1)
+    assert figures.waitlisted == 2
     assert figures.withdrawals == [("Candidat 1", "arrêt maladie")]
     assert (figures.immersions_done, figures.days_total) == (4, 12)
     assert figures.participant_rating == 5.0 and figures.host_rating == 4.0
     assert figures.preparation_present == 3
-    csv_text = report_csv(report)
+    csv_text = report_structures_csv(report)
     assert csv_text.splitlines()[0] == (
-        "structure;candidatures;retenues;stagiaires accueillis;jours accueillis"
+        "structure;candidatures;participants (retenus ou promus);stagiaires accueillis;"
+        "jours accueillis"
     )
     assert "# Bilan" in report_markdown(report)
     assert verify_case(session, "session", row.id) is None
@@ -415,6 +419,7 @@ def test_a_withdrawal_after_the_day_invitations_cancels_them_for_both(
     (placement,) = ensure_placements(session=session, row=row, actor=SYSTEM)
     (request,) = mails(session, "immersion_host_request")
     host = {
+        "answer": "accepter",
         "tutor_name": "Tuteur",
         "tutor_email": "tuteur@accueil.example",
         "capacity": 1,

@@ -102,7 +102,11 @@ async def test_each_step_mail_lands_within_seconds_without_tick(
     # the coordinator's orientation closes the saisine: the referrer and partners are told
     await resume_form(
         run_id,
-        {"outcome": "Mise en lien avec la coordinatrice de parcours", "follow_up_days": 0},
+        {
+            "outcome": "Mise en lien avec la coordinatrice de parcours",
+            "who_acts": "CHL",
+            "follow_up_days": 0,
+        },
     )
     asked = time.monotonic()
     outcome = await _inbox(smtp_server, 3, 3, asked)

@@ -105,7 +105,11 @@ async def test_a_saisine_end_to_end_across_a_prefect_restart(
     before = await _moved_on(run_id, before)
     await resume_form(
         run_id,
-        {"outcome": "Mise en lien avec la coordinatrice de parcours", "follow_up_days": 0},
+        {
+            "outcome": "Mise en lien avec la coordinatrice de parcours",
+            "who_acts": "CHL",
+            "follow_up_days": 0,
+        },
     )
     outcome = await _inbox(smtp_server, 2, 3, time.monotonic())
     assert sorted(m.recipients[0] for m in outcome) == sorted([REFERRER, *PARTNERS.values()])

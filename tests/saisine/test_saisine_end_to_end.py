@@ -177,12 +177,12 @@ async def test_one_saisine_from_intake_to_closure(
     # the meeting form, host proposed by rotation; two invited members
     schema = await paused_form_schema(run_id)
     assert schema["properties"]["host"]["default"] == "CCAS"
-    first_date = datetime(2026, 3, 23, 14, 0)
     await resume_form(
         run_id,
         {
             "meeting": "Nouvelle réunion",
-            "starts_at": first_date.isoformat(),
+            "day": "2026-03-23",
+            "at": "14:00",
             "host": "CCAS",
             "invited": ["MDPH", "UDAF"],
         },
@@ -211,7 +211,8 @@ async def test_one_saisine_from_intake_to_closure(
         run_id,
         {
             "meeting": "Nouvelle réunion",
-            "starts_at": datetime(2026, 3, 30, 14, 0).isoformat(),
+            "day": "2026-03-30",
+            "at": "14:00",
             "host": "CCAS",
             "invited": ["MDPH", "UDAF"],
         },
@@ -222,7 +223,8 @@ async def test_one_saisine_from_intake_to_closure(
         run_id,
         {
             "action": "Déplacer la réunion",
-            "new_starts_at": "2026-03-31T14:00:00",
+            "new_day": "2026-03-31",
+            "new_at": "14:00",
             "motive": "salle indisponible",
         },
     )

@@ -22,6 +22,7 @@ from service.forms import (
 )
 
 HOST = {
+    "answer": ["accepter"],
     "tutor_name": ["Hélène Lefèvre-Nguyễn"],
     "tutor_email": ["helene.lefevre@chl.example"],
     "tutor_function": ["Cadre de santé"],

@@ -41,17 +41,19 @@ def test_session_report_page_and_csv_are_audited(
         _login(client, session, launched.clsm_id, Role.AUDITOR)
         page = client.get(f"/cases/session/{launched.id}/report")
         assert page.status_code == 200
-        assert "Candidatures : <strong>2</strong>" in page.text
+        assert "Candidatures reçues : <strong>2</strong>" in page.text
         csv = client.get(f"/cases/session/{launched.id}/report.csv")
         assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
-        assert csv.text.splitlines()[0].startswith("structure;candidatures;retenues")
+        assert csv.text.splitlines()[0].startswith("structure;candidatures;participants")
+        people = client.get(f"/cases/session/{launched.id}/report-participants.csv")
+        assert people.text.splitlines()[0].startswith("n°;participant;")
     with Session(db.get_engine()) as fresh:
         reads = [
             e.payload
             for e in case_events(fresh, "session", launched.id)
             if e.action == "report.read"
         ]
-    assert reads == [{"format": "html"}, {"format": "csv"}]
+    assert reads == [{"format": "html"}, {"format": "csv"}, {"format": "csv"}]
 
 
 def test_another_clsm_cannot_read_the_report(

@@ -113,11 +113,17 @@ PASSWORD = "mot-de-passe-de-test"
 
 
 def open_prefect_ui(
-    browser: Browser, service_url: str, email: str, path: str, password: str = PASSWORD
+    browser: Browser,
+    service_url: str,
+    email: str,
+    path: str,
+    password: str = PASSWORD,
+    locale: str | None = None,
 ) -> Page:
     """A page of the Prefect UI through the service's gateway, logged in as a person would:
-    the gateway sends them to the login page, then back to what they asked for."""
-    page = browser.new_page()
+    the gateway sends them to the login page, then back to what they asked for. (`locale`
+    "fr-FR": the browser of a French coordinator, whose date fields read jj/mm/aaaa.)"""
+    page = browser.new_page(locale=locale) if locale else browser.new_page()
     page.goto(f"{service_url}/prefect{path}")
     page.wait_for_url(re.compile(r"/login\?next="))
     page.get_by_label("Adresse électronique").fill(email)

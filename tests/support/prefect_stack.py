@@ -55,7 +55,11 @@ class PrefectStack:
             env=os.environ.copy(),
             start_new_session=True,
         )
-        self.wait_healthy(180)
+        try:
+            self.wait_healthy(180)
+        except BaseException:
+            self.stop_server()  # never leave a server behind a failed start
+            raise
 
     def wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -250,7 +250,7 @@ class ServiceProcess:
             cwd=ROOT,
             env=self.env,
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 240  # a loaded machine builds the app slowly
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
@@ -260,6 +260,8 @@ class ServiceProcess:
             if self.process.poll() is not None:
                 raise RuntimeError("the service exited at start")
             time.sleep(0.2)
+        self.process.kill()
+        self.process.wait()
         raise TimeoutError("the service did not start")
 
     def __exit__(self, *_: object) -> None:
