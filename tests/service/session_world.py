@@ -116,6 +116,7 @@ def build_session(session: Session, *, late: bool = True) -> SessionWorld:
             session,
             host.context["link_id"],
             {
+                "answer": "accepter",
                 "tutor_name": f"Tuteur·rice {i + 1}",
                 "tutor_email": f"tuteur{i + 1}@accueil.example",
                 "days": immersion_days(row.window_start, 2, i),
