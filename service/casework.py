@@ -19,7 +19,8 @@ from models.core.enums import CaseType, Role
 from models.core.errors import NotFound
 from models.core.kinds import CaseSummary
 from models.core.outbox import OutboxMessage, OutboxStatus
-from models.core.people import Clsm, User
+from models.core.people import Clsm, Contact, Organisation, User
+from models.core.reminders import ReminderPlan
 from models.core.settings import get_settings
 from models.core.spreadsheet import csv_text
 from models.core.waits import Wait, WaitStatus
@@ -28,6 +29,7 @@ from service.labels import mail_label, payload_details
 ACTION_LABELS: dict[str, str] = {
     "history.read": "consultation de l'historique",
     "case.read": "consultation du dossier",
+    "contact.read": "consultation d'une fiche contact",
     "case.resume-requested": "relance de la reprise du processus",
     "status.changed": "changement de statut",
     "link.issued": "lien envoyé",
@@ -89,7 +91,12 @@ def visible_cases(session: Session, user: User) -> list[CaseSummary]:
 
 
 def read_case(
-    session: Session, user: User, actor: Actor, case_type: str, case_id: int
+    session: Session,
+    user: User,
+    actor: Actor,
+    case_type: str,
+    case_id: int,
+    payload: dict[str, Any] | None = None,
 ) -> CaseSummary:
     """Open a case: check access and record the read in its history (committed)."""
     case = visible_case(session, user, case_type, case_id)
@@ -99,6 +106,7 @@ def read_case(
         case_id=case.case_id,
         action="case.read",
         actor=actor,
+        payload=payload,
     )
     session.commit()
     return case
@@ -136,7 +144,10 @@ class WaitPublic(BaseModel):
 class PendingMailPublic(BaseModel):
     template: str = Field(description="Modèle du message (identifiant)")
     label: str = Field(description="Ce que dit le message, en français")
+    step: str = Field(description="Étape du dossier : ce qui est demandé au destinataire")
     recipient: str = Field(description="Destinataire : nom et adresse")
+    recipient_name: str = Field(description="Nom du ou de la destinataire")
+    recipient_structure: str = Field(description="Structure du ou de la destinataire")
     status: str = Field(description="pending (en attente), sending (en cours), failed (échec)")
     queued_at: datetime = Field(description="Mis en file le")
     attempts: int = Field(description="Tentatives d'envoi")
@@ -203,6 +214,55 @@ def undelivered_mails(session: Session, case_type: CaseType, case_id: int) -> li
     )
 
 
+def _structures_of(session: Session, mails: list[OutboxMessage]) -> dict[int, str]:
+    """The structure of each recipient known as a contact (contact id → label)."""
+    ids = {m.contact_id for m in mails if m.contact_id is not None}
+    if not ids:
+        return {}
+    query = select(Contact, Organisation).join(
+        Organisation, col(Organisation.id) == col(Contact.organisation_id)
+    )
+    rows = session.exec(query.where(col(Contact.id).in_(ids))).all()
+    return {c.id: o.label for c, o in rows if c.id is not None}
+
+
+def _steps_of(session: Session, mails: list[OutboxMessage]) -> dict[int, str]:
+    """What each mail's link asks of its recipient (link id → French step)."""
+    ids = {int(m.context["link_id"]) for m in mails if str(m.context.get("link_id", "")).isdigit()}
+    if not ids:
+        return {}
+    plans = session.exec(select(ReminderPlan).where(col(ReminderPlan.link_id).in_(ids))).all()
+    return {p.link_id: str(p.context.get("step_label", "")) for p in plans}
+
+
+def pending_mails(session: Session, mails: list[OutboxMessage]) -> list[PendingMailPublic]:
+    """Undelivered mails as a coordinator reads them: what, to whom, from which structure."""
+    structures = _structures_of(session, mails)
+    steps = _steps_of(session, mails)
+    public = []
+    for m in mails:
+        link_id = str(m.context.get("link_id", ""))
+        step = steps.get(int(link_id)) if link_id.isdigit() else None
+        public.append(
+            PendingMailPublic(
+                template=m.template,
+                label=mail_label(m.template),
+                step=step or mail_label(m.template),
+                recipient=f"{m.recipient_name} <{m.recipient_email}>"
+                if m.recipient_name
+                else m.recipient_email,
+                recipient_name=m.recipient_name or m.recipient_email,
+                recipient_structure=structures.get(m.contact_id or 0, "—"),
+                status=m.status.value,
+                queued_at=m.created_at,
+                attempts=m.attempts,
+                next_attempt_at=m.next_attempt_at,
+                last_error=m.last_error,
+            )
+        )
+    return public
+
+
 def case_public(session: Session, case: CaseSummary) -> CasePublic:
     waits = open_waits_of(session, case.case_type, case.case_id)
     mails = undelivered_mails(session, case.case_type, case.case_id)
@@ -229,21 +289,7 @@ def case_public(session: Session, case: CaseSummary) -> CasePublic:
             )
             for w in waits
         ],
-        undelivered_mails=[
-            PendingMailPublic(
-                template=m.template,
-                label=mail_label(m.template),
-                recipient=f"{m.recipient_name} <{m.recipient_email}>"
-                if m.recipient_name
-                else m.recipient_email,
-                status=m.status.value,
-                queued_at=m.created_at,
-                attempts=m.attempts,
-                next_attempt_at=m.next_attempt_at,
-                last_error=m.last_error,
-            )
-            for m in mails
-        ],
+        undelivered_mails=pending_mails(session, mails),
     )
 
 

@@ -22,6 +22,7 @@ from models.core import directory as d
 from models.core.enums import Role
 from models.core.errors import DomainError, StaleUpdate
 from models.core.people import Clsm, Organisation, User
+from service import directory_ops as ops
 from service.deps import CurrentUser, SessionDep, Writer, actor_of, page_context, templates
 from service.errors import problem_responses
 from service.forms import FormField, form_fields, parse_form
@@ -335,9 +336,9 @@ async def structure_create(
         return again(errors, 422, [])
     assert isinstance(parsed, d.StructureCreate)
     try:
-        row = d.create_structure(
+        row = ops.create_structure(
             session=session,
-            clsm_id=_id(clsm),
+            clsm=clsm,
             data=parsed,
             actor=actor_of(request, user),
             confirm_near=bool(posted.get("confirm_near")),
@@ -346,7 +347,6 @@ async def structure_create(
         session.rollback()
         near = error.near if isinstance(error, d.NearDuplicate) else []
         return again({"__root__": error.message}, 409, near)
-    session.commit()
     return RedirectResponse(f"/directory/{slug}/structures/{row.id}?fait=cree", status_code=303)
 
 
@@ -416,14 +416,14 @@ async def structure_update(
     if parsed is not None:
         assert isinstance(parsed, d.StructureCreate)
         try:
-            d.update_structure(
+            ops.update_structure(
                 session=session,
-                row=row,
+                clsm=clsm,
+                structure_id=structure_id,
                 data=parsed,
                 version=version,
                 actor=actor_of(request, user),
             )
-            session.commit()
             return RedirectResponse(
                 f"/directory/{slug}/structures/{row.id}?fait=modifie", status_code=303
             )
@@ -451,11 +451,13 @@ def structure_active(
     active: Annotated[bool, Form()],
 ) -> Response:
     """Une structure désactivée sort des choix proposés ; son historique reste."""
-    clsm = clsm_of(session, user, slug)
-    row = d.get_structure(session, _id(clsm), structure_id)
-    d.set_structure_active(
-        session=session, row=row, active=active, version=version, actor=actor_of(request, user)
+    row = ops.set_structure_active(
+        session=session,
+        clsm=clsm_of(session, user, slug),
+        structure_id=structure_id,
+        active=active,
+        version=version,
+        actor=actor_of(request, user),
     )
-    session.commit()
     done = "reactivee" if active else "desactivee"
     return RedirectResponse(f"/directory/{slug}/structures/{row.id}?fait={done}", status_code=303)

@@ -22,6 +22,7 @@ from models.core.people import (
     OrganisationPublic,
     PartnershipPublic,
 )
+from service import directory_ops as ops
 from service.deps import CurrentUser, SessionDep, Writer, actor_of
 from service.errors import problem_response, problem_responses
 from service.routes.directory import RowId, Slug, clsm_of
@@ -172,16 +173,13 @@ def structure_create(
     confirm_near: Annotated[bool, Query(description="Créer malgré un nom proche")] = False,
 ) -> OrganisationPublic:
     """Un nom proche d'une structure existante est refusé (409) sauf `confirm_near=true`."""
-    clsm = clsm_of(session, user, slug)
-    assert clsm.id is not None
-    row = d.create_structure(
+    row = ops.create_structure(
         session=session,
-        clsm_id=clsm.id,
+        clsm=clsm_of(session, user, slug),
         data=data,
         actor=actor_of(request, user),
         confirm_near=confirm_near,
     )
-    session.commit()
     return _org(row)
 
 
@@ -195,14 +193,14 @@ def structure_update(
     session: SessionDep,
 ) -> OrganisationPublic:
     """Modification auditée (avant → après) ; `version` périmée : 409."""
-    clsm = clsm_of(session, user, slug)
-    assert clsm.id is not None
-    row = d.get_structure(session, clsm.id, structure_id)
-    update = d.StructureCreate.model_validate(data.model_dump(exclude={"version"}))
-    d.update_structure(
-        session=session, row=row, data=update, version=data.version, actor=actor_of(request, user)
+    row = ops.update_structure(
+        session=session,
+        clsm=clsm_of(session, user, slug),
+        structure_id=structure_id,
+        data=d.StructureCreate.model_validate(data.model_dump(exclude={"version"})),
+        version=data.version,
+        actor=actor_of(request, user),
     )
-    session.commit()
     return _org(row)
 
 
@@ -220,17 +218,14 @@ def structure_active(
     session: SessionDep,
 ) -> OrganisationPublic:
     """Désactivation (jamais de suppression) ou réactivation, auditée."""
-    clsm = clsm_of(session, user, slug)
-    assert clsm.id is not None
-    row = d.get_structure(session, clsm.id, structure_id)
-    d.set_structure_active(
+    row = ops.set_structure_active(
         session=session,
-        row=row,
+        clsm=clsm_of(session, user, slug),
+        structure_id=structure_id,
         active=data.active,
         version=data.version,
         actor=actor_of(request, user),
     )
-    session.commit()
     return _org(row)
 
 
@@ -258,12 +253,9 @@ def contact_create(
     request: Request, slug: Slug, data: d.ContactCreate, user: Writer, session: SessionDep
 ) -> ContactPublic:
     """Un courriel déjà connu dans le CLSM est refusé (409)."""
-    clsm = clsm_of(session, user, slug)
-    assert clsm.id is not None
-    row = d.create_contact(
-        session=session, clsm_id=clsm.id, data=data, actor=actor_of(request, user)
+    row = ops.create_contact(
+        session=session, clsm=clsm_of(session, user, slug), data=data, actor=actor_of(request, user)
     )
-    session.commit()
     return ContactPublic.model_validate(row, from_attributes=True)
 
 
@@ -277,18 +269,14 @@ def contact_update(
     session: SessionDep,
 ) -> ContactPublic:
     """Modification auditée ; `version` périmée : 409."""
-    clsm = clsm_of(session, user, slug)
-    assert clsm.id is not None
-    row = d.get_contact(session, clsm.id, contact_id)
-    d.update_contact(
+    row = ops.update_contact(
         session=session,
-        clsm_id=clsm.id,
-        row=row,
+        clsm=clsm_of(session, user, slug),
+        contact_id=contact_id,
         data=d.ContactCreate.model_validate(data.model_dump(exclude={"version"})),
         version=data.version,
         actor=actor_of(request, user),
     )
-    session.commit()
     return ContactPublic.model_validate(row, from_attributes=True)
 
 
@@ -304,18 +292,14 @@ def contact_active(
     session: SessionDep,
 ) -> ContactPublic:
     """Désactivation ou réactivation d'un contact, auditée."""
-    clsm = clsm_of(session, user, slug)
-    assert clsm.id is not None
-    row = d.get_contact(session, clsm.id, contact_id)
-    d.set_contact_active(
+    row = ops.set_contact_active(
         session=session,
-        clsm_id=clsm.id,
-        row=row,
+        clsm=clsm_of(session, user, slug),
+        contact_id=contact_id,
         active=data.active,
         version=data.version,
         actor=actor_of(request, user),
     )
-    session.commit()
     return ContactPublic.model_validate(row, from_attributes=True)
 
 

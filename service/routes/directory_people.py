@@ -14,6 +14,7 @@ from sqlmodel import Session
 from models.core import directory as d
 from models.core.errors import DomainError, StaleUpdate
 from models.core.people import Clsm, Contact, User
+from service import directory_ops as ops
 from service.deps import CurrentUser, SessionDep, Writer, actor_of
 from service.forms import FormField, form_fields, parse_form
 from service.routes.directory import (
@@ -114,10 +115,9 @@ async def contact_create(
     if parsed is not None:
         assert isinstance(parsed, d.ContactCreate)
         try:
-            row = d.create_contact(
-                session=session, clsm_id=_id(clsm), data=parsed, actor=actor_of(request, user)
+            row = ops.create_contact(
+                session=session, clsm=clsm, data=parsed, actor=actor_of(request, user)
             )
-            session.commit()
             return RedirectResponse(
                 f"/directory/{slug}/contacts/{row.id}?fait=cree", status_code=303
             )
@@ -173,7 +173,9 @@ def contact_page(
 ) -> Response:
     """Fiche modifiable d'un contact."""
     clsm = clsm_of(session, user, slug)
-    row = d.get_contact(session, _id(clsm), contact_id)
+    row = ops.read_contact(
+        session=session, clsm=clsm, contact_id=contact_id, actor=actor_of(request, user)
+    )
     values = _values(row, d.ContactCreate)
     fields = _contact_fields(session, clsm, values)
     return _contact_page(request, user, session, clsm, row, fields)
@@ -197,15 +199,14 @@ async def contact_update(
     if parsed is not None:
         assert isinstance(parsed, d.ContactCreate)
         try:
-            d.update_contact(
+            ops.update_contact(
                 session=session,
-                clsm_id=_id(clsm),
-                row=row,
+                clsm=clsm,
+                contact_id=contact_id,
                 data=parsed,
                 version=version,
                 actor=actor_of(request, user),
             )
-            session.commit()
             return RedirectResponse(
                 f"/directory/{slug}/contacts/{row.id}?fait=modifie", status_code=303
             )
@@ -233,16 +234,13 @@ def contact_active(
     active: Annotated[bool, Form()],
 ) -> Response:
     """Un contact désactivé n'est plus proposé ; son historique reste."""
-    clsm = clsm_of(session, user, slug)
-    row = d.get_contact(session, _id(clsm), contact_id)
-    d.set_contact_active(
+    row = ops.set_contact_active(
         session=session,
-        clsm_id=_id(clsm),
-        row=row,
+        clsm=clsm_of(session, user, slug),
+        contact_id=contact_id,
         active=active,
         version=version,
         actor=actor_of(request, user),
     )
-    session.commit()
     done = "reactive" if active else "desactive"
     return RedirectResponse(f"/directory/{slug}/contacts/{row.id}?fait={done}", status_code=303)

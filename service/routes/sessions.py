@@ -1,4 +1,4 @@
-"""Coordinator actions on an immersion session: cancel it, move a meeting.
+"""A session's dashboard, and coordinator actions on it: cancel it, move a meeting.
 
 Both send calendar updates (CANCEL, or REQUEST with a higher SEQUENCE) to everyone
 concerned, are audited, and wake the session's run so that it takes the change into account.
@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Path, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from models.core import clock
 from models.core.enums import CaseType
@@ -21,13 +21,48 @@ from models.core.waits import wake_case
 from models.immersion import changes
 from models.immersion.common import get_session
 from models.immersion.tables import ImmersionSession
-from service.casework import visible_case
-from service.deps import SessionDep, Writer, actor_of
+from service.casework import read_case, visible_case
+from service.deps import (
+    CurrentUser,
+    SessionDep,
+    Writer,
+    actor_of,
+    page_context,
+    templates,
+)
 from service.errors import problem_responses
+from service.session_dashboard import session_dashboard
 
 router = APIRouter(tags=["dossiers"])
 
 SessionId = Annotated[int, Path(ge=1, description="Numéro de la session")]
+
+
+@router.get(
+    "/cases/session/{session_id}/dashboard",
+    response_class=HTMLResponse,
+    summary="Tableau de bord d'une session (consultation auditée)",
+    responses=problem_responses(401, 403, 404),
+)
+def dashboard_page(
+    request: Request, session_id: SessionId, user: CurrentUser, session: SessionDep
+) -> Response:
+    """Qui est accueilli où, quels jours, quelles signatures et évaluations manquent, qui est
+    en retard, et la liste d'attente ; en lecture seule une fois la session close."""
+    case = read_case(
+        session,
+        user,
+        actor_of(request, user),
+        CaseType.SESSION.value,
+        session_id,
+        payload={"page": "tableau de bord"},
+    )
+    board = session_dashboard(session, get_session(session, session_id))
+    return templates.TemplateResponse(
+        request,
+        "session_dashboard.html",
+        page_context(request, user, title=f"Tableau de bord — {case.reference}", board=board),
+    )
 
 
 def _wake(session: SessionDep, session_id: int) -> list[int]:

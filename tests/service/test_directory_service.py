@@ -290,3 +290,24 @@ def test_the_clsm_settings_are_edited_with_their_version(client: TestClient, wor
     assert stale.status_code == 409
     changed = [e for e in _events(world.clsm_a) if e[0] == "directory.clsm.updated"]
     assert changed == [("directory.clsm.updated", world.coordinator.name)]
+
+
+def test_reading_a_contact_page_is_recorded_on_the_clsm_chain(
+    client: TestClient, world: World
+) -> None:
+    login(client, world.coordinator)
+    slug = world.clsm_a.slug
+    path = f"/directory/{slug}/contacts/{world.contact.id}"
+    before = _events(world.clsm_a).count(("contact.read", world.coordinator.name))
+    page = client.get(path)
+    assert page.status_code == 200 and "Camille Partenaire" in html.unescape(page.text)
+    reads = _events(world.clsm_a).count(("contact.read", world.coordinator.name))
+    assert reads == before + 1
+    # another CLSM's coordinator reads nothing, and nothing is recorded
+    client.post("/logout", data={"csrf_token": login(client, world.coordinator_b)})
+    login(client, world.coordinator_b)
+    assert client.get(path).status_code == 403
+    assert _events(world.clsm_a).count(("contact.read", world.coordinator.name)) == reads
+    assert not any(
+        a == "contact.read" and who == world.coordinator_b.name for a, who in _events(world.clsm_a)
+    )

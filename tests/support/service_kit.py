@@ -218,7 +218,10 @@ def csrf_of(html: str) -> str:
 class ServiceProcess:
     """The service under uvicorn in its own process, with the test kinds registered."""
 
-    def __init__(self, db_url: str, **env: str) -> None:
+    def __init__(
+        self, db_url: str, factory: str = "tests.support.service_app:create_test_app", **env: str
+    ) -> None:
+        self.factory = factory  # "service.main:create_app": the real kinds only
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -236,7 +239,7 @@ class ServiceProcess:
                 "-m",
                 "uvicorn",
                 "--factory",
-                "tests.support.service_app:create_test_app",
+                self.factory,
                 "--host",
                 "127.0.0.1",
                 "--port",
