@@ -55,7 +55,7 @@ class PrefectStack:
             env=os.environ.copy(),
             start_new_session=True,
         )
-        self.wait_healthy(180)
+        self.wait_healthy(600)  # minutes on a loaded machine; a dead server is seen at once
 
     def wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
