@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 from fastapi import APIRouter, Depends, HTTPException, Request, WebSocket
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from sqlmodel import Session
 from starlette.background import BackgroundTask
 from websockets.asyncio.client import connect as ws_connect
@@ -194,6 +194,7 @@ async def ui_settings(request: Request, who: VisitorDep) -> JSONResponse:
     settings = answer.json()
     settings["api_url"] = f"{get_settings().base_url}{API_PREFIX}"
     settings["auth"] = None  # the gateway holds the secret: the UI must not ask for it
+    settings.update(default_ui="v1", available_uis=["v1"], v2_base_url=None)
     return JSONResponse(settings)
 
 
@@ -344,8 +345,14 @@ async def _check_read(who: Visitor, path: str, request: Request, body: bytes) ->
     return body
 
 
+# The UI the gateway serves: Prefect's first UI, whose run pages hold the Resume forms. (The
+# server sends a browser without this cookie to its newer UI, which the gateway does not serve.)
+UI_VERSION_COOKIE = "prefect_ui_version=v1"
+
+
 def _forwarded_headers(request: Request) -> dict[str, str]:
-    return {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
+    return {**headers, "cookie": UI_VERSION_COOKIE}
 
 
 def _answer_headers(answer: httpx.Response) -> dict[str, str]:
@@ -509,5 +516,7 @@ async def _narrow_socket_filter(who: Visitor, path: str, message: dict[str, Any]
 @router.get("/{path:path}")
 async def ui_files(request: Request, who: VisitorDep, path: str = "") -> Response:
     """The UI's pages and files (the server serves them under /prefect/)."""
+    if path == "v2" or path.startswith("v2/"):  # the newer UI is not served: same page in v1
+        return RedirectResponse(f"{PREFIX}/{path[3:]}", status_code=307)
     response, _ = await _forward(request, f"{PREFIX}/{_plain(path)}")
     return response

@@ -94,8 +94,8 @@ def session(db_url: str) -> Iterator[Session]:
 def prefect_stack() -> Iterator[PrefectStack]:
     """One real Prefect server, the deployments of prefect.yaml and a process worker."""
     stack = PrefectStack()
-    try:  # a server that never became healthy is stopped too (no orphan left running)
-        stack.start_server()
+    stack.start_server()
+    try:
         stack.deploy()
         stack.start_worker()
         yield stack

@@ -234,3 +234,18 @@ def test_a_coordinator_launches_a_saisine_of_their_own_clsm_only(
     assert [(e.action, e.actor_label) for e in cancel] == [
         ("run.cancel-requested", "Inès Moreau (coordination)")
     ]
+
+
+def test_the_prefect_ui_opens_on_its_dashboard(prefect_stack: PrefectStack, db_url: str) -> None:
+    """The address `make up` prints (/prefect/) opens the UI whose run pages hold the forms,
+    never a blank page: the server would send a new browser to its newer UI (/v2/)."""
+    coordinator = account("coordinator", "poitiers", "Inès Moreau")
+    with ServiceProcess(db_url) as service, chromium() as browser:
+        page = open_prefect_ui(browser, service.url, coordinator, "/")
+        page.wait_for_url(re.compile(r"/prefect/dashboard"), timeout=60_000)
+        # the UI rendered (a blank page has neither the menu nor the page's title)
+        page.get_by_role("link", name="Runs").first.wait_for(timeout=60_000)
+        page.get_by_text("Dashboard").first.wait_for(timeout=60_000)
+        page.goto(f"{service.url}/prefect/v2/runs")
+        page.wait_for_url(re.compile(r"/prefect/runs"), timeout=60_000)
+        assert "/v2" not in page.url

@@ -55,7 +55,11 @@ class PrefectStack:
             env=os.environ.copy(),
             start_new_session=True,
         )
-        self.wait_healthy(600)  # minutes on a loaded machine; a dead server is seen at once
+        try:
+            self.wait_healthy(600)  # minutes on a loaded machine; a dead server exits at once
+        except BaseException:
+            self.stop_server()  # never leave a server behind a failed start
+            raise
 
     def wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
