@@ -64,8 +64,8 @@ async def test_the_coordinator_is_mailed_30_days_before_a_convention_ends(
     assert report.as_dict()["sent"] == 2
     subjects = sorted(str(m.message["Subject"]) for m in smtp_server.messages)
     assert subjects == [
+        "Convention bilatérale d'UDAF des Deux-Sèvres : fin le jeudi 31 décembre 2026",
         "Convention bilatérale de Mission locale : fin le vendredi 11 décembre 2026",
-        "Convention bilatérale de UDAF des Deux-Sèvres : fin le jeudi 31 décembre 2026",
     ]
     mail = smtp_server.messages[0]
     assert mail.recipients == ["coordination@bocage.example"]

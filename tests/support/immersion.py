@@ -72,8 +72,11 @@ def now(session: Session) -> datetime:
 
 
 # -- driving a session run through Prefect ----------------------------------------------
-async def settle(run_id: Any) -> str:
-    """Let the run reach a suspension (or its end), waking it for due dates and answers."""
+async def settle(run_id: Any, timeout: float = 120) -> str:
+    """Let the run reach a suspension (or its end), waking it for due dates and answers.
+
+    `timeout`: how long one resumed run may take to get there (its process starts anew).
+    """
     import asyncio
 
     from flows.tick import tick
@@ -82,7 +85,7 @@ async def settle(run_id: Any) -> str:
     from tests.support.prefect_stack import wait_for_state
 
     for _ in range(40):
-        state = await wait_for_state(run_id, "PAUSED", "COMPLETED", timeout=120)
+        state = await wait_for_state(run_id, "PAUSED", "COMPLETED", timeout=timeout)
         if state.type.value == "COMPLETED":
             await tick()  # the last mails
             return "COMPLETED"

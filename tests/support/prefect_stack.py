@@ -55,8 +55,8 @@ class PrefectStack:
             env=os.environ.copy(),
             start_new_session=True,
         )
-        try:  # a loaded machine (several suites at once) may need longer
-            self.wait_healthy(float(os.environ.get("TEST_PREFECT_START_SECONDS", "180")))
+        try:  # minutes on a loaded machine; a server that dies is reported at once
+            self.wait_healthy(float(os.environ.get("TEST_PREFECT_START_SECONDS", "600")))
         except BaseException:
             self.stop_server()  # never leave a server behind a failed start
             raise
