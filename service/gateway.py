@@ -40,6 +40,7 @@ from models.core.enums import Role
 from models.core.gateway import GatewayAction, GatewayKind, record_gateway_action
 from models.core.people import Clsm, User
 from models.core.settings import get_settings
+from service import launch_forms
 from service.deps import LoginRequired
 from service.security import SESSION_COOKIE
 
@@ -69,6 +70,7 @@ SET_STATE_PATH = re.compile(rf"^flow_runs/(?P<id>{UUID})/set_state$")
 LAUNCH_PATH = re.compile(rf"^deployments/{UUID}/create_flow_run$")
 # single objects whose answer names their flow run (checked once read)
 OWNED_PATH = re.compile(rf"^(?:task_runs|artifacts)/{UUID}$")
+DEPLOYMENT_READ = re.compile(rf"^deployments/(?:{UUID}|name/[^/]+/[^/]+|filter|paginate)$")
 
 HOP_HEADERS = {
     "host",
@@ -416,6 +418,8 @@ async def api(path: str, request: Request, who: VisitorDep) -> Response:
     target = f"/api/{path}"
     if _is_read(request.method, path):
         body = await _check_read(who, path, request, body)
+        if who.tag is not None and DEPLOYMENT_READ.match(path):
+            return await _fitted_deployments(request, target, body, who)
         if who.tag is not None and OWNED_PATH.match(path):
             response, answer = await _forward(request, target, body, buffered=True)
             if answer is not None and answer.status_code == 200:
@@ -434,6 +438,15 @@ async def api(path: str, request: Request, who: VisitorDep) -> Response:
         return response
     response, _ = await _forward(request, target, body)
     return response
+
+
+async def _fitted_deployments(request: Request, target: str, body: bytes, who: Visitor) -> Response:
+    """Deployments with their launch forms fitted to the account's CLSM (service.launch_forms)."""
+    response, answer = await _forward(request, target, body, buffered=True)
+    network = await run_in_threadpool(launch_forms.network_of, who.user)
+    if answer is None or answer.status_code != 200 or network is None:
+        return response
+    return JSONResponse(launch_forms.fit_deployments(answer.json(), network))
 
 
 @router.websocket("/api/{path:path}")

@@ -21,6 +21,7 @@ from websockets.typing import Subprotocol
 from models.core import db
 from models.core.audit import case_events
 from models.core.gateway import GatewayAction
+from models.core.people import Clsm, Organisation
 from tests.immersion.test_prefect_ui import _sync
 from tests.saisine.test_saisine_flow import intake_parameters, setup_cell, the_saisine
 from tests.support.browser import (
@@ -199,6 +200,10 @@ def launch(
     )
 
 
+def poitiers_id(session: Session) -> int | None:
+    return session.exec(select(Clsm.id).where(Clsm.slug == "poitiers")).first()
+
+
 def test_a_coordinator_launches_a_saisine_of_their_own_clsm_only(
     prefect_stack: PrefectStack, db_url: str
 ) -> None:
@@ -206,6 +211,21 @@ def test_a_coordinator_launches_a_saisine_of_their_own_clsm_only(
     coordinator = account("coordinator", "poitiers", "Inès Moreau")
     with ServiceProcess(db_url) as service, logged_in(service, coordinator) as client:
         saisine = deployment_id(client, "saisine/saisine")
+        # the launch forms offer the account's own CLSM and its structures, not typed names
+        with Session(db.get_engine()) as session:
+            network = sorted(
+                o.name
+                for o in session.exec(select(Organisation).where(Organisation.active)).all()
+                if o.clsm_id == poitiers_id(session)
+            )
+        assert network
+        immersion = client.get("/prefect/api/deployments/name/immersion-session/immersion-session")
+        fitted = immersion.json()["parameter_openapi_schema"]["properties"]
+        assert fitted["clsm"]["enum"] == ["poitiers"]
+        assert fitted["structures"]["items"]["enum"] == network
+        listed_forms = client.post("/prefect/api/deployments/filter", json={}).json()
+        intake = next(d for d in listed_forms if d["name"] == "saisine")["parameter_openapi_schema"]
+        assert '"enum": ["poitiers"]' in json.dumps(intake)
         foreign = intake_parameters()
         foreign["intake"]["clsm"] = "niort"
         refused = launch(client, saisine, foreign, db_url)
@@ -244,7 +264,7 @@ def test_the_prefect_ui_opens_on_its_dashboard(prefect_stack: PrefectStack, db_u
         page = open_prefect_ui(browser, service.url, coordinator, "/")
         page.wait_for_url(re.compile(r"/prefect/dashboard"), timeout=60_000)
         # the UI rendered (a blank page has neither the menu nor the page's title)
-        page.get_by_role("link", name="Runs").first.wait_for(timeout=60_000)
+        page.get_by_text("Work Pools", exact=True).first.wait_for(timeout=60_000)
         page.get_by_text("Dashboard").first.wait_for(timeout=60_000)
         page.goto(f"{service.url}/prefect/v2/runs")
         page.wait_for_url(re.compile(r"/prefect/runs"), timeout=60_000)
