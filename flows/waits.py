@@ -59,7 +59,14 @@ def prefilled(form: type[T], description: str, values: dict[str, object]) -> typ
     would show the Python names instead of the French labels.)
     """
     fields: dict[str, Any] = {}
-    for name, value in values.items():
+    # a default made by a factory (an empty list) is not in the JSON schema: the UI would
+    # show no value and refuse the form as it comes ("… is a required property")
+    made = {
+        name: field.get_default(call_default_factory=True, validated_data={})
+        for name, field in form.model_fields.items()
+        if field.default_factory is not None
+    }
+    for name, value in {**made, **values}.items():
         original = form.model_fields.get(name)
         if original is None:  # an answer kept from an older shape of the form
             continue

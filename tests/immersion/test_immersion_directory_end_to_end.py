@@ -196,6 +196,7 @@ async def test_a_new_clsm_set_up_from_its_spreadsheet_carries_an_immersion_sessi
         inbox.answer(
             path,
             {
+                "answer": "accepter",
                 "tutor_name": f"Tuteur {short[recipient]}",
                 "tutor_email": tutor,
                 "capacity": "2",
@@ -278,9 +279,12 @@ async def test_a_new_clsm_set_up_from_its_spreadsheet_carries_an_immersion_sessi
     page = client.get(f"/cases/session/{row_id}/report")
     assert page.status_code == 200
     for shown in (
-        "Candidatures : <strong>3</strong>",
-        "Retenues : <strong>2</strong> (dont 0 depuis la liste d'attente)",
-        "Immersions réalisées : <strong>2</strong>, 4 jours au total",
+        "Candidatures reçues : <strong>3</strong>",
+        "Retenues à la sélection : <strong>2</strong>",
+        "Sur liste d'attente à la clôture de l'appel : 1",
+        "Promues depuis la liste d'attente : 0",
+        "Immersions réalisées : <strong>2</strong>",
+        "Jours d'immersion réalisés : 4",
         "Présents à la journée de préparation : 2 ; à la restitution : 2",
     ):
         assert shown in page.text, page.text
