@@ -280,7 +280,11 @@ async def test_a_suspended_run_of_an_earlier_release_goes_on_after_the_upgrade(
         await moved_on(run_id, before, "PAUSED")
         await resume_form(
             run_id,
-            {"outcome": "Mise en lien avec la coordinatrice de parcours", "follow_up_days": 0},
+            {
+                "outcome": "Mise en lien avec la coordinatrice de parcours",
+                "who_acts": "CHL",
+                "follow_up_days": 0,
+            },
         )
         outcome = await _inbox(smtp_server, 2, 3, time.monotonic())
         assert sorted(m.recipients[0] for m in outcome) == sorted([REFERRER, *PARTNERS.values()])

@@ -188,7 +188,9 @@ async def test_one_saisine_from_intake_to_closure(
     # the orientation form: escalate to level 2
     schema = await paused_form_schema(run_id)
     assert "Passer au niveau 2" in json.dumps(schema, ensure_ascii=False)
-    await resume_form(run_id, {"outcome": "Passer au niveau 2 : examen en réunion de cellule"})
+    await resume_form(
+        run_id, {"outcome": "Passer au niveau 2 : examen en réunion de cellule", "who_acts": ""}
+    )
     before = await moved_on(run_id, before, "PAUSED")
 
     # the meeting form, host proposed by rotation; two invited members

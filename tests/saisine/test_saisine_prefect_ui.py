@@ -66,7 +66,8 @@ def test_the_coordinator_orients_the_saisine_in_the_prefect_ui(
         days = prefect_field(page, "Suivi auprès de la personne")
         assert days.input_value() == "30"  # prefilled by the flow
         assert page.get_by_text("Suite donnée").first.is_visible()
-        assert page.get_by_text("RDV au CMP").first.is_visible()  # the partner's answer
+        # the partners' answers are read on the service's saisine page, never in Prefect
+        assert not page.get_by_text("RDV au CMP").first.is_visible()
         page.screenshot(path=str(TMP / "prefect-ui-saisine-orientation.png"))
         who.fill("CHL")
         days.fill("0")
