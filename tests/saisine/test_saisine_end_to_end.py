@@ -189,7 +189,12 @@ async def test_one_saisine_from_intake_to_closure(
     schema = await paused_form_schema(run_id)
     assert "Passer au niveau 2" in json.dumps(schema, ensure_ascii=False)
     await resume_form(
-        run_id, {"outcome": "Passer au niveau 2 : examen en réunion de cellule", "who_acts": ""}
+        run_id,
+        {
+            "outcome": "Passer au niveau 2 : examen en réunion de cellule",
+            "who_acts": "",
+            "follow_up_days": 30,
+        },
     )
     before = await moved_on(run_id, before, "PAUSED")
 
