@@ -306,7 +306,11 @@ def _form_answer(step: str, escalate: bool) -> dict[str, Any]:
     if form == "partners":
         return {"partners": PARTNERS}
     if form == "orientation" and escalate:
-        return {"outcome": "Passer au niveau 2 : examen en réunion de cellule"}
+        return {
+            "outcome": "Passer au niveau 2 : examen en réunion de cellule",
+            "who_acts": "",
+            "follow_up_days": 30,
+        }
     if form == "orientation":
         return {
             "outcome": "Mise en lien avec la coordinatrice de parcours",
