@@ -223,7 +223,15 @@ async def test_one_saisine_from_intake_to_closure(
     # the coordinator cancels the meeting from the run's form, plans another one, moves it
     schema = await paused_form_schema(run_id)
     assert "Annuler la réunion" in json.dumps(schema, ensure_ascii=False)
-    await resume_form(run_id, {"action": "Annuler la réunion", "motive": "quorum non atteint"})
+    await resume_form(
+        run_id,
+        {
+            "action": "Annuler la réunion",
+            "motive": "quorum non atteint",
+            "new_day": "2026-03-31",  # prefilled in the UI; unused by a cancellation
+            "new_at": "14:00",
+        },
+    )
     before = await moved_on(run_id, before, "PAUSED")
     mails = await channel.deliver()
     cancels = [m for m in mails if m["template"] == "saisine_meeting_cancelled"]
