@@ -15,11 +15,11 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from sqlmodel import Session, select
 
+from flows.artifacts import show_markdown
 from flows.inputs.fields import at_paris, check_open_day, wall_clock
 from flows.inputs.saisine import (
     BACK_TO_LEVEL1,
@@ -239,7 +239,7 @@ def publish_summary(saisine_id: int) -> str:
         summary = summary_markdown(session, saisine)
         key = re.sub(r"[^a-z0-9-]", "-", f"saisine-{saisine.clsm_id}-{saisine.reference}".lower())
         status = STATUS_LABELS[saisine.status]
-    create_markdown_artifact(markdown=summary, key=key, description=f"Saisine — {status}")
+    show_markdown(key=key, markdown=summary, description=f"Saisine — {status}")
     return status
 
 

@@ -27,7 +27,7 @@ import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlmodel import Session
 
-from models.core.french import de
+from models.core.french import WEEKDAYS, de
 from models.core.links import StepLink, link_url
 from models.core.outbox import CalendarPart, OutboxMessage, resolve_clsm
 from models.core.people import Clsm
@@ -38,7 +38,6 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE_FOLDERS = ("common", "immersion", "saisine")
 SUFFIX = ".html.j2"
 
-DAYS = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"]
 MONTHS = [
     "janvier",
     "février",
@@ -81,7 +80,7 @@ def date_fr(value: str | datetime | date) -> str:
     """'mardi 12 novembre 2024' (local time zone for datetimes)."""
     day = _moment(value)
     first = "1er" if day.day == 1 else str(day.day)
-    return f"{DAYS[day.weekday()]} {first} {MONTHS[day.month - 1]} {day.year}"
+    return f"{WEEKDAYS[day.weekday()]} {first} {MONTHS[day.month - 1]} {day.year}"
 
 
 def time_fr(value: str | datetime) -> str:

@@ -32,6 +32,7 @@ from pydantic.config import JsonDict
 
 from models.core.calendar import at_local, is_business_day
 from models.core.errors import DomainError
+from models.core.french import WEEKDAYS
 from models.core.settings import get_settings
 
 _REQUIRED = "x-clsm-required"
@@ -110,7 +111,6 @@ WallClock: Any = Literal[TIMES]
 """A time of day in Paris, as a select: "08:00" to "19:45" every quarter of an hour."""
 
 INSIST = "Maintenir malgré le week-end / jour férié"
-WEEKDAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
 
 
 def wall_clock(moment: datetime) -> tuple[date, str]:

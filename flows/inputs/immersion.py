@@ -7,8 +7,8 @@ Prefect UI draws a list whose items are an `enum` as a multiselect, which keeps 
 which the options are picked (the waiting list's order). The labels are offered through the
 JSON schema only (`with_choices`), so an answer given before a replay still validates.
 
-Every field is listed as required, so the Prefect UI does not label it "(Optional)"; an
-empty list or text is still a valid answer where the rules allow it.
+Every field is `needed` (flows.inputs.fields): listed as required, so the Prefect UI does not
+label it "(Optional)"; an empty list or text is still a valid answer where the rules allow it.
 """
 
 from __future__ import annotations
@@ -17,8 +17,11 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from prefect.input import RunInput
-from pydantic import ConfigDict, Field, create_model
+from pydantic import Field, create_model
+from pydantic.config import JsonDict
 from pydantic.fields import FieldInfo
+
+from flows.inputs.fields import Form, needed
 
 F = TypeVar("F", bound=RunInput)
 
@@ -29,40 +32,29 @@ def fr(title: str) -> Any:
     return Field(json_schema_extra={"title": title})
 
 
-def _all_required(schema: dict[str, Any]) -> None:
-    """No "(Optional)" in the Prefect UI: every field of the form is listed as required."""
-    schema["required"] = list(schema.get("properties", {}))
-
-
-class CoordinatorForm(RunInput):
-    """Base of the coordinator's forms: French labels, every field required."""
-
-    model_config = ConfigDict(json_schema_extra=_all_required)
-
-
-class SelectionForm(CoordinatorForm):
+class SelectionForm(Form):
     """Approve or edit the proposed selection of an immersion session."""
 
-    kept: list[str] = Field(
+    kept: list[str] = needed(
         default_factory=list,
         title="Candidatures retenues",
         description="Proposition de la sélection : retirez ou ajoutez des candidatures "
         "(pas plus que le nombre de places).",
     )
-    waitlist: list[str] = Field(
+    waitlist: list[str] = needed(
         default_factory=list,
         title="Liste d'attente, dans l'ordre",
         description="Dans l'ordre où vous les choisissez : la première sera la première "
         "appelée en cas de désistement. Les candidatures ni retenues ni en liste d'attente "
         "ne sont pas retenues.",
     )
-    comment: str = Field(default="", title="Commentaire (facultatif)")
+    comment: str = needed("", title="Commentaire (facultatif)")
 
 
-class AttendanceForm(CoordinatorForm):
+class AttendanceForm(Form):
     """Who came to the restitution."""
 
-    present: list[str] = Field(
+    present: list[str] = needed(
         default_factory=list,
         title="Participants présents",
         description="Tous sont proposés : retirez les absents.",
@@ -72,14 +64,14 @@ class AttendanceForm(CoordinatorForm):
 class PreparationAttendanceForm(AttendanceForm):
     """Who came to the preparation day, and who the coordination withdraws from the session."""
 
-    withdrawn: list[str] = Field(
+    withdrawn: list[str] = needed(
         default_factory=list,
         title="Participants à retirer de la session (facultatif)",
         description="Retrait décidé par la coordination : la place est proposée à la liste "
         "d'attente, la structure d'accueil est prévenue.",
     )
-    withdraw_reason: str = Field(
-        default="",
+    withdraw_reason: str = needed(
+        "",
         title="Motif du retrait (si vous retirez quelqu'un)",
         description="Enregistré dans l'historique de la session.",
     )
@@ -90,7 +82,9 @@ def with_choices(form: type[F], choices: dict[str, Sequence[str]]) -> type[F]:
     fields: dict[str, Any] = {}
     for name, options in choices.items():
         original = form.model_fields[name]
-        extra = {"items": {"type": "string", "enum": list(options)}}
+        kept = original.json_schema_extra if isinstance(original.json_schema_extra, dict) else {}
+        items: JsonDict = {"type": "string", "enum": list(options)}
+        extra: JsonDict = {**kept, "items": items}
         fields[name] = (
             original.annotation,
             FieldInfo.merge_field_infos(original, json_schema_extra=extra),

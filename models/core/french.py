@@ -1,6 +1,10 @@
-"""French as it is written: elision before a vowel or a mute h ("de Emma" → "d'Emma")."""
+"""French as it is written: the days of the week; elision before a vowel or a mute h
+("de Emma" → "d'Emma")."""
 
 from __future__ import annotations
+
+WEEKDAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
+"""Days of the week, Monday first (as `date.weekday()` counts them)."""
 
 VOWELS = "aeiouyàâäéèêëîïôöùûüœæ"
 ASPIRATED_H = frozenset(
