@@ -20,7 +20,7 @@ from models.core.enums import Role
 from models.core.links import StepLink, consume, link_token
 from models.core.outbox import OutboxMessage
 from models.core.people import Contact
-from models.immersion.call import create_session, open_call, start_selection
+from models.immersion.call import start_selection
 from models.immersion.common import advance_to, applications, get_session, placements
 from models.immersion.evaluations import request_evaluations
 from models.immersion.meetings import finish_immersions
@@ -31,12 +31,11 @@ from models.immersion.states import ApplicationStatus, PlacementStatus, SessionS
 from models.immersion.tables import (
     ACTIVE_PLACEMENT,
     ImmersionSession,
-    ImmersionSessionCreate,
     Placement,
 )
 from tests import factories
 from tests.support.browser import Person, assert_accessible, labelled
-from tests.support.immersion import build_clsm, immersion_days, session_dates
+from tests.support.immersion import build_clsm, immersion_days, open_session
 from tests.support.service_kit import PASSWORD, ServiceProcess
 
 pytestmark = pytest.mark.browser
@@ -122,19 +121,13 @@ def test_every_partner_step_of_a_session_typed_in_a_browser(
     with db.session_scope() as session:
         clsm, _orgs = build_clsm(session)
         coordinator = factories.user(session, clsm, Role.COORDINATOR, PASSWORD)
-        row = create_session(
-            session=session,
-            data=ImmersionSessionCreate(
-                clsm_slug=clsm.slug,
-                title="Immersions 2027 — session 1",
-                capacity=2,
-                structures=["CCAS", "CHL", "Département", "DAC", "UDAF"],
-                **session_dates(clock.now(session)),
-            ),
+        row = open_session(
+            session,
+            clsm,
+            title="Immersions 2027 — session 1",
+            capacity=2,
             flow_run_id="run-browser",
-            actor=SYSTEM,
         )
-        open_call(session=session, row=row, actor=SYSTEM)
         assert row.id is not None
         row_id = row.id
         call = _link(session, _mails(session, "immersion_call", "referent@département.example")[0])

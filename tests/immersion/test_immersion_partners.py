@@ -19,7 +19,7 @@ from models.core.errors import DomainError
 from models.core.links import link_token, link_url
 from models.immersion.agreement_pdf import agreement_pdf
 from models.immersion.agreements import SignatureForm, ensure_agreements
-from models.immersion.call import create_session, open_call, start_selection
+from models.immersion.call import start_selection
 from models.immersion.changes import withdraw_application
 from models.immersion.common import agreement_of, applications, parties, placements
 from models.immersion.common import participant as participant_contact
@@ -38,7 +38,6 @@ from models.immersion.tables import (
     Agreement,
     Evaluation,
     ImmersionSession,
-    ImmersionSessionCreate,
     ObservationGrid,
     Placement,
 )
@@ -54,7 +53,7 @@ from tests.immersion.test_immersion_steps import (
     link_of,
     mails,
 )
-from tests.support.immersion import build_clsm, immersion_days, session_dates
+from tests.support.immersion import build_clsm, immersion_days, open_session
 from tests.support.smtp import SmtpServer
 
 
@@ -198,19 +197,9 @@ def test_a_cancelled_agreement_says_so_and_an_empty_signature_is_a_typing_error(
 def test_the_report_of_the_seeds_session_reads_24_16_8_1_promoted(session: Session) -> None:
     """The seed's session 2: 24 applications for 16 places, one withdrawal, one promoted."""
     clsm, _ = build_clsm(session)
-    row = create_session(
-        session=session,
-        data=ImmersionSessionCreate(
-            clsm_slug=clsm.slug,
-            title="Immersions 2022 — session 2",
-            capacity=16,
-            structures=["CCAS", "CHL", "Département", "DAC", "UDAF"],
-            **session_dates(clock.now(session)),
-        ),
-        flow_run_id="run-seed",
-        actor=SYSTEM,
+    row = open_session(
+        session, clsm, title="Immersions 2022 — session 2", capacity=16, flow_run_id="run-seed"
     )
-    open_call(session=session, row=row, actor=SYSTEM)
     homes = ["ccas", "chl", "département", "dac", "udaf"]
     names = ["CCAS", "CHL", "Département", "DAC", "UDAF"]
     for n in range(1, 25):
@@ -323,19 +312,9 @@ async def test_the_three_signatories_receive_the_signed_agreement_as_a_pdf(
 ) -> None:
     with db.session_scope() as session:
         clsm, _ = build_clsm(session)
-        row = create_session(
-            session=session,
-            data=ImmersionSessionCreate(
-                clsm_slug=clsm.slug,
-                title="Immersions 2027 — session 1",
-                capacity=2,
-                structures=["CCAS", "CHL", "Département", "DAC", "UDAF"],
-                **session_dates(clock.now(session)),
-            ),
-            flow_run_id="run-pdf",
-            actor=SYSTEM,
+        row = open_session(
+            session, clsm, title="Immersions 2027 — session 1", capacity=2, flow_run_id="run-pdf"
         )
-        open_call(session=session, row=row, actor=SYSTEM)
         placement, _agreement = _agreement_ready(session, row)
         for message in mails(session, "immersion_agreement"):
             answer(session, link_of(session, message), {"agree": True, "confidentiality": True})

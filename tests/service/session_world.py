@@ -17,15 +17,15 @@ from models.core.links import StepLink, consume
 from models.core.outbox import OutboxMessage
 from models.core.people import Contact
 from models.immersion.agreements import ensure_agreements
-from models.immersion.call import create_session, open_call, start_selection
+from models.immersion.call import start_selection
 from models.immersion.common import advance_to, placements
 from models.immersion.placements import ensure_placements
 from models.immersion.plan import signature_deadline
 from models.immersion.selection import record_selection, selection_proposal
 from models.immersion.states import SessionStatus
-from models.immersion.tables import ACTIVE_PLACEMENT, ImmersionSession, ImmersionSessionCreate
+from models.immersion.tables import ACTIVE_PLACEMENT, ImmersionSession
 from tests import factories
-from tests.support.immersion import build_clsm, immersion_days, session_dates
+from tests.support.immersion import build_clsm, immersion_days, open_session
 from tests.support.service_kit import PASSWORD
 
 SYSTEM = Actor.system("test")
@@ -71,19 +71,9 @@ def build_session(session: Session, *, late: bool = True) -> SessionWorld:
     auditor = factories.user(session, clsm, Role.AUDITOR, PASSWORD)
     other = factories.clsm(session)
     stranger = factories.user(session, other, Role.COORDINATOR, PASSWORD)
-    row = create_session(
-        session=session,
-        data=ImmersionSessionCreate(
-            clsm_slug=clsm.slug,
-            title="Immersions 2027 — session 1",
-            capacity=2,
-            structures=["CCAS", "CHL", "Département", "DAC", "UDAF"],
-            **session_dates(clock.now(session)),
-        ),
-        flow_run_id="run-dashboard",
-        actor=SYSTEM,
+    row = open_session(
+        session, clsm, title="Immersions 2027 — session 1", capacity=2, flow_run_id="run-dashboard"
     )
-    open_call(session=session, row=row, actor=SYSTEM)
     assert row.id is not None
     calls = {m.recipient_email.split("@")[1]: m for m in _mails(session, "immersion_call")}
     for name, mailbox, home in PEOPLE:

@@ -1,4 +1,5 @@
-"""Builders shared by the immersion tests: a CLSM with structures and a session's dates."""
+"""Builders shared by the immersion tests: a CLSM with structures, a session's dates, a
+session with its call open."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 
 from models.core import clock
+from models.core.audit import Actor
 from models.core.calendar import add_business_days, is_business_day
 from models.core.people import Clsm, Organisation
+from models.immersion.call import create_session, open_call
+from models.immersion.tables import ImmersionSession, ImmersionSessionCreate
 from tests import factories
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -158,6 +162,24 @@ def session_status(run_id: Any) -> Any:
         row = session_by_run(session, str(run_id))
         assert row is not None
         return row.status
+
+
+def open_session(
+    session: Session, clsm: Clsm, *, title: str, capacity: int, flow_run_id: str
+) -> ImmersionSession:
+    """A session of `clsm` inviting every structure of `build_clsm`, its call open (as the
+    flow's first steps leave it), recorded as done by the system."""
+    system = Actor.system("test")
+    data = ImmersionSessionCreate(
+        clsm_slug=clsm.slug,
+        title=title,
+        capacity=capacity,
+        structures=STRUCTURES,
+        **session_dates(clock.now(session)),
+    )
+    row = create_session(session=session, data=data, flow_run_id=flow_run_id, actor=system)
+    open_call(session=session, row=row, actor=system)
+    return row
 
 
 def launch_parameters(slug: str, dates: dict[str, Any], **extra: Any) -> dict[str, Any]:
