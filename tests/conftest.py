@@ -17,7 +17,7 @@ from sqlmodel import Session  # noqa: E402
 
 from models.core import db as app_db  # noqa: E402
 from models.core.settings import get_settings  # noqa: E402
-from tests.support.browser import browser, shared_chromium  # noqa: E402, F401  (shared fixtures)
+from tests.support.browser import browser, page, shared_chromium  # noqa: E402, F401  (shared fixtures)
 from tests.support.postgres import PostgresServer  # noqa: E402
 from tests.support.prefect_stack import PrefectStack  # noqa: E402
 from tests.support.smtp import smtp_server  # noqa: E402, F401  (shared fixture)

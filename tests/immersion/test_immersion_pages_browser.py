@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 from sqlmodel import Session, select
 
 from models.catalogue import STEP_KINDS
@@ -53,13 +53,6 @@ MOTIVATION = (
 def service(db_url: str) -> Iterator[ServiceProcess]:
     with ServiceProcess(db_url) as running:
         yield running
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(locale="fr-FR")
-    yield context.new_page()
-    context.close()
 
 
 def _mails(session: Session, template: str, email: str | None = None) -> list[OutboxMessage]:

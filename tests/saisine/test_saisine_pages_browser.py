@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 from sqlmodel import Session, select
 
 from models.core import clock, db
@@ -44,13 +44,6 @@ LONG = (
 def service(db_url: str) -> Iterator[ServiceProcess]:
     with ServiceProcess(db_url) as running:
         yield running
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(locale="fr-FR")
-    yield context.new_page()
-    context.close()
 
 
 def _open(page: Page, service: ServiceProcess, link: StepLink) -> Person:

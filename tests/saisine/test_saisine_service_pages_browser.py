@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 from sqlmodel import Session, select
 
 from models.core import db
@@ -41,13 +41,6 @@ NOTE = "La personne ne répond ni au téléphone ni aux courriers."
 def service(db_url: str) -> Iterator[ServiceProcess]:
     with ServiceProcess(db_url) as running:
         yield running
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(locale="fr-FR")
-    yield context.new_page()
-    context.close()
 
 
 def test_the_saisine_typed_by_the_coordinator_then_answered_by_partners(

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 
 from models.core import db
 from models.core.people import Clsm
@@ -29,13 +29,6 @@ def world(db_url: str) -> SessionWorld:
 def service(db_url: str, world: SessionWorld) -> Iterator[ServiceProcess]:
     with ServiceProcess(db_url, factory="service.main:create_app") as running:
         yield running
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(locale="fr-FR")
-    yield context.new_page()
-    context.close()
 
 
 def _follow(person: Person, name: str) -> None:

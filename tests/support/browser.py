@@ -292,3 +292,11 @@ def browser(shared_chromium: str) -> Iterator[Browser]:
             yield connected
         finally:
             connected.close()  # disconnects; the shared process stays
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh page of the shared Chromium, in a French browser (its own context)."""
+    context = browser.new_context(locale="fr-FR")
+    yield context.new_page()
+    context.close()
