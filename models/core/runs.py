@@ -6,6 +6,7 @@ Prefect does not pay for its import).
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
@@ -22,6 +23,18 @@ class ResumeOutcome(StrEnum):
     UNREACHABLE = "unreachable"
 
 
+def form_defaults(schema: dict[str, Any]) -> dict[str, Any]:
+    """The values a form shows as it comes (its prefilled defaults).
+
+    A wake-up (tick at the due time, the service after a partner's answer) resumes a run
+    that may be waiting on a coordinator's form: Prefect's server checks any input against
+    the form's schema, whose fields a person must fill are required. The wake-up gives the
+    form as it stands, which its flow reads as "nothing decided" (keep, do not close).
+    """
+    properties: dict[str, dict[str, Any]] = schema.get("properties", {})
+    return {name: prop["default"] for name, prop in properties.items() if "default" in prop}
+
+
 async def resume_run(flow_run_id: str, run_input: dict[str, Any]) -> tuple[ResumeOutcome, str]:
     """Resume one suspended run through Prefect's API; the outcome and, if any, the error."""
     from prefect.client.orchestration import get_client
@@ -30,10 +43,14 @@ async def resume_run(flow_run_id: str, run_input: dict[str, Any]) -> tuple[Resum
     try:
         async with get_client() as client:
             run = await client.read_flow_run(UUID(flow_run_id))
-        if run.state is None or run.state.is_final():
-            return ResumeOutcome.FINISHED, ""
-        if not run.state.is_paused():
-            return ResumeOutcome.BUSY, ""
+            if run.state is None or run.state.is_final():
+                return ResumeOutcome.FINISHED, ""
+            if not run.state.is_paused():
+                return ResumeOutcome.BUSY, ""
+            keyset = run.state.state_details.run_input_keyset or {}
+            if "schema" in keyset:
+                shown = json.loads(await client.read_flow_run_input(run.id, keyset["schema"]))
+                run_input = {**form_defaults(shown), **run_input}
         await aresume_flow_run(UUID(flow_run_id), run_input=run_input)
     except Exception as error:  # network down, server error: retried by tick
         return ResumeOutcome.UNREACHABLE, f"{type(error).__name__}: {error}"[:500]
