@@ -1,12 +1,13 @@
 """The coordinator's saisine forms in the Prefect UI, used as a person would in a real browser.
 
 One saisine, carried through each coordinator form of the saisine flow: the partners to
-consult, the orientation (refused, kept and corrected), the cell meeting (a weekend refused,
-then a weekday), the meeting moved (a public holiday refused, then insisted on), the decision
-with its actions (a line without owner refused, kept and corrected), and the closure from the
-actions' form. The coordinator clicks and types in a French browser (dates typed jj/mm/aaaa
-in the date picker, choices picked in the selects); the test reads the screen and the mail
-that reaches each recipient's inbox.
+consult (none refused, then two), the orientation (refused, kept and corrected), the cell
+meeting (a weekend refused, then a weekday), the planned meeting kept as proposed, then
+cancelled, a new meeting as proposed, moved (a public holiday refused, then insisted on), the
+decision with its actions (a line without owner refused, kept and corrected; a due date
+entered), and the closure from the actions' form (without a reason refused, then with one).
+The coordinator clicks, types and picks in the browser; the test reads the screen, the
+database and the mail that reaches each recipient's inbox.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from models.saisine.states import MeetingStatus, SaisineStatus, Step
 from tests.immersion.test_prefect_ui import _sync
 from tests.saisine.test_saisine_flow import (
     answer_as_the_service,
+    describe_as_the_coordinator,
     intake_parameters,
     moved_on,
     setup_cell,
@@ -78,37 +80,42 @@ def prop(scope: Page | Locator, label: str) -> Locator:
 
 
 def pick(page: Page, scope: Page | Locator, label: str, *options: str) -> None:
-    """Open the select of `label` and click each option (a multiselect stays open: Escape)."""
+    """Choose in the select of `label`: a single select is the browser's own <select>; a
+    multiselect is Prefect's list, opened and clicked option by option (then Escape)."""
+    native = prop(scope, label).locator("select")
+    if len(options) == 1 and native.count():
+        native.first.select_option(label=options[0])
+        return
     # (seen on screen: the multiselect reads "0 selected"; its control is not a p-select-button)
     prop(scope, label).locator(
         ".p-select-button__control, [role=combobox], .p-select"
     ).first.click()
     for option in options:
-        page.get_by_role("option", name=option, exact=True).click()
+        # the custom list's option (a single select also holds a hidden native <option>)
+        page.get_by_role("option", name=option, exact=True).filter(visible=True).first.click()
     if len(options) != 1 or prop(scope, label).locator(".p-tag, .p-tag-wrapper").count():
         page.keyboard.press("Escape")
 
 
 def chosen(scope: Page | Locator, label: str) -> str:
     """What the select of `label` shows."""
+    native = prop(scope, label).locator("select")
+    if native.count():
+        return str(native.first.evaluate("s => s.options[s.selectedIndex]?.text ?? ''")).strip()
     return " ".join(prop(scope, label).locator(".p-select-button__control").inner_text().split())
 
 
 def type_date(page: Page, scope: Page | Locator, label: str, day: date) -> None:
-    """Open the date picker of `label`, type the day as jj/mm/aaaa, apply."""
-    prop(scope, label).locator(".p-date-button__control").click()
-    typed = page.locator(".p-date-picker input[type=date]").last
-    typed.click()
-    page.keyboard.type(f"{day:%d%m%Y}")
-    page.locator(".p-date-picker").last.get_by_role("button", name="Apply").click()
+    """Enter the day in the date field of `label` (the browser's own date input: headless
+    Chromium has no hover, so Prefect renders its native field rather than the picker)."""
+    field = prop(scope, label).locator("input[type=date]").first
+    field.fill(day.isoformat())
+    assert field.input_value() == day.isoformat()
 
 
 def shown_date(page: Page, scope: Page | Locator, label: str) -> str:
-    """The day in the date picker of `label` (yyyy-mm-dd), the picker closed again."""
-    prop(scope, label).locator(".p-date-button__control").click()
-    value = page.locator(".p-date-picker input[type=date]").last.input_value()
-    page.locator(".p-date-picker").last.get_by_role("button", name="Cancel").click()
-    return value
+    """The day in the date field of `label` (yyyy-mm-dd)."""
+    return prop(scope, label).locator("input[type=date]").first.input_value()
 
 
 def text_of(scope: Page | Locator, label: str) -> Locator:
@@ -179,13 +186,29 @@ def inbox(server: SmtpServer, to: str, count: int, within: float = 120) -> list[
     return server.to(to)
 
 
+def received(server: SmtpServer, to: str, subject: str, within: float = 120) -> ReceivedMail:
+    """The mail to `to` whose subject holds `subject`, once it has arrived."""
+    deadline = time.monotonic() + within
+    while True:
+        found = [m for m in server.to(to) if subject in str(m.message["Subject"])]
+        if found:
+            return found[-1]
+        if time.monotonic() > deadline:
+            subjects = [str(m.message["Subject"]) for m in server.to(to)]
+            raise AssertionError(f"{to}: no mail « {subject} » among {subjects}")
+        time.sleep(0.2)
+
+
 def _carry(page: Page, me: Coordinator, smtp_server: SmtpServer) -> None:
     """Every coordinator form of one saisine, from the partners to the closure."""
     run_id = me.run_id
 
-    # the partners: a multiselect of the structures with a valid convention
+    # the partners: a multiselect of the structures with a valid convention; none is refused
     form = me.form()
     assert "(Optional)" not in prop(form, "Structures à consulter (convention valide)").inner_text()
+    me.send("aucun partenaire")
+    form = me.form()
+    assert me.refusal() == "Saisie refusée : Choisissez au moins une structure à consulter."
     pick(page, form, "Structures à consulter (convention valide)", "CHL", "DAC-PTA")
     me.send("partenaires")
     [consultation] = inbox(smtp_server, "referent@chl.example", 1)
@@ -199,7 +222,8 @@ def _carry(page: Page, me: Coordinator, smtp_server: SmtpServer) -> None:
 
     # the orientation: 400 days of follow-up is refused; what was typed comes back
     form = me.form()
-    assert "RDV au CMP" in form.inner_text("body")  # the partners' answers, on top
+    # the partners' answers are read on the service's saisine page, never in Prefect
+    assert "RDV au CMP" not in form.inner_text("body")
     follow_up = "Suivi auprès de la personne qui a saisi, dans combien de jours"
     assert text_of(form, follow_up).input_value() == "30"
     assert "(Optional)" not in prop(form, "Qui agit (structure ou structures)").inner_text()
@@ -235,7 +259,7 @@ def _carry(page: Page, me: Coordinator, smtp_server: SmtpServer) -> None:
     )
     assert shown_date(page, form, "Date de la nouvelle réunion") == "2026-12-19"
     assert chosen(form, "Heure (heure de Paris)") == "09:30"
-    assert "MDPH" in chosen(form, "Membres invités pour cette situation")
+    # (the invited member kept through the refusal: MDPH's convocation below)
     type_date(page, form, "Date de la nouvelle réunion", date(2026, 12, 17))
     me.send("réunion")
     [convocation] = inbox(smtp_server, "referent@mdph.example", 1)
@@ -245,11 +269,47 @@ def _carry(page: Page, me: Coordinator, smtp_server: SmtpServer) -> None:
         [meeting] = meetings_of(session, the_saisine(run_id))
         assert meeting.starts_at == datetime(2026, 12, 17, 9, 30, tzinfo=PARIS)
 
-    # the meeting moved: Christmas is refused, then kept as the coordinator insists
+    # the planned meeting's form: kept as proposed, nothing changes
     form = me.form()
+    assert chosen(form, "Réunion") == "Maintenir"
     assert shown_date(page, form, "Nouvelle date, pour un déplacement") == "2026-12-17"
     assert chosen(form, "Nouvelle heure (heure de Paris), pour un déplacement") == "09:30"
     assert "Motif de la reprise" not in form.inner_text("body")  # tick's field, hidden
+    me.send("réunion maintenue")
+    with Session(db.get_engine()) as session:
+        [meeting] = meetings_of(session, the_saisine(run_id))
+        assert (meeting.status, meeting.starts_at) == (
+            MeetingStatus.PLANNED,
+            datetime(2026, 12, 17, 9, 30, tzinfo=PARIS),
+        )
+    assert len(smtp_server.to("referent@mdph.example")) == 1  # no mail for nothing
+
+    # cancelled (the person may): the members are told, the meeting form comes back
+    form = me.form()
+    assert "Saisie refusée" not in form.inner_text("body")
+    pick(page, form, "Réunion", "Annuler la réunion")
+    text_of(form, "Motif de l'annulation ou du déplacement").fill(
+        "Quorum non atteint : la MDPH ne peut pas venir"
+    )
+    me.send("réunion annulée")
+    cancelled = inbox(smtp_server, "referent@mdph.example", 2)[-1]
+    assert "METHOD:CANCEL" in cancelled.calendar()
+    with Session(db.get_engine()) as session:
+        [meeting] = meetings_of(session, the_saisine(run_id))
+        assert meeting.status is MeetingStatus.CANCELLED
+
+    # a new meeting, submitted as the form proposes it (the permanent members only)
+    form = me.form()
+    assert shown_date(page, form, "Date de la nouvelle réunion") == "2026-12-21"
+    assert chosen(form, "Heure (heure de Paris)") == "14:00"
+    me.send("nouvelle réunion")
+    convocations = inbox(smtp_server, "referent@ccas.example", 3)
+    assert "lundi 21 décembre 2026" in convocations[-1].html()
+    assert "de 14 h à" in convocations[-1].html()
+
+    # the meeting moved: Christmas is refused, then kept as the coordinator insists
+    form = me.form()
+    assert shown_date(page, form, "Nouvelle date, pour un déplacement") == "2026-12-21"
     pick(page, form, "Réunion", "Déplacer la réunion")
     type_date(page, form, "Nouvelle date, pour un déplacement", date(2026, 12, 25))
     pick(page, form, "Nouvelle heure (heure de Paris), pour un déplacement", "10:15")
@@ -263,7 +323,7 @@ def _carry(page: Page, me: Coordinator, smtp_server: SmtpServer) -> None:
     assert chosen(form, "Nouvelle heure (heure de Paris), pour un déplacement") == "10:15"
     prop(form, INSIST).get_by_role("switch").click()
     me.send("déplacement")
-    moved = inbox(smtp_server, "referent@mdph.example", 2)[-1]
+    moved = inbox(smtp_server, "referent@ccas.example", 4)[-1]
     assert "vendredi 25 décembre 2026" in moved.html() and "de 10 h 15 à" in moved.html()
 
     # the decision, after the meeting: an action without owner is refused, then corrected
@@ -280,7 +340,10 @@ def _carry(page: Page, me: Coordinator, smtp_server: SmtpServer) -> None:
     lines = form.locator(".schema-form-property-array-item")
     text_of(lines.nth(0), "Action").fill("Organiser la visite à domicile conjointe")
     pick(page, lines.nth(0), "Responsable", "Référent CHL (CHL)")
+    assert "(Optional)" not in prop(lines.nth(0), "Échéance").inner_text()
+    assert shown_date(page, lines.nth(0), "Échéance") == "2027-01-24"  # 30 days on
     text_of(lines.nth(1), "Action").fill("Contacter la sœur de la personne")
+    type_date(page, lines.nth(1), "Échéance", date(2027, 1, 15))
     me.send("décision sans responsable")
     form = me.form()
     assert me.refusal() == (
@@ -294,14 +357,24 @@ def _carry(page: Page, me: Coordinator, smtp_server: SmtpServer) -> None:
     )
     assert chosen(lines.nth(0), "Responsable") == "Référent CHL (CHL)"
     assert chosen(lines.nth(1), "Responsable") == "(à choisir)"
+    assert shown_date(page, lines.nth(1), "Échéance") == "2027-01-15"
     pick(page, lines.nth(1), "Responsable", "Référent DAC-PTA (DAC-PTA)")
     me.send("décision")
-    [action_mail] = inbox(smtp_server, "referent@dac-pta.example", 1 + 1)[-1:]
-    assert "24/01/2027" in action_mail.text()  # the proposed due date, 30 days on
+    # the owner's mail carries the due date typed (the line's own, not the proposed one)
+    received(smtp_server, "referent@dac-pta.example", "action à réaliser avant le 15/01/2027")
+    received(smtp_server, "referent@chl.example", "action à réaliser avant le 24/01/2027")
 
-    # the actions' form: the coordinator closes the saisine, with a reason
+    # the actions' form: closing with actions still open needs a reason; refused, then given
     form = me.form()
     prop(form, "Clore la saisine maintenant").get_by_role("switch").click()
+    me.send("clôture sans motif")
+    form = me.form()
+    assert me.refusal() == (
+        "Saisie refusée : Des actions sont encore ouvertes : indiquez un motif pour clore "
+        "la saisine."
+    )
+    assert prop(form, "Clore la saisine maintenant").get_by_role("switch").is_checked()
+    assert the_saisine(run_id).status is SaisineStatus.DECIDED
     text_of(form, "Motif de clôture (à donner si des actions restent ouvertes)").fill(
         "La personne a déménagé hors de la commune"
     )
@@ -316,6 +389,7 @@ def test_the_coordinator_carries_a_saisine_through_every_form(
     email = account("coordinator", "poitiers", "Inès Moreau")
     env = run_env(db_url, CLSM_SMTP_PORT=str(smtp_server.port))
     run_id = _sync(run("saisine/saisine", intake_parameters(), env))
+    _sync(describe_as_the_coordinator(run_id))
     with ServiceProcess(db_url, CLSM_SMTP_PORT=str(smtp_server.port)) as service:
         page = open_prefect_ui(
             browser, service.url, email, f"/runs/flow-run/{run_id}", locale="fr-FR"
@@ -332,10 +406,10 @@ def test_the_coordinator_carries_a_saisine_through_every_form(
     assert saisine.status is SaisineStatus.CLOSED
     assert saisine.close_reason == "La personne a déménagé hors de la commune"
     with Session(db.get_engine()) as session:
-        [meeting] = meetings_of(session, saisine)
-        assert meeting.status is MeetingStatus.HELD
-        assert meeting.starts_at == datetime(2026, 12, 25, 10, 15, tzinfo=PARIS)
+        meetings = meetings_of(session, saisine)
+        assert [m.status for m in meetings] == [MeetingStatus.CANCELLED, MeetingStatus.HELD]
+        assert meetings[-1].starts_at == datetime(2026, 12, 25, 10, 15, tzinfo=PARIS)
         assert [(a.text, a.due_on) for a in actions_of(session, saisine)] == [
             ("Organiser la visite à domicile conjointe", date(2027, 1, 24)),
-            ("Contacter la sœur de la personne", date(2027, 1, 24)),
+            ("Contacter la sœur de la personne", date(2027, 1, 15)),
         ]
