@@ -76,6 +76,7 @@ class ImmersionSessionCreate(ImmersionSessionBase):
     clsm_slug: str
     structures: list[str] = []
     host_capacity: int = 2
+    insist: bool = False  # keep the meetings on a weekend or a public holiday
 
 
 class InvitedStructure(SQLModel, table=True):
@@ -111,6 +112,7 @@ class Application(SQLModel, table=True):
     promoted: bool = False
     offer_deadline: datetime | None = Field(default=None, sa_type=UTCDateTime)
     withdrawal_reason: str = Field(default="", max_length=300)
+    pair_application_id: int | None = None  # the binôme declared by the coordinator
     submitted_at: datetime = Field(sa_type=UTCDateTime)
 
     entity_name: ClassVar[str] = "candidature"
