@@ -56,6 +56,7 @@ from models.immersion.selection import manage_vacancies
 from models.immersion.states import (
     APPLICATION_LABELS,
     MEETING_LABELS,
+    STATUS_LABELS,
     AgreementStatus,
     ApplicationStatus,
     Meeting,
@@ -439,6 +440,8 @@ def move_meeting(
     """Move a meeting: a calendar update (higher SEQUENCE) to everyone already invited.
 
     Never to a weekend or a French public holiday unless the coordinator `insist`s."""
+    if row.status in (SessionStatus.CLOSED, SessionStatus.CANCELLED):
+        raise DomainError(f"la session est {STATUS_LABELS[row.status]} : ses réunions restent")
     if end <= start:
         raise DomainError("la réunion finit avant de commencer")
     check_open_day(local(start).date(), insist=insist)
