@@ -85,6 +85,7 @@ KEY_LABELS: dict[str, str] = {
     "urgent": "urgence",
     "kept": "retenues",
     "waitlist": "liste d'attente",
+    "pairs": "binômes",
     "waitlisted": "en liste d'attente",
     "selected": "retenues",
     "not_selected": "non retenues",

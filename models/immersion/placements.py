@@ -185,7 +185,7 @@ def declare_pairs(
         row,
         "pairs.declared",
         actor,
-        {"pairs": [[a.number, b.number] for a, b in pairs]},
+        {"pairs": [f"n° {a.number} et n° {b.number}" for a, b in pairs]},
     )
 
 

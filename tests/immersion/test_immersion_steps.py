@@ -535,6 +535,10 @@ def test_binomes_declared_at_the_selection_are_placed_and_reported(
     assert host[first.id or 0].pair_application_id == third.id
     assert host[first.id or 0].reason == "binôme déclaré par la coordination"
     assert host[second.id or 0].pair_application_id is None
+    declared = [
+        e.payload for e in case_events(session, "session", row.id) if e.action == "pairs.declared"
+    ]
+    assert declared == [{"pairs": ["n° 1 et n° 3"]}]  # the refused answers left nothing
 
     report = session_report(session, row.id)
     assert [p.label for p in report.figures.pairs] == ["Candidat 1 (CCAS) et Candidat 3 (DAC)"]
