@@ -31,7 +31,7 @@ from tests.support.service_kit import PASSWORD, csrf_of, login_data
 
 
 @pytest.fixture
-def world(db_url: str) -> AbuseWorld:
+def world(any_db_url: str) -> AbuseWorld:
     with db.session_scope() as session:
         return build_abuse_world(session)
 
