@@ -84,7 +84,7 @@ format: install
 # The production-topology scenarios need a Prefect server of their own (on PostgreSQL):
 # a second session, after the rest (tests/conftest.py leaves them out of the first).
 test: install system-deps lint
-	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/pytest -q -p no:cacheprovider --durations=30 $(PYTEST_ARGS)
 	$(BIN)/pytest -q -p no:cacheprovider tests/production
 
 bench: install system-deps

@@ -55,6 +55,7 @@ from models.immersion.selection import manage_vacancies
 from models.immersion.states import (
     APPLICATION_LABELS,
     MEETING_LABELS,
+    STATUS_LABELS,
     AgreementStatus,
     ApplicationStatus,
     Meeting,
@@ -435,6 +436,8 @@ def move_meeting(
     actor: Actor,
 ) -> int:
     """Move a meeting: a calendar update (higher SEQUENCE) to everyone already invited."""
+    if row.status in (SessionStatus.CLOSED, SessionStatus.CANCELLED):
+        raise DomainError(f"la session est {STATUS_LABELS[row.status]} : ses réunions restent")
     if end <= start:
         raise DomainError("la réunion finit avant de commencer")
     if start <= clock.now(session):

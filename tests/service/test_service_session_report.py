@@ -87,6 +87,11 @@ def _csrf(client: TestClient, session_id: int) -> str:
     return csrf_of(client.get(f"/cases/session/{session_id}").text)
 
 
+def _version_of(session_id: int) -> int:
+    with Session(db.get_engine()) as fresh:
+        return get_session(fresh, session_id).version
+
+
 def test_coordinator_moves_a_meeting_and_cancels_the_session(
     session: Session,
     launched: ImmersionSession,  # noqa: F811  (the fixture imported above)
@@ -159,6 +164,20 @@ def test_coordinator_moves_a_meeting_and_cancels_the_session(
             data={"csrf_token": token, "reason": "budget non reconduit", "version": fresh_version},
         )
         assert cancelled.status_code == 303
+        # a cancelled session is read-only: no actions on its page, a move refused
+        page = client.get(f"/cases/session/{launched.id}").text
+        assert "Actions de la coordination" not in page and "Déplacer" not in page
+        after = client.post(
+            url,
+            data={
+                "csrf_token": token,
+                "start": "2026-12-17T09:00",
+                "end": "2026-12-17T17:00",
+                "place": "Mairie",
+                "version": str(_version_of(launched.id)),
+            },
+        )
+        assert after.status_code == 409 and "la session est annulée" in after.text, after.text
     with Session(db.get_engine()) as fresh:
         row = get_session(fresh, launched.id)
         assert row.status is SessionStatus.CANCELLED
