@@ -27,7 +27,13 @@ from models.core.settings import get_settings
 from models.core.status import change_status
 from models.immersion.common import event, get_session, organisation
 from models.immersion.states import ApplicationStatus, SessionStatus, Step
-from models.immersion.tables import CASE, Application, ImmersionSession, RefusedApplications
+from models.immersion.tables import (
+    CASE,
+    Application,
+    ImmersionSession,
+    Placement,
+    RefusedApplications,
+)
 
 ERASED_NAME = "Personne effacée"
 # the selection has not been made while the session is in one of these
@@ -102,25 +108,36 @@ def flag_application(
     )
 
 
-def _used_elsewhere(session: Session, contact_id: int, application: Application) -> bool:
-    """Whether another application names this contact (then it is not this one's to erase)."""
+def _used_elsewhere(session: Session, person: Contact, application: Application) -> bool:
+    """Whether something else names this contact since (another application, a placement,
+    a role given in the directory): then it is not this application's to erase."""
+    if person.roles:
+        return True
     other = session.exec(
         select(Application.id).where(
             Application.id != application.id,
             or_(
-                col(Application.contact_id) == contact_id,
-                col(Application.manager_contact_id) == contact_id,
+                col(Application.contact_id) == person.id,
+                col(Application.manager_contact_id) == person.id,
             ),
         )
     ).first()
-    return other is not None
+    placed = session.exec(
+        select(Placement.id).where(
+            or_(
+                col(Placement.host_contact_id) == person.id,
+                col(Placement.tutor_contact_id) == person.id,
+            )
+        )
+    ).first()
+    return other is not None or placed is not None
 
 
 def _erase_contacts(session: Session, application: Application) -> list[int]:
     erased: list[int] = []
     for contact_id in application.created_contacts:
         person = session.get(Contact, contact_id)
-        if person is None or _used_elsewhere(session, contact_id, application):
+        if person is None or _used_elsewhere(session, person, application):
             continue
         person.name = ERASED_NAME
         person.email = f"efface-{contact_id}@invalid"
@@ -134,6 +151,9 @@ def _erase_contacts(session: Session, application: Application) -> list[int]:
 def _forget_mails_and_links(
     session: Session, application: Application, contacts: list[int]
 ) -> None:
+    """Its personal link stops working and its mails not yet sent stay unsent; the contacts
+    it created (`contacts`) lose every link and address of the session. A contact it only
+    found (a real partner's address typed by someone else) keeps its own links and mails."""
     now = clock.now(session)
     for link in session.exec(
         select(StepLink).where(
@@ -152,11 +172,15 @@ def _forget_mails_and_links(
         select(OutboxMessage).where(
             OutboxMessage.case_type == CASE.value,
             OutboxMessage.case_id == application.session_id,
-            col(OutboxMessage.contact_id).in_(contacts),
+            or_(
+                col(OutboxMessage.contact_id).in_(contacts),
+                col(OutboxMessage.dedup_key).startswith(f"application-{application.id}-"),
+            ),
         )
     ):
-        message.recipient_email = f"efface-{message.contact_id}@invalid"
-        message.recipient_name = ""
+        if message.contact_id in contacts:
+            message.recipient_email = f"efface-{message.contact_id}@invalid"
+            message.recipient_name = ""
         if message.status is OutboxStatus.PENDING:
             message.status = OutboxStatus.FAILED
             message.last_error = "non envoyé : candidature effacée (abus)"
@@ -203,7 +227,7 @@ def purge_application(*, session: Session, application: Application, actor: Acto
             "ne peut plus être effacée (elle peut seulement être retirée)."
         )
     contacts = _erase_contacts(session, application)
-    _forget_mails_and_links(session, application, [application.contact_id, *contacts])
+    _forget_mails_and_links(session, application, contacts)
     application.motivation = application.availability = application.function = ""
     application.flag_reason = ""
     application.wishes = []

@@ -156,6 +156,9 @@ def test_a_flagged_application_is_purged_and_never_reaches_selection(
             select(StepLink).where(StepLink.step == Step.CHANGE, StepLink.subject_id == spam.id)
         )
         assert link_state(session, personal) is LinkState.EXPIRED
+    # the call link of the referent whose address was typed in the first one still works
+    assert client.get(f"/r/{world.calls['ccas.example']}").status_code == 200
+    assert _apply(client, world, 4) == 200
 
 
 def test_purge_is_refused_once_the_selection_is_done(client: TestClient, world: AbuseWorld) -> None:
@@ -163,6 +166,8 @@ def test_purge_is_refused_once_the_selection_is_done(client: TestClient, world: 
         assert _apply(client, world, n) == 200
     spam = _applications(world.session_id)[1]
     _login(client, world.coordinator)
+    assert _flag(client, world, spam.id or 0, "x") == 422  # a reason of a few words at least
+    assert _applications(world.session_id)[1].flagged_at is None
     assert _flag(client, world, spam.id or 0, "Envoi en série") == 303
     with db.session_scope() as session:
         clock.advance(session=session, delta=timedelta(days=11))
