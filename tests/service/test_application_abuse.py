@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import select
+from sqlmodel import col, select
 
 from models.core import clock, db
 from models.core.audit import AuditEvent, verify_case
@@ -199,3 +199,38 @@ def test_an_auditor_reads_the_page_but_cannot_flag(client: TestClient, world: Ab
     assert "Signaler la candidature" not in text
     assert _flag(client, world, spam.id or 0, "Abus") == 403
     assert _applications(world.session_id)[1].flagged_at is None
+
+
+def test_a_purge_after_the_proposal_was_shown_is_skipped_by_its_approval(
+    client: TestClient, world: AbuseWorld
+) -> None:
+    for n in (1, 2, 3):
+        assert _apply(client, world, n) == 200
+    spam = _applications(world.session_id)[2]
+    with db.session_scope() as session:  # the call closes; the proposal is shown in Prefect
+        clock.advance(session=session, delta=timedelta(days=11))
+        row = get_session(session, world.session_id)
+        start_selection(session=session, row=row, actor=SYSTEM)
+        shown = selection_proposal(session, row)
+    assert spam.id in [d.application_id for d in shown]
+    _login(client, world.coordinator)
+    assert _flag(client, world, spam.id or 0, "Envoi en série") == 303
+    url = f"/cases/session/{world.session_id}/applications/{spam.id}/purge"
+    token = csrf_of(_abuse_page(client, world))
+    purged = client.post(url, data={"csrf_token": token}, follow_redirects=False)
+    assert purged.status_code == 303
+    with db.session_scope() as session:  # the coordinator approves what was shown
+        row = get_session(session, world.session_id)
+        record_selection(session=session, row=row, decisions=shown, actor=SYSTEM)
+        decisions = session.exec(
+            select(OutboxMessage).where(
+                OutboxMessage.case_id == world.session_id,
+                col(OutboxMessage.dedup_key).endswith("-decision"),
+            )
+        )
+        keys = sorted(m.dedup_key for m in decisions)
+    apps = _applications(world.session_id)
+    assert keys == [f"application-{apps[n].id}-decision" for n in (1, 3)]
+    statuses = {n: a.status for n, a in apps.items()}
+    assert statuses[2] is ApplicationStatus.PURGED
+    assert statuses[1] is statuses[3] is ApplicationStatus.SELECTED
