@@ -17,6 +17,7 @@ NEEDS_PREFECT = {
     "whole_session",
     "scale_out",
     "waiting_on_postgresql",
+    "year",
 }
 
 
