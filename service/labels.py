@@ -105,6 +105,7 @@ KEY_LABELS: dict[str, str] = {
     "message_id": "identifiant du message",
     "sequence": "version de l'invitation",
     "events_erased": "événements effacés",
+    "contacts_erased": "contacts effacés",
     "plan_id": "n° du plan",
     "reminder_number": "n° de la relance",
     "meeting": "réunion",

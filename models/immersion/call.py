@@ -362,12 +362,14 @@ def submit_application(
     if row.status is not SessionStatus.CALL_OPEN or clock.now(session) >= row.call_closes_at:
         raise DomainError("l'appel à candidatures est clos")
     wishes = wish_ids(session, row, form.wishes, organisation_id)
+    created: list[int] = []
     applicant = ensure_contact(
         session,
         organisation_id=organisation_id,
         name=form.name,
         email=str(form.email),
         function=form.function,
+        created=created,
     )
     if any(a.contact_id == applicant.id for a in applications(session, row.id)):
         raise DomainError(
@@ -379,6 +381,7 @@ def submit_application(
         name=form.manager_name,
         email=str(form.manager_email),
         function="Responsable hiérarchique",
+        created=created,
     )
     last = session.exec(
         select(Application.number)
@@ -397,6 +400,7 @@ def submit_application(
         wishes=wishes,
         availability=form.availability,
         submitted_at=clock.now(session),
+        created_contacts=created,
     )
     session.add(application)
     session.flush()
