@@ -1,9 +1,7 @@
 """a kept application remembers the binôme the coordinator declared at the selection
 
 Revision ID: 0010
-Revises: 0011 (0011_application_abuse reached main first, on top of 0009: this revision
-follows it, so that a database already at 0011 upgrades without a gap and the chain has
-one head)
+Revises: 0009
 """
 
 from collections.abc import Sequence
@@ -12,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0011"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
