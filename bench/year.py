@@ -35,7 +35,7 @@ from unittest import mock
 from uuid import UUID
 
 from bench.drive import Installation, installation, passes
-from bench.run import ROOT, Context, Result, Target, distribution
+from bench.run import ROOT, Context, Result, Target, distribution, settings_env
 from bench.whole import drive_saisines, drive_session
 
 PASSWORD = "mot-de-passe-du-banc"
@@ -69,20 +69,6 @@ async def heartbeat_installation(db_url: str) -> Any:
 
     async with installation(db_url, PREFECT_API_URL) as inst:
         yield Heartbeat(**{f.name: getattr(inst, f.name) for f in dataclasses.fields(inst)})
-
-
-@contextlib.contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 # -- sizes and counts ---------------------------------------------------------------------
@@ -370,7 +356,7 @@ def _period(ctx: Context, plan: dict[str, int], regional: bool) -> dict[str, Any
     from tests.support.prefect_stack import stop_process
 
     figures: dict[str, Any] = {"plan": dict(plan)}
-    with environment(RETENTION), ctx.prefect("postgresql") as stack:
+    with settings_env(**RETENTION), ctx.prefect("postgresql") as stack:
         db_url = ctx.database("postgresql")
         figures["start"] = sizes(ctx, db_url)
         run_ids: list[UUID] = []

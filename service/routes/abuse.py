@@ -7,8 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session
 
 from models.core.enums import CaseType
+from models.core.people import User
 from models.immersion.abuse import (
     abuse_overview,
     flag_application,
@@ -17,6 +19,7 @@ from models.immersion.abuse import (
 )
 from models.immersion.common import get_session
 from models.immersion.states import APPLICATION_LABELS
+from models.immersion.tables import Application
 from service.casework import read_case, visible_case
 from service.deps import CurrentUser, SessionDep, Writer, actor_of, page_context, templates
 from service.errors import problem_responses
@@ -29,6 +32,12 @@ ApplicationId = Annotated[int, Path(ge=1, description="Numéro interne de la can
 
 def _page(session_id: int) -> str:
     return f"/cases/session/{session_id}/abuse"
+
+
+def _application(session: Session, user: User, session_id: int, application_id: int) -> Application:
+    """The application of a session the coordinator's CLSM holds (404 otherwise)."""
+    visible_case(session, user, CaseType.SESSION.value, session_id)
+    return get_application(session, get_session(session, session_id), application_id)
 
 
 @router.get(
@@ -81,8 +90,7 @@ async def flag(
     reason: Annotated[str, Form(min_length=3, max_length=300)],
 ) -> Response:
     """Signale la candidature ; la coordination peut ensuite l'effacer avant la sélection."""
-    visible_case(session, user, CaseType.SESSION.value, session_id)
-    application = get_application(session, get_session(session, session_id), application_id)
+    application = _application(session, user, session_id, application_id)
     flag_application(
         session=session, application=application, reason=reason, actor=actor_of(request, user)
     )
@@ -107,8 +115,7 @@ async def purge(
 ) -> Response:
     """Efface la candidature et les contacts qu'elle a créés ; refusé une fois la sélection
     faite. Elle n'est jamais proposée à la sélection."""
-    visible_case(session, user, CaseType.SESSION.value, session_id)
-    application = get_application(session, get_session(session, session_id), application_id)
+    application = _application(session, user, session_id, application_id)
     purge_application(session=session, application=application, actor=actor_of(request, user))
     session.commit()
     return RedirectResponse(_page(session_id), status_code=303)
