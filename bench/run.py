@@ -50,6 +50,7 @@ BENCHMARKS: dict[str, str] = {
     "scale_out": "bench.whole:scale_out",
     "waiting_on_postgresql": "bench.installation:waiting_on_postgresql",
     "link_resolution": "bench.scenarios:link_resolution",
+    "year": "bench.year:year",
 }
 
 PACKAGES = [

@@ -19,8 +19,10 @@ from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session
 
 from flows.artifacts import show_markdown, show_table
+from flows.inputs.fields import INSIST
 from flows.inputs.immersion import (
     AttendanceForm,
+    PairLine,
     PreparationAttendanceForm,
     SelectionForm,
     fr,
@@ -168,14 +170,16 @@ def _ask_selection(row_id: int, question: SelectionQuestion) -> None:
             row=get_session(session, row_id),
             kept=answer.kept,
             waitlist=answer.waitlist,
+            pairs=[(p.first, p.second) for p in map(PairLine.model_validate, answer.pairs)],
             actor=actor,
         )
 
+    choices = question.choices
     ask(
         case_type=CASE,
         case_id=row_id,
         step=WaitName.SELECTION,
-        form=with_choices(SelectionForm, {"kept": question.choices, "waitlist": question.choices}),
+        form=with_choices(SelectionForm, {"kept": choices, "waitlist": choices, "pairs": choices}),
         initial=question.initial,
         description=question.description,
         on_answer=record,
@@ -278,6 +282,7 @@ def immersion_session(
     restitution_hours: Annotated[float, fr("Durée de la restitution (heures)")] = 3.5,
     withdrawal_days: Annotated[int, fr("Fin des remplacements (jours ouvrés avant)")] = 2,
     offer_days: Annotated[int, fr("Délai de réponse à une place proposée (jours)")] = 3,
+    insist: Annotated[bool, fr(INSIST)] = False,
     session_id: Annotated[int, fr("Session déjà préparée à reprendre (n°)")] = 0,
 ) -> dict[str, int | str]:
     """Session de stages croisés : appel, sélection, accueils, conventions, préparation,
@@ -306,6 +311,8 @@ def immersion_session(
         withdrawal_days: Une place libérée est proposée à la liste d'attente jusqu'à ce
             nombre de jours ouvrés avant la journée de préparation (18 h).
         offer_days: Délai de réponse à une place proposée, en jours.
+        insist: Cocher pour maintenir la journée de préparation ou la restitution un
+            week-end ou un jour férié (refusé sinon).
         session_id: Laisser 0 (n° d'une session déjà préparée à reprendre).
     """
     logger = get_run_logger()
@@ -334,6 +341,7 @@ def immersion_session(
         restitution_place=restitution_place,
         withdrawal_cutoff=default_withdrawal_cutoff(prep, withdrawal_days),
         offer_days=offer_days,
+        insist=insist,
     )
     row_id = setup_session(data, session_id, run_id())
     tag_run(run_id(), clsm, "immersion")

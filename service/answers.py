@@ -30,6 +30,7 @@ from models.core.outbox import OutboxMessage
 from models.core.people import Clsm, Contact
 from models.core.scope import mail
 from models.core.waits import wake_case
+from models.immersion.abuse import record_refused
 from service.forms import FormField, form_fields, parse_form
 
 
@@ -151,6 +152,15 @@ def is_open_call(token: str) -> bool:
         link = find_link(session, token)
         kind = STEP_KINDS.get(link.step) if link is not None else None
         return kind is not None and kind.open_call
+
+
+def note_refused_application(token: str, address: str) -> None:
+    """An application refused by the call link's limits is counted for the coordinator:
+    the link, the hour and a keyed hash of the address, never what was typed."""
+    with session_scope() as session:
+        link = find_link(session, token)
+        if link is not None:
+            record_refused(session=session, link=link, address=address)
 
 
 def submit_step(token: str, data: dict[str, list[str]]) -> Submission:

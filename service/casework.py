@@ -46,6 +46,8 @@ ACTION_LABELS: dict[str, str] = {
     "session.run-attached": "processus Prefect rattaché",
     "application.submitted": "candidature déposée",
     "application.changed": "candidature modifiée",
+    "application.flagged": "candidature signalée comme abusive",
+    "application.purged": "candidature abusive effacée",
     "placement.proposed": "accueil proposé",
     "placement.unassigned": "accueil retiré",
     "agreement.created": "convention préparée",

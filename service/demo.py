@@ -134,13 +134,15 @@ def _demo_session(today: date) -> Any:
     """Launch data of the demo session, dated from today (call closing tomorrow)."""
     from datetime import datetime, time, timedelta
 
+    from models.core.calendar import next_open_day
     from models.core.settings import get_settings
     from models.immersion.tables import ImmersionSessionCreate
 
     tz = get_settings().tz
-    prep = datetime.combine(today + timedelta(days=21), time(9), tz)
-    window_start = prep.date() + timedelta(days=7)
-    restitution = datetime.combine(window_start + timedelta(days=40), time(14), tz)
+    # the meetings on open days: never a weekend or a public holiday
+    prep = datetime.combine(next_open_day(today + timedelta(days=21)), time(9), tz)
+    window_start = next_open_day(prep.date() + timedelta(days=7))
+    restitution = datetime.combine(next_open_day(window_start + timedelta(days=40)), time(14), tz)
     return ImmersionSessionCreate(
         clsm_slug="poitiers",
         title=DEMO_SESSION_TITLE,

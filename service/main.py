@@ -151,6 +151,7 @@ def _redact_logs() -> None:
 def create_app() -> FastAPI:
     from service import gateway
     from service.routes import (
+        abuse,
         api,
         auth,
         cases,
@@ -215,6 +216,7 @@ def create_app() -> FastAPI:
     app.mount("/docs/assets", StaticFiles(directory=swagger_ui), name="docs-assets")
     for module in (
         links,
+        abuse,
         auth,
         cases,
         saisine_pages,

@@ -18,7 +18,8 @@ and these helpers:
 - `WallClock`, `at_paris(day, time)`: a time of day as a select (every quarter of an hour,
   08:00–19:45), combined with a date field in the installation's time zone;
 - `check_open_day(day, insist=...)`: refuse a weekend or a French public holiday, in French,
-  unless the coordinator ticked the `INSIST` box.
+  unless the coordinator ticked the `INSIST` box (both from models.core.calendar, which the
+  service's forms share).
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from prefect.input import RunInput
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
-from models.core.calendar import at_local, is_business_day
+from models.core.calendar import INSIST as INSIST  # re-exported for the forms
+from models.core.calendar import at_local
+from models.core.calendar import check_open_day as check_open_day
 from models.core.errors import DomainError
-from models.core.french import WEEKDAYS
 from models.core.settings import get_settings
 
 _REQUIRED = "x-clsm-required"
@@ -110,8 +112,6 @@ TIMES = tuple(f"{hour:02d}:{minute:02d}" for hour in range(8, 20) for minute in 
 WallClock: Any = Literal[TIMES]
 """A time of day in Paris, as a select: "08:00" to "19:45" every quarter of an hour."""
 
-INSIST = "Maintenir malgré le week-end / jour férié"
-
 
 def wall_clock(moment: datetime) -> tuple[date, str]:
     """A moment as the (date, time) a form shows, in the installation's time zone; the time
@@ -127,14 +127,3 @@ def at_paris(day: date, time: str) -> datetime:
         raise DomainError(f"Heure « {time} » : choisissez-la dans la liste.")
     hour, minute = (int(part) for part in time.split(":"))
     return at_local(day, hour, get_settings().tz, minute)
-
-
-def check_open_day(day: date, *, insist: bool) -> None:
-    """Refuse a weekend or a French public holiday (in French), unless `insist`."""
-    if insist or is_business_day(day):
-        return
-    kind = "un jour férié" if day.weekday() < 5 else "un week-end"
-    raise DomainError(
-        f"Le {WEEKDAYS[day.weekday()]} {day:%d/%m/%Y} est {kind} : choisissez un autre jour, "
-        f"ou cochez « {INSIST} »."
-    )

@@ -14,14 +14,14 @@ label it "(Optional)"; an empty list or text is still a valid answer where the r
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from prefect.input import RunInput
-from pydantic import Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.config import JsonDict
 from pydantic.fields import FieldInfo
 
-from flows.inputs.fields import Form, needed
+from flows.inputs.fields import Form, Line, needed
 
 F = TypeVar("F", bound=RunInput)
 
@@ -30,6 +30,15 @@ def fr(title: str) -> Any:
     """A flow parameter's French label in the Prefect UI's Run form (which would show its
     Python name): `capacity: Annotated[int, fr("Nombre de places")] = 16`."""
     return Field(json_schema_extra={"title": title})
+
+
+class PairLine(Line):
+    """One binôme of the selection form: two applications, by their labels."""
+
+    model_config = ConfigDict(title="Binôme")
+
+    first: str = needed("", title="Personne")
+    second: str = needed("", title="En binôme avec")
 
 
 class SelectionForm(Form):
@@ -47,6 +56,13 @@ class SelectionForm(Form):
         description="Dans l'ordre où vous les choisissez : la première sera la première "
         "appelée en cas de désistement. Les candidatures ni retenues ni en liste d'attente "
         "ne sont pas retenues.",
+    )
+    pairs: list[PairLine] = needed(
+        default_factory=list,
+        title="Binômes",
+        description="Deux personnes retenues, de structures différentes, accueillies chacune "
+        "par la structure de l'autre. Proposés d'après les vœux croisés : retirez, modifiez "
+        "ou ajoutez des binômes ; seuls ceux-ci seront formés.",
     )
     comment: str = needed("", title="Commentaire (facultatif)")
 
@@ -78,12 +94,19 @@ class PreparationAttendanceForm(AttendanceForm):
 
 
 def with_choices(form: type[F], choices: dict[str, Sequence[str]]) -> type[F]:
-    """The form whose list fields named in `choices` offer these labels (a multiselect)."""
+    """The form whose list fields named in `choices` offer these labels: a multiselect for a
+    list of texts, a select for each field of a list of lines (`PairLine`)."""
     fields: dict[str, Any] = {}
     for name, options in choices.items():
         original = form.model_fields[name]
         kept = original.json_schema_extra if isinstance(original.json_schema_extra, dict) else {}
-        items: JsonDict = {"type": "string", "enum": list(options)}
+        (item,) = get_args(original.annotation) or (str,)
+        items: dict[str, Any] = {"type": "string", "enum": list(options)}
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            items = item.model_json_schema()
+            for shown in items["properties"].values():
+                shown["enum"] = list(options)
+                shown.pop("default", None)  # a new line starts empty: the person chooses
         extra: JsonDict = {**kept, "items": items}
         fields[name] = (
             original.annotation,

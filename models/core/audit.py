@@ -526,21 +526,27 @@ def verify_all(session: Session) -> VerifyReport:
 
 
 def redact_case(
-    *, session: Session, case_type: CaseType, case_id: int, actor: Actor, reason: str
+    *,
+    session: Session,
+    case_type: CaseType,
+    case_id: int,
+    actor: Actor,
+    reason: str,
+    seqs: Sequence[int] | None = None,
 ) -> int:
-    """Erase the payloads of a case (end of retention); the chain keeps verifying.
+    """Erase the payloads of a case (end of retention), or only of its events `seqs` (an
+    application purged); the chain keeps verifying.
 
     The erasure is itself recorded, as the last event of the chain, without personal data.
     """
-    result = session.execute(
-        update(AuditEvent)
-        .where(
-            col(AuditEvent.case_type) == case_type.value,
-            col(AuditEvent.case_id) == case_id,
-            col(AuditEvent.payload).is_not(None),
-        )
-        .values(payload=None)
+    query = update(AuditEvent).where(
+        col(AuditEvent.case_type) == case_type.value,
+        col(AuditEvent.case_id) == case_id,
+        col(AuditEvent.payload).is_not(None),
     )
+    if seqs is not None:
+        query = query.where(col(AuditEvent.seq).in_(list(seqs)))
+    result = session.execute(query.values(payload=None))
     erased = int(getattr(result, "rowcount", 0) or 0)
     record_event(
         session=session,

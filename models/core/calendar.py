@@ -8,6 +8,9 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
+from models.core.errors import InvalidInput
+from models.core.french import WEEKDAYS
+
 
 @lru_cache(maxsize=64)
 def _french_holidays(year: int) -> frozenset[date]:
@@ -16,6 +19,34 @@ def _french_holidays(year: int) -> frozenset[date]:
 
 def is_business_day(day: date) -> bool:
     return day.weekday() < 5 and day not in _french_holidays(day.year)
+
+
+INSIST = "Maintenir malgré le week-end / jour férié"
+"""The label of the box a coordinator ticks to keep a meeting on a closed day."""
+
+
+def closed_day(day: date) -> str | None:
+    """Why `day` is not open ("le samedi 19/12/2026 est un week-end"), None when it is."""
+    if is_business_day(day):
+        return None
+    kind = "un jour férié" if day.weekday() < 5 else "un week-end"
+    return f"le {WEEKDAYS[day.weekday()]} {day:%d/%m/%Y} est {kind}"
+
+
+def check_open_day(day: date, *, insist: bool) -> None:
+    """Refuse a weekend or a French public holiday (in French), unless `insist`."""
+    reason = None if insist else closed_day(day)
+    if reason is not None:
+        raise InvalidInput(
+            f"{reason[:1].upper()}{reason[1:]} : choisissez un autre jour, ou cochez « {INSIST} »."
+        )
+
+
+def next_open_day(day: date) -> date:
+    """`day` if it is open, else the first business day after it."""
+    while not is_business_day(day):
+        day += timedelta(days=1)
+    return day
 
 
 def add_business_days(day: date, count: int) -> date:

@@ -12,10 +12,12 @@ from sqlmodel import Session, col, select
 
 from models.core import clock
 from models.core.audit import Actor
+from models.core.calendar import INSIST, closed_day
 from models.core.errors import DomainError, NotFound
 from models.core.kinds import StepKind, StepPage
 from models.core.links import StepLink
 from models.core.people import Clsm, Contact, MailAddress, Organisation
+from models.core.settings import get_settings
 from models.core.status import change_status
 from models.immersion.common import (
     EXAMPLE_TITLE,
@@ -40,7 +42,6 @@ from models.immersion.tables import (
     CASE,
     Application,
     ImmersionSession,
-    ImmersionSessionBase,
     ImmersionSessionCreate,
     InvitedStructure,
 )
@@ -131,7 +132,7 @@ def create_session(
     errors = _launch_errors(data)
     if errors:
         raise DomainError("paramètres de la session refusés : " + " ; ".join(errors))
-    fields = data.model_dump(exclude={"clsm_slug", "structures", "host_capacity"})
+    fields = data.model_dump(exclude={"clsm_slug", "structures", "host_capacity", "insist"})
     row = ImmersionSession(
         **fields, clsm_id=clsm.id, flow_run_id=flow_run_id, created_at=clock.now(session)
     )
@@ -162,8 +163,16 @@ def create_session(
     return row
 
 
-def _launch_errors(data: ImmersionSessionBase) -> list[str]:
+def _launch_errors(data: ImmersionSessionCreate) -> list[str]:
     errors: list[str] = []
+    tz = get_settings().tz
+    for label, moment in (
+        ("la journée de préparation", data.preparation_at),
+        ("la restitution", data.restitution_at),
+    ):
+        closed = None if data.insist else closed_day(moment.astimezone(tz).date())
+        if closed:
+            errors.append(f"{label} : {closed} (choisissez un autre jour, ou cochez « {INSIST} »)")
     if data.capacity < 1:
         errors.append("la capacité doit être d'au moins 1")
     if not 1 <= data.min_days <= data.max_days <= 5:
@@ -362,12 +371,14 @@ def submit_application(
     if row.status is not SessionStatus.CALL_OPEN or clock.now(session) >= row.call_closes_at:
         raise DomainError("l'appel à candidatures est clos")
     wishes = wish_ids(session, row, form.wishes, organisation_id)
+    created: list[int] = []
     applicant = ensure_contact(
         session,
         organisation_id=organisation_id,
         name=form.name,
         email=str(form.email),
         function=form.function,
+        created=created,
     )
     if any(a.contact_id == applicant.id for a in applications(session, row.id)):
         raise DomainError(
@@ -379,6 +390,7 @@ def submit_application(
         name=form.manager_name,
         email=str(form.manager_email),
         function="Responsable hiérarchique",
+        created=created,
     )
     last = session.exec(
         select(Application.number)
@@ -397,6 +409,7 @@ def submit_application(
         wishes=wishes,
         availability=form.availability,
         submitted_at=clock.now(session),
+        created_contacts=created,
     )
     session.add(application)
     session.flush()

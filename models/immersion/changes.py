@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 
 from models.core import clock
 from models.core.audit import Actor
+from models.core.calendar import check_open_day
 from models.core.errors import DomainError, InvalidInput
 from models.core.kinds import StepKind, StepPage
 from models.core.links import StepLink
@@ -434,12 +435,16 @@ def move_meeting(
     end: datetime,
     place: str,
     actor: Actor,
+    insist: bool = False,
 ) -> int:
-    """Move a meeting: a calendar update (higher SEQUENCE) to everyone already invited."""
+    """Move a meeting: a calendar update (higher SEQUENCE) to everyone already invited.
+
+    Never to a weekend or a French public holiday unless the coordinator `insist`s."""
     if row.status in (SessionStatus.CLOSED, SessionStatus.CANCELLED):
         raise DomainError(f"la session est {STATUS_LABELS[row.status]} : ses réunions restent")
     if end <= start:
         raise DomainError("la réunion finit avant de commencer")
+    check_open_day(local(start).date(), insist=insist)
     if start <= clock.now(session):
         raise InvalidInput("une réunion ne peut pas être déplacée dans le passé")
     invited_before = {

@@ -128,9 +128,16 @@ def find_organisation(session: Session, clsm_id: int, name: str) -> Organisation
 
 
 def ensure_contact(
-    session: Session, *, organisation_id: int, name: str, email: str, function: str = ""
+    session: Session,
+    *,
+    organisation_id: int,
+    name: str,
+    email: str,
+    function: str = "",
+    created: list[int] | None = None,
 ) -> Contact:
-    """The contact with this e-mail in this structure, created if missing."""
+    """The contact with this e-mail in this structure, created if missing (its id then
+    added to `created`)."""
     row = session.exec(
         select(Contact).where(
             Contact.organisation_id == organisation_id,
@@ -146,6 +153,8 @@ def ensure_contact(
         )
         session.add(row)
         session.flush()
+        if created is not None and row.id is not None:
+            created.append(row.id)
     return row
 
 

@@ -3,6 +3,7 @@ link (tutor, days, what may and may not be observed)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Any, ClassVar, Literal
 
@@ -40,7 +41,14 @@ from models.immersion.common import (
     subject,
 )
 from models.immersion.plan import duration_label, host_deadline, window_label
-from models.immersion.rules import Assignment, Participant, assign_placements, check_days
+from models.immersion.rules import (
+    Assignment,
+    Participant,
+    assign_placements,
+    check_days,
+    pair_errors,
+    propose_pairs,
+)
 from models.immersion.states import ApplicationStatus, PlacementStatus, Step
 from models.immersion.tables import (
     ACTIVE_PLACEMENT,
@@ -88,29 +96,13 @@ def ensure_placements(*, session: Session, row: ImmersionSession, actor: Actor) 
     ]
     if not waiting:
         return []
-    active = placements(session, row.id, *ACTIVE_PLACEMENT)
-    free = {
-        h.organisation_id: (
-            h.declared_capacity if h.declared_capacity is not None else h.host_capacity
-        )
-        - sum(1 for p in active if p.host_organisation_id == h.organisation_id)
-        for h in invited(session, row.id)
-    }
-    declined: dict[int, set[int]] = {}
-    for p in placements(session, row.id, PlacementStatus.CANCELLED):
-        declined.setdefault(p.application_id, set()).add(p.host_organisation_id)
+    declared = [
+        (a.id or 0, a.pair_application_id)
+        for a in waiting
+        if a.pair_application_id is not None and (a.id or 0) < a.pair_application_id
+    ]
     result = assign_placements(
-        [
-            Participant(
-                a.id or 0,
-                a.number,
-                a.organisation_id,
-                tuple(a.wishes),
-                tuple(sorted(declined.get(a.id or 0, ()))),
-            )
-            for a in waiting
-        ],
-        {h: max(n, 0) for h, n in free.items()},
+        participants_of(session, row, waiting), free_places(session, row), pairs=declared
     )
     created: list[Placement] = []
     for assignment in result:
@@ -118,6 +110,83 @@ def ensure_placements(*, session: Session, row: ImmersionSession, actor: Actor) 
         if placement is not None:
             created.append(placement)
     return created
+
+
+def free_places(session: Session, row: ImmersionSession) -> dict[int, int]:
+    """Places still free at each invited structure (its declared capacity, else the
+    session's default, minus the placements it holds)."""
+    assert row.id is not None
+    active = placements(session, row.id, *ACTIVE_PLACEMENT)
+    return {
+        h.organisation_id: max(
+            (h.declared_capacity if h.declared_capacity is not None else h.host_capacity)
+            - sum(1 for p in active if p.host_organisation_id == h.organisation_id),
+            0,
+        )
+        for h in invited(session, row.id)
+    }
+
+
+def participants_of(
+    session: Session, row: ImmersionSession, kept: Sequence[Application]
+) -> list[Participant]:
+    """The kept applications as the placement rules see them (with the hosts that declined)."""
+    assert row.id is not None
+    declined: dict[int, set[int]] = {}
+    for p in placements(session, row.id, PlacementStatus.CANCELLED):
+        declined.setdefault(p.application_id, set()).add(p.host_organisation_id)
+    return [
+        Participant(
+            a.id or 0,
+            a.number,
+            a.organisation_id,
+            tuple(a.wishes),
+            tuple(sorted(declined.get(a.id or 0, ()))),
+        )
+        for a in kept
+    ]
+
+
+def proposed_pairs(
+    session: Session, row: ImmersionSession, kept: Sequence[Application]
+) -> list[tuple[Application, Application]]:
+    """The binômes the rules infer among these kept applications (crossed wishes)."""
+    by_id = {a.id: a for a in kept}
+    return [
+        (by_id[first], by_id[second])
+        for first, second in propose_pairs(
+            participants_of(session, row, kept), free_places(session, row)
+        )
+    ]
+
+
+def declare_pairs(
+    *,
+    session: Session,
+    row: ImmersionSession,
+    kept: Sequence[Application],
+    pairs: Sequence[tuple[Application, Application]],
+    labels: dict[int, str],
+    actor: Actor,
+) -> None:
+    """Record the binômes the coordinator declared (they override the inference: the
+    placements pair these and no others), or refuse them in French (`DomainError`)."""
+    ids = [(a.id or 0, b.id or 0) for a, b in pairs]
+    hosts = free_places(session, row)
+    structures = {a.organisation_id: organisation(session, a.organisation_id).label for a in kept}
+    errors = pair_errors(ids, participants_of(session, row, kept), hosts, labels, structures)
+    if errors:
+        raise DomainError("binômes refusés : " + " ; ".join(errors))
+    for a, b in pairs:
+        a.pair_application_id, b.pair_application_id = b.id, a.id
+        session.add_all([a, b])
+    event(
+        session,
+        row,
+        "pairs.declared",
+        actor,
+        {"pairs": [f"n° {a.number} et n° {b.number}" for a, b in pairs]},
+    )
 
 
 def _unplaced_key(application_id: int) -> str:

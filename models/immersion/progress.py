@@ -47,7 +47,12 @@ from models.immersion.meetings import (
     immersion_notices,
     record_attendance,
 )
-from models.immersion.placements import ensure_placements, placements_confirmed
+from models.immersion.placements import (
+    declare_pairs,
+    ensure_placements,
+    placements_confirmed,
+    proposed_pairs,
+)
 from models.immersion.plan import call_reminder_at, when
 from models.immersion.report import report_markdown, store_report
 from models.immersion.rules import apply_coordinator_choice
@@ -155,10 +160,8 @@ def selection_question(*, session: Session, row: ImmersionSession) -> SelectionQ
     assert row.id is not None
     decisions = selection_proposal(session, row)
     table = selection_table(session, decisions)
-    labels = {
-        a.number: application_label(session, a)
-        for a in applications(session, row.id, ApplicationStatus.SUBMITTED)
-    }
+    offered = applications(session, row.id, ApplicationStatus.SUBMITTED)
+    labels = {a.number: application_label(session, a) for a in offered}
     kept = [labels[d.number] for d in decisions if d.outcome.value == "selected"]
     waiting = sorted(
         (d for d in decisions if d.outcome.value == "waitlisted"),
@@ -179,9 +182,20 @@ def selection_question(*, session: Session, row: ImmersionSession) -> SelectionQ
             for r in table
         ),
     ]
+    chosen = [d.application_id for d in decisions if d.outcome.value == "selected"]
+    pairs = proposed_pairs(session, row, [a for a in offered if a.id in chosen])
+    lines += ["", "### Binômes proposés (vœux croisés)", ""]
+    lines += [
+        f"- {labels[a.number]} et {labels[b.number]} : chacun accueilli par la structure de l'autre"
+        for a, b in pairs
+    ] or ["- aucun : ajoutez-en si vous le souhaitez"]
     return SelectionQuestion(
         description="\n".join(lines),
-        initial={"kept": kept, "waitlist": [labels[d.number] for d in waiting]},
+        initial={
+            "kept": kept,
+            "waitlist": [labels[d.number] for d in waiting],
+            "pairs": [{"first": labels[a.number], "second": labels[b.number]} for a, b in pairs],
+        },
         table=table,
         choices=list(labels.values()),
     )
@@ -194,9 +208,11 @@ def answer_selection(
     kept: Sequence[str],
     waitlist: Sequence[str],
     actor: Actor,
+    pairs: Sequence[tuple[str, str]] = (),
 ) -> None:
-    """Record the coordinator's selection, or refuse it (`DomainError`, in French): the
-    flow's form (`flows.waits.ask`) is then asked again with the reason."""
+    """Record the coordinator's selection and binômes (pairs of labels), or refuse them
+    (`DomainError`, in French): the flow's form (`flows.waits.ask`) is then asked again
+    with the reason."""
     if row.status is not S.SELECTION:
         return  # woken by a cancellation: nothing to record
     assert row.id is not None
@@ -210,6 +226,24 @@ def answer_selection(
         )
     except ValueError as error:
         raise DomainError(str(error)) from error
+    by_label = {application_label(session, a): a for a in offered}
+    lines = [(first, second) for first, second in pairs if first or second]
+    unknown = [label for line in lines for label in line if label not in by_label]
+    if unknown:
+        raise DomainError(
+            "binômes : choisissez les deux personnes parmi les candidatures ("
+            + " ; ".join(label or "case vide" for label in unknown)
+            + ")"
+        )
+    chosen = {d.application_id for d in decisions if d.outcome.value == "selected"}
+    declare_pairs(
+        session=session,
+        row=row,
+        kept=[a for a in offered if a.id in chosen],
+        pairs=[(by_label[first], by_label[second]) for first, second in lines],
+        labels={a.id or 0: label for label, a in by_label.items()},
+        actor=actor,
+    )
     record_selection(session=session, row=row, decisions=decisions, actor=actor)
 
 

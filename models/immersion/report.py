@@ -19,13 +19,21 @@ from models.immersion.common import (
     organisation,
     placements,
 )
-from models.immersion.rules import ApplicationFacts, PlacementFacts, ReportFigures, report_figures
+from models.immersion.rules import (
+    ApplicationFacts,
+    PairFacts,
+    PlacementFacts,
+    ReportFigures,
+    report_figures,
+)
 from models.immersion.states import APPLICATION_LABELS, STATUS_LABELS, PlacementStatus
 from models.immersion.tables import (
+    Application,
     Attendance,
     Evaluation,
     ImmersionSession,
     ObservationGrid,
+    Placement,
     SessionReport,
 )
 
@@ -44,6 +52,7 @@ PARTICIPANT_COLUMNS = [
     "jours",
     "statut",
     "motif",
+    "binôme avec",
 ]
 
 
@@ -133,6 +142,7 @@ def session_report(session: Session, session_id: int) -> SessionReportData:
         )
         for meeting in ("preparation", "restitution")
     }
+    paired = _paired(all_placements)
     figures = report_figures(
         applications=[
             ApplicationFacts(
@@ -159,6 +169,11 @@ def session_report(session: Session, session_id: int) -> SessionReportData:
         participant_ratings=[e.rating for e in evaluations if e.author == "participant"],
         host_ratings=[e.rating for e in evaluations if e.author == "host"],
         comments=[e.useful for e in evaluations if e.author == "participant" and e.useful],
+        pairs=[
+            PairFacts(*_person(session, first), *_person(session, second))
+            for first, second in paired.items()
+            if first < second
+        ],
     )
     grids = list(
         session.exec(select(ObservationGrid).where(ObservationGrid.session_id == session_id))
@@ -186,6 +201,9 @@ def session_report(session: Session, session_id: int) -> SessionReportData:
                 "jours": len(placement.days) if placement else 0,
                 "statut": APPLICATION_LABELS[a.status],
                 "motif": a.withdrawal_reason,
+                "binôme avec": "{} ({})".format(*_person(session, paired[a.id]))
+                if a.id in paired
+                else "",
             }
         )
     clsm = session.get(Clsm, row.clsm_id)
@@ -197,6 +215,27 @@ def session_report(session: Session, session_id: int) -> SessionReportData:
         figures=figures,
         participants=rows,
         sections=evaluation_sections(evaluations, grids),
+    )
+
+
+def _paired(all_placements: Sequence[Placement]) -> dict[int, int]:
+    """Each half of a binôme formed (application id → the other's), placements not cancelled."""
+    held = [p for p in all_placements if p.status is not PlacementStatus.CANCELLED]
+    ids = {p.application_id for p in held}
+    return {
+        p.application_id: p.pair_application_id
+        for p in held
+        if p.pair_application_id is not None and p.pair_application_id in ids
+    }
+
+
+def _person(session: Session, application_id: int) -> tuple[str, str]:
+    """An application's participant and home structure, by name."""
+    application = session.get(Application, application_id)
+    assert application is not None
+    return (
+        contact(session, application.contact_id).name,
+        organisation(session, application.organisation_id).label,
     )
 
 
@@ -214,6 +253,7 @@ def report_markdown(data: SessionReportData) -> str:
         + "".join(f"\n  - {name} : {reason}" for name, reason in f.withdrawals),
         f"- Immersions réalisées : **{f.immersions_done}**",
         f"- Jours d'immersion réalisés : {f.days_total}",
+        f"- Binômes (accueils réciproques) : {len(f.pairs)}",
         f"- Présents à la journée de préparation : {f.preparation_present} ; "
         f"à la restitution : {f.restitution_present}",
         f"- Satisfaction des stagiaires : {_rating(f.participant_rating)} "
@@ -227,6 +267,8 @@ def report_markdown(data: SessionReportData) -> str:
             for s in f.structures
         ),
     ]
+    lines += ["", "## Binômes", ""]
+    lines += [f"- {pair.label}" for pair in f.pairs] or ["- (aucun binôme)"]
     for section in data.sections:
         lines += ["", f"## {section.title}"]
         for group in section.groups:
@@ -269,6 +311,7 @@ def store_report(*, session: Session, row: ImmersionSession, actor: Actor) -> Se
             "promoted": data.figures.promoted,
             "immersions_done": data.figures.immersions_done,
             "days_total": data.figures.days_total,
+            "pairs": len(data.figures.pairs),
             "participant_rating": data.figures.participant_rating,
             "host_rating": data.figures.host_rating,
         }

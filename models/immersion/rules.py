@@ -203,52 +203,143 @@ class Assignment:
     pair_with: int | None = None  # application id of the other half of a binôme
 
 
-def assign_placements(
-    participants: Sequence[Participant], capacities: dict[int, int]
-) -> list[Assignment]:
-    """Give each participant a host: never their own structure nor one that declined
-    them, within hosts' capacity.
+Pair = tuple[int, int]
+"""A binôme: the application ids of two participants hosted by each other's structure."""
 
-    First the binômes: two participants whose structures exchange (each wishes the
-    other's structure) are paired, best combined wish ranks first. Then, by order of
-    application, each remaining participant gets their best wish with a free place; if
-    none is free, the host with the most free places (never their own).
-    """
+
+def _open_wishes(p: Participant) -> list[int]:
+    return [w for w in p.wishes if w != p.home_id and w not in p.excluded]
+
+
+def propose_pairs(participants: Sequence[Participant], capacities: dict[int, int]) -> list[Pair]:
+    """The binômes the rules infer: two participants whose structures exchange (each wishes
+    the other's structure), best combined wish ranks first, within hosts' capacity."""
     free = dict(capacities)
     ordered = sorted(participants, key=lambda p: p.number)
-    done: dict[int, Assignment] = {}
-
-    def wishes(p: Participant) -> list[int]:
-        return [w for w in p.wishes if w != p.home_id and w not in p.excluded]
-
-    pairs: list[tuple[int, int, int, Participant, Participant]] = []
+    scored: list[tuple[int, int, int, Participant, Participant]] = []
     for i, a in enumerate(ordered):
         for b in ordered[i + 1 :]:
             if a.home_id == b.home_id:
                 continue
-            wa, wb = wishes(a), wishes(b)
+            wa, wb = _open_wishes(a), _open_wishes(b)
             if b.home_id in wa and a.home_id in wb:
                 score = wa.index(b.home_id) + wb.index(a.home_id)
-                pairs.append((score, a.number, b.number, a, b))
-    for _score, _na, _nb, a, b in sorted(pairs, key=lambda t: t[:3]):
-        if a.application_id in done or b.application_id in done:
+                scored.append((score, a.number, b.number, a, b))
+    taken: set[int] = set()
+    pairs: list[Pair] = []
+    for _score, _na, _nb, a, b in sorted(scored, key=lambda t: t[:3]):
+        if a.application_id in taken or b.application_id in taken:
             continue
         if free.get(b.home_id, 0) < 1 or free.get(a.home_id, 0) < 1:
             continue
         free[b.home_id] -= 1
         free[a.home_id] -= 1
-        rank_a = wishes(a).index(b.home_id) + 1
-        rank_b = wishes(b).index(a.home_id) + 1
-        done[a.application_id] = Assignment(
-            a.application_id, b.home_id, rank_a, f"binôme (vœu n°{rank_a})", b.application_id
-        )
-        done[b.application_id] = Assignment(
-            b.application_id, a.home_id, rank_b, f"binôme (vœu n°{rank_b})", a.application_id
-        )
+        taken |= {a.application_id, b.application_id}
+        pairs.append((a.application_id, b.application_id))
+    return pairs
+
+
+def pair_errors(
+    pairs: Sequence[Pair],
+    participants: Sequence[Participant],
+    capacities: dict[int, int],
+    labels: dict[int, str],
+    structures: dict[int, str],
+) -> list[str]:
+    """Why binômes declared by the coordinator are refused (French), or [] when they are fine.
+
+    Each half goes to the other's home structure: both must be kept, from two structures
+    that both host in this session (`capacities`, by structure), each in one binôme only,
+    and no structure may receive more binômes than its places. `labels` names applications,
+    `structures` the structures."""
+    by_id = {p.application_id: p for p in participants}
+    errors: list[str] = []
+    seen: set[int] = set()
+    arriving: Counter[int] = Counter()
+
+    def name(structure_id: int) -> str:
+        return structures.get(structure_id, f"la structure n°{structure_id}")
+
+    for first, second in pairs:
+        names = f"binôme « {labels.get(first, first)} » et « {labels.get(second, second)} »"
+        a, b = by_id.get(first), by_id.get(second)
+        if first == second:
+            errors.append(f"{names} : choisissez deux personnes différentes")
+            continue
+        if a is None or b is None:
+            errors.append(f"{names} : les deux doivent être retenus")
+            continue
+        twice = [labels.get(i, str(i)) for i in (first, second) if i in seen]
+        seen |= {first, second}
+        if twice:
+            errors.append("une personne ne peut être que dans un binôme : " + " ; ".join(twice))
+            continue
+        if a.home_id == b.home_id:
+            errors.append(f"{names} : ils viennent de la même structure")
+            continue
+        for guest, host in ((a, b), (b, a)):
+            if host.home_id not in capacities:
+                errors.append(f"{names} : {name(host.home_id)} n'accueille pas dans cette session")
+            elif host.home_id in guest.excluded:
+                errors.append(
+                    f"{names} : {name(host.home_id)} a refusé d'accueillir "
+                    f"« {labels.get(guest.application_id)} »"
+                )
+            else:
+                arriving[host.home_id] += 1
+    for host_id, count in sorted(arriving.items()):
+        if count > capacities.get(host_id, 0):
+            errors.append(
+                f"trop de binômes vers {name(host_id)} : {count} personnes pour "
+                f"{capacities.get(host_id, 0)} place(s)"
+            )
+    return errors
+
+
+def assign_placements(
+    participants: Sequence[Participant],
+    capacities: dict[int, int],
+    pairs: Sequence[Pair] | None = None,
+) -> list[Assignment]:
+    """Give each participant a host: never their own structure nor one that declined
+    them, within hosts' capacity.
+
+    First the binômes: each half goes to the other's home structure. They are the pairs
+    declared by the coordinator (`pairs`, which override the inference), or, when none were
+    declared, those the rules infer (`propose_pairs`). Then, by order of application, each
+    remaining participant gets their best wish with a free place; if none is free, the host
+    with the most free places (never their own).
+    """
+    free = dict(capacities)
+    ordered = sorted(participants, key=lambda p: p.number)
+    by_id = {p.application_id: p for p in ordered}
+    done: dict[int, Assignment] = {}
+    declared = pairs is not None
+    for first, second in propose_pairs(ordered, capacities) if pairs is None else pairs:
+        a, b = by_id.get(first), by_id.get(second)
+        if a is None or b is None or first in done or second in done or first == second:
+            continue  # one of them left, or is placed already
+        if a.home_id == b.home_id or b.home_id in a.excluded or a.home_id in b.excluded:
+            continue
+        if free.get(b.home_id, 0) < 1 or free.get(a.home_id, 0) < 1:
+            continue
+        free[b.home_id] -= 1
+        free[a.home_id] -= 1
+        for guest, other in ((a, b), (b, a)):
+            wishes = _open_wishes(guest)
+            rank = wishes.index(other.home_id) + 1 if other.home_id in wishes else None
+            reason = "binôme déclaré par la coordination" if declared else "binôme"
+            done[guest.application_id] = Assignment(
+                guest.application_id,
+                other.home_id,
+                rank,
+                f"{reason} (vœu n°{rank})" if rank else reason,
+                other.application_id,
+            )
     for p in ordered:
         if p.application_id in done:
             continue
-        for rank, host in enumerate(wishes(p), start=1):
+        for rank, host in enumerate(_open_wishes(p), start=1):
             if free.get(host, 0) > 0:
                 free[host] -= 1
                 done[p.application_id] = Assignment(p.application_id, host, rank, f"vœu n°{rank}")
@@ -388,6 +479,21 @@ class ReportFigures:
     participant_evaluations: int
     host_evaluations: int
     comments: list[str] = field(default_factory=list)
+    pairs: list[PairFacts] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PairFacts:
+    """A binôme of the report: two participants, each hosted by the other's structure."""
+
+    first: str
+    first_home: str
+    second: str
+    second_home: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.first} ({self.first_home}) et {self.second} ({self.second_home})"
 
 
 @dataclass(frozen=True)
@@ -417,6 +523,7 @@ def report_figures(
     participant_ratings: Sequence[int],
     host_ratings: Sequence[int],
     comments: Sequence[str] = (),
+    pairs: Sequence[PairFacts] = (),
 ) -> ReportFigures:
     """Figures of the session report ("bilan") from plain facts."""
     status = Counter(a.status for a in applications)
@@ -452,6 +559,7 @@ def report_figures(
         participant_evaluations=len(participant_ratings),
         host_evaluations=len(host_ratings),
         comments=list(comments),
+        pairs=sorted(pairs, key=lambda p: (p.first_home, p.first)),
     )
 
 

@@ -32,6 +32,7 @@ class ApplicationStatus(Status):
     NOT_SELECTED = "not_selected"
     WITHDRAWN = "withdrawn"
     COMPLETED = "completed"
+    PURGED = "purged"  # flagged as abusive and erased by a coordinator before the selection
 
 
 class PlacementStatus(Status):
@@ -77,6 +78,7 @@ set_transitions(
                     ApplicationStatus.WAITLISTED,
                     ApplicationStatus.NOT_SELECTED,
                     ApplicationStatus.WITHDRAWN,
+                    ApplicationStatus.PURGED,
                 }
             ),
             ApplicationStatus.SELECTED: frozenset(
@@ -100,6 +102,7 @@ set_transitions(
             ApplicationStatus.NOT_SELECTED: frozenset(),
             ApplicationStatus.WITHDRAWN: frozenset(),
             ApplicationStatus.COMPLETED: frozenset(),
+            ApplicationStatus.PURGED: frozenset(),
         },
         PlacementStatus: {
             PlacementStatus.PROPOSED: frozenset(
@@ -143,6 +146,7 @@ APPLICATION_LABELS: dict[ApplicationStatus, str] = {
     ApplicationStatus.NOT_SELECTED: "non retenu",
     ApplicationStatus.WITHDRAWN: "retiré",
     ApplicationStatus.COMPLETED: "immersion réalisée",
+    ApplicationStatus.PURGED: "effacée (abus)",
 }
 
 
@@ -237,6 +241,8 @@ ACTION_LABELS: dict[str, str] = {
     "call.closed-early": "appel à candidatures clos avant la date",
     "application.submitted": "candidature déposée",
     "application.changed": "candidature modifiée",
+    "application.flagged": "candidature signalée comme abusive",
+    "application.purged": "candidature abusive effacée",
     "place.left-empty": "place laissée vacante",
     "placement.proposed": "accueil proposé",
     "placement.unassigned": "accueil retiré",

@@ -76,6 +76,7 @@ class ImmersionSessionCreate(ImmersionSessionBase):
     clsm_slug: str
     structures: list[str] = []
     host_capacity: int = 2
+    insist: bool = False  # keep the meetings on a weekend or a public holiday
 
 
 class InvitedStructure(SQLModel, table=True):
@@ -111,12 +112,40 @@ class Application(SQLModel, table=True):
     promoted: bool = False
     offer_deadline: datetime | None = Field(default=None, sa_type=UTCDateTime)
     withdrawal_reason: str = Field(default="", max_length=300)
+    pair_application_id: int | None = None  # the binôme declared by the coordinator
     submitted_at: datetime = Field(sa_type=UTCDateTime)
+    # the contacts this application created (not those it found): what a purge may erase
+    created_contacts: list[int] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
+    # flagged as abusive by a coordinator (who, when, why), then possibly purged
+    flagged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    flagged_by: str = Field(default="", max_length=200)
+    flag_reason: str = Field(default="", max_length=300)
+    purged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
     entity_name: ClassVar[str] = "candidature"
 
     def audit_case(self) -> tuple[CaseType, int]:
         return CASE, self.session_id
+
+
+class RefusedApplications(SQLModel, table=True):
+    """Applications refused by the call link's limits (429), counted per link, hashed client
+    address and hour: what was typed is never kept, only that it came and was refused."""
+
+    __tablename__ = "immersion_refused_applications"
+    __table_args__ = (
+        UniqueConstraint("link_id", "client_hash", "hour", name="uq_refused_applications"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="immersion_session.id", index=True)
+    link_id: int = Field(foreign_key="step_link.id")
+    client_hash: str = Field(max_length=16)
+    hour: datetime = Field(sa_type=UTCDateTime)
+    count: int = 0
+    last_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class Placement(SQLModel, table=True):

@@ -16,11 +16,12 @@ from service.answers import (
     LinkUnusable,
     StepView,
     is_open_call,
+    note_refused_application,
     renew_link,
     submit_step,
     view_step,
 )
-from service.deps import SessionDep, client_ip, limiter, page_context, templates
+from service.deps import RateLimited, SessionDep, client_ip, limiter, page_context, templates
 from service.errors import problem_responses
 
 router = APIRouter(tags=["liens"])
@@ -99,8 +100,12 @@ async def answer_step(request: Request, token: str) -> Response:
     # limited per link and per address so that it cannot be used to send mail
     open_call = await run_in_threadpool(is_open_call, token)
     if open_call:
-        limiter(request, "apply-link").check(_link_key(token))
-        limiter(request, "apply-address").check(client_ip(request))
+        try:
+            limiter(request, "apply-link").check(_link_key(token))
+            limiter(request, "apply-address").check(client_ip(request))
+        except RateLimited:  # counted for the coordinator's page of abuse, then refused
+            await run_in_threadpool(note_refused_application, token, client_ip(request))
+            raise
     form = await request.form()
     data = {key: [str(v) for v in form.getlist(key)] for key in form}
     try:

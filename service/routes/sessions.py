@@ -129,8 +129,10 @@ async def move_meeting(
     end: Annotated[str, Form(max_length=40)],
     place: Annotated[str, Form(min_length=2, max_length=300)],
     version: Version,
+    insist: Annotated[bool, Form(description="Maintenir un week-end ou un jour férié")] = False,
 ) -> Response:
-    """Nouvelle date et nouveau lieu : mise à jour d'agenda envoyée à tous les invités."""
+    """Nouvelle date et nouveau lieu : mise à jour d'agenda envoyée à tous les invités ; un
+    week-end ou un jour férié est refusé, sauf si la coordination le maintient."""
     visible_case(session, user, CaseType.SESSION.value, session_id)
     row = _unchanged(get_session(session, session_id), version)
     changes.move_meeting(
@@ -141,6 +143,7 @@ async def move_meeting(
         end=_local(end),
         place=place,
         actor=actor_of(request, user),
+        insist=insist,
     )
     ids = _wake(session, session_id)
     session.commit()

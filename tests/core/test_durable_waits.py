@@ -204,3 +204,17 @@ async def test_a_crashed_run_is_handed_back_and_goes_on(
     assert summary["rescued"] == 1
     await wait_for_state(run_id, "COMPLETED")
     assert _actions(5)[-1] == ("probe.woken", {"outcome": "due"})
+
+
+def test_a_wake_up_gives_a_waiting_form_as_it_stands() -> None:
+    """Prefect checks a resume's input against the waiting form, whose needed fields are
+    required: tick's and the service's wake-ups send the form's shown values with theirs."""
+    from flows.inputs.saisine import KEEP, meeting_watch_form
+    from flows.waits import prefilled
+    from models.core.runs import form_defaults
+
+    shown = prefilled(meeting_watch_form(), "", {"new_at": "15:30"}).model_json_schema()
+    values = {**form_defaults(shown), "reason": "due"}
+    assert set(shown["required"]) <= set(values)
+    assert values["action"] == KEEP and values["new_at"] == "15:30"
+    assert meeting_watch_form().model_validate(values).reason == "due"

@@ -174,6 +174,14 @@ async def test_a_new_clsm_set_up_from_its_spreadsheet_carries_an_immersion_sessi
     advance_clock(dates["call_closes_at"])
     assert await settle(run_id, STARTUP) == "PAUSED"
     assert session_status(run_id) is SessionStatus.SELECTION
+    # Sophie (CHNDS → CCAS) and Julien (CCAS → CHNDS) wish each other's structure: the form
+    # proposes them as a binôme, which the coordinator accepts with the rest
+    pairs = (await form_schema(run_id))["properties"]["pairs"]
+    assert pairs["title"] == "Binômes"
+    assert [
+        (p["first"].split(" — ")[1], p["second"].split(" — ")[1]) for p in pairs["default"]
+    ] == [("Sophie Morin (CHNDS)", "Julien Martin (CCAS Bressuire)")]
+    assert len(pairs["items"]["properties"]["second"]["enum"]) == 3  # a select of applications
     await _as_proposed(run_id)
     assert await settle(run_id, STARTUP) == "PAUSED"
     assert session_status(run_id) is SessionStatus.PLACEMENT
@@ -286,6 +294,8 @@ async def test_a_new_clsm_set_up_from_its_spreadsheet_carries_an_immersion_sessi
         "Immersions réalisées : <strong>2</strong>",
         "Jours d'immersion réalisés : 4",
         "Présents à la journée de préparation : 2 ; à la restitution : 2",
+        "Binômes (accueils réciproques) : 1",
+        "<li>Sophie Morin (CHNDS) et Julien Martin (CCAS Bressuire)</li>",
     ):
         assert shown in page.text, page.text
 

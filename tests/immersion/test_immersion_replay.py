@@ -216,6 +216,16 @@ async def test_demo_session_waits_on_the_selection_form(
     assert schema["properties"]["kept"]["title"] == "Candidatures retenues"
     assert len(schema["properties"]["kept"]["default"]) == 16
     assert len(schema["properties"]["kept"]["items"]["enum"]) == 24
+    # binômes: two selects of the 24 applications per line, prefilled with the kept ones
+    # whose structures wish each other's
+    pairs = schema["properties"]["pairs"]
+    assert pairs["items"]["properties"]["first"]["title"] == "Personne"
+    assert len(pairs["items"]["properties"]["first"]["enum"]) == 24
+    kept = schema["properties"]["kept"]["default"]
+    assert pairs["default"] and all(
+        p["first"] in kept and p["second"] in kept for p in pairs["default"]
+    )
+    assert "Binômes proposés (vœux croisés)" in description
     assert "24 candidatures pour 16 places" in description
     assert flow_run.name == "Session Immersions professionnelles 2022 — session 2"
     assert "clsm:poitiers" in flow_run.tags

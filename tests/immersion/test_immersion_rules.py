@@ -10,14 +10,17 @@ from models.immersion.rules import (
     ApplicationFacts,
     Candidate,
     Outcome,
+    PairFacts,
     Participant,
     PlacementFacts,
     Rule,
     apply_coordinator_choice,
     assign_placements,
     check_days,
+    pair_errors,
     parse_days,
     parse_numbers,
+    propose_pairs,
     propose_selection,
     reminder_day,
     replacement,
@@ -134,6 +137,63 @@ def test_wishes_capacity_and_binomes() -> None:
     assert all(hosts.count(h) <= 1 for h in hosts)
 
 
+BINOMES = [
+    Participant(10, 1, home_id=1, wishes=(2,)),
+    Participant(20, 2, home_id=2, wishes=(1,)),  # crossed wishes with 10: proposed binôme
+    Participant(30, 3, home_id=3, wishes=(1,)),
+    Participant(40, 4, home_id=4, wishes=(1,)),
+]
+LABELS = {10: "n° 1 — Ana (CCAS)", 20: "n° 2 — Bo (CHL)", 30: "n° 3 — Cé (DAC)", 40: "n° 4 — Dé"}
+
+
+def test_the_coordinators_binomes_override_the_inferred_ones() -> None:
+    hosts = {1: 1, 2: 1, 3: 1, 4: 1}
+    assert propose_pairs(BINOMES, hosts) == [(10, 20)]
+    # the coordinator pairs 10 with 30 instead (no crossed wishes needed): 20 is on its own
+    result = {a.application_id: a for a in assign_placements(BINOMES, hosts, pairs=[(10, 30)])}
+    assert (result[10].host_id, result[10].pair_with, result[10].wish_rank) == (3, 30, None)
+    assert result[10].reason == "binôme déclaré par la coordination"
+    assert (result[30].host_id, result[30].pair_with) == (1, 10)
+    assert result[30].reason == "binôme déclaré par la coordination (vœu n°1)"
+    assert result[20].pair_with is None and result[20].host_id != 2
+    # no binôme declared: none is formed, even where wishes cross
+    alone = assign_placements(BINOMES, hosts, pairs=[])
+    assert all(a.pair_with is None for a in alone)
+
+
+def test_binomes_that_cannot_be_formed_are_refused_in_french() -> None:
+    kept = [*BINOMES, Participant(50, 5, home_id=1, wishes=(2,), excluded=(4,))]
+    hosts = {1: 1, 2: 1, 3: 1, 4: 1}
+    labels = LABELS | {50: "n° 5 — Éa (CCAS)", 60: "n° 6 — Fa"}
+    names = {1: "CCAS", 2: "CHL", 3: "DAC", 4: "UDAF"}
+
+    def refused(*pairs: tuple[int, int], capacities: dict[int, int] = hosts) -> list[str]:
+        return pair_errors(list(pairs), kept, capacities, labels, names)
+
+    assert refused((10, 30), (20, 40)) == []
+    assert refused((10, 50)) == [
+        "binôme « n° 1 — Ana (CCAS) » et « n° 5 — Éa (CCAS) » : ils viennent de la même structure"
+    ]
+    assert refused((10, 20), (20, 30)) == [
+        "une personne ne peut être que dans un binôme : n° 2 — Bo (CHL)"
+    ]
+    assert refused((10, 60)) == [
+        "binôme « n° 1 — Ana (CCAS) » et « n° 6 — Fa » : les deux doivent être retenus"
+    ]
+    assert refused((10, 30), capacities={1: 1, 2: 1}) == [
+        "binôme « n° 1 — Ana (CCAS) » et « n° 3 — Cé (DAC) » : DAC n'accueille pas dans cette "
+        "session"
+    ]
+    assert refused((50, 40)) == [
+        "binôme « n° 5 — Éa (CCAS) » et « n° 4 — Dé » : UDAF a refusé d'accueillir "
+        "« n° 5 — Éa (CCAS) »"
+    ]
+    # 20 and 30 both go to the CCAS (the homes of 10 and 50), which has one place
+    assert refused((10, 20), (30, 50)) == [
+        "trop de binômes vers CCAS : 2 personnes pour 1 place(s)"
+    ]
+
+
 def test_days_outside_1_to_5_or_outside_the_window_are_refused() -> None:
     window = {"window_start": date(2022, 9, 8), "window_end": date(2022, 11, 8)}
     assert check_days([date(2022, 10, 3), date(2022, 10, 4)], **window) == []
@@ -199,7 +259,9 @@ def test_report_figures() -> None:
         restitution_present=2,
         participant_ratings=[4, 5],
         host_ratings=[3],
+        pairs=[PairFacts("Ana", "CHL", "Bo", "CCAS")],
     )
+    assert [p.label for p in figures.pairs] == ["Ana (CHL) et Bo (CCAS)"]
     # kept at the selection, not counting the one promoted; the waiting list as it closed
     assert (figures.applications, figures.kept, figures.waitlisted) == (5, 2, 2)
     assert figures.not_selected == 1 and figures.promoted == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -11,7 +11,8 @@ from sqlmodel import Session, select
 from models.catalogue import STEP_KINDS
 from models.core import clock
 from models.core.audit import Actor, case_events, verify_case
-from models.core.errors import DomainError
+from models.core.calendar import INSIST, add_business_days
+from models.core.errors import DomainError, InvalidInput
 from models.core.links import StepLink, consume
 from models.core.outbox import OutboxMessage
 from models.core.people import Contact
@@ -28,8 +29,14 @@ from models.immersion.meetings import (
 )
 from models.immersion.placements import ensure_placements, placements_confirmed
 from models.immersion.plan import signature_deadline
-from models.immersion.progress import agreements_signed
-from models.immersion.report import report_markdown, report_structures_csv, store_report
+from models.immersion.progress import agreements_signed, answer_selection, selection_question
+from models.immersion.report import (
+    report_markdown,
+    report_participants_csv,
+    report_structures_csv,
+    session_report,
+    store_report,
+)
 from models.immersion.selection import manage_vacancies, record_selection, selection_proposal
 from models.immersion.states import (
     AgreementStatus,
@@ -134,6 +141,28 @@ def test_launch_refuses_unknown_structures_and_bad_days(session: Session) -> Non
             flow_run_id="r",
             actor=SYSTEM,
         )
+    # a restitution on a Saturday (the week-end after it): refused in French, kept if insisted
+    restitution = base["restitution_at"]
+    saturday = restitution + timedelta(days=5 - restitution.weekday() + 7)
+    weekend = {**base, "restitution_at": saturday, "restitution_end": saturday + timedelta(hours=3)}
+    with pytest.raises(
+        DomainError,
+        match=f"la restitution : le samedi {saturday:%d/%m/%Y} est un week-end "
+        f"\\(choisissez un autre jour, ou cochez « {INSIST} »\\)",
+    ):
+        create_session(
+            session=session,
+            data=ImmersionSessionCreate(**weekend, structures=["CCAS", "CHL"]),
+            flow_run_id="r",
+            actor=SYSTEM,
+        )
+    kept = create_session(
+        session=session,
+        data=ImmersionSessionCreate(**weekend, structures=["CCAS", "CHL"], insist=True),
+        flow_run_id="r",
+        actor=SYSTEM,
+    )
+    assert kept.restitution_at == saturday
 
 
 def test_application_by_link_then_change_and_withdraw(
@@ -371,7 +400,18 @@ def test_cancellation_sends_calendar_cancel_to_the_invited(
         session=session, row=row, decisions=selection_proposal(session, row), actor=SYSTEM
     )
     ensure_invitations(session=session, row=row)
-    moved = row.preparation_at + timedelta(days=1)
+    saturday = row.preparation_at + timedelta(days=12 - row.preparation_at.weekday())
+    with pytest.raises(InvalidInput, match=f"Le samedi {saturday:%d/%m/%Y} est un week-end"):
+        move_meeting(
+            session=session,
+            row=row,
+            meeting="preparation",
+            start=saturday,
+            end=saturday + timedelta(hours=7),
+            place="Salle B",
+            actor=SYSTEM,
+        )
+    moved = datetime.combine(add_business_days(row.preparation_at.date(), 1), time(9), PARIS)
     assert (
         move_meeting(
             session=session,
@@ -450,3 +490,61 @@ def test_a_withdrawal_after_the_day_invitations_cancels_them_for_both(
     assert placement.status is PlacementStatus.CANCELLED
     withdraw_application(session=session, application=application, actor=SYSTEM, reason="congé")
     assert len(mails(session, "immersion_days_cancelled")) == 1  # a replay sends nothing more
+
+
+def test_binomes_declared_at_the_selection_are_placed_and_reported(
+    session: Session, launched: ImmersionSession
+) -> None:
+    row = launched
+    assert row.id is not None
+    for n, (home, wishes) in enumerate(
+        [("ccas", ["CHL"]), ("chl", ["CCAS"]), ("dac", ["CCAS"]), ("udaf", ["CHL"])], start=1
+    ):
+        apply(session, row, f"{home}.example", n, wishes)
+    clock.advance(session=session, delta=timedelta(days=11))
+    start_selection(session=session, row=row, actor=SYSTEM)
+    question = selection_question(session=session, row=row)
+    one, two, three, _four = question.choices
+    # the crossed wishes of n°1 (CCAS → CHL) and n°2 (CHL → CCAS) are proposed
+    assert question.initial["pairs"] == [{"first": one, "second": two}]
+    assert f"- {one} et {two} : chacun accueilli par la structure de l'autre" in (
+        question.description
+    )
+
+    def select(*pairs: tuple[str, str]) -> None:
+        kept = question.initial["kept"]
+        assert isinstance(kept, list)
+        answer_selection(
+            session=session, row=row, kept=kept, waitlist=[], pairs=pairs, actor=SYSTEM
+        )
+
+    with pytest.raises(DomainError, match=r"binômes : choisissez les deux personnes .*case vide"):
+        select((one, ""))
+    with pytest.raises(DomainError, match="une personne ne peut être que dans un binôme"):
+        select((one, two), (two, three))
+    assert row.status is SessionStatus.SELECTION and not mails(session, "immersion_selected")
+
+    # the coordinator pairs n°1 with n°3 instead: n°2 gets no binôme (no inference)
+    select((one, three))
+    assert row.status is SessionStatus.PLACEMENT
+    ensure_placements(session=session, row=row, actor=SYSTEM)
+    first, second, third, _fourth = applications(session, row.id)
+    host = {p.application_id: p for p in placements(session, row.id)}
+    assert host[first.id or 0].host_organisation_id == third.organisation_id
+    assert host[third.id or 0].host_organisation_id == first.organisation_id
+    assert host[first.id or 0].pair_application_id == third.id
+    assert host[first.id or 0].reason == "binôme déclaré par la coordination"
+    assert host[second.id or 0].pair_application_id is None
+    declared = [
+        e.payload for e in case_events(session, "session", row.id) if e.action == "pairs.declared"
+    ]
+    assert declared == [{"pairs": ["n° 1 et n° 3"]}]  # the refused answers left nothing
+
+    report = session_report(session, row.id)
+    assert [p.label for p in report.figures.pairs] == ["Candidat 1 (CCAS) et Candidat 3 (DAC)"]
+    text = report_markdown(report)
+    assert "- Binômes (accueils réciproques) : 1" in text
+    assert "## Binômes\n\n- Candidat 1 (CCAS) et Candidat 3 (DAC)" in text
+    table = report_participants_csv(report).splitlines()
+    assert table[0].endswith(";motif;binôme avec")
+    assert table[1].endswith(";Candidat 3 (DAC)") and table[2].endswith(";")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.run import BENCHMARKS, Context, run_one, summary
+from tests.support.figures import FULL
 
 # Benchmarks that drive flows through Prefect reuse the session's shared server and worker.
 NEEDS_PREFECT = {
@@ -17,10 +18,21 @@ NEEDS_PREFECT = {
     "whole_session",
     "scale_out",
     "waiting_on_postgresql",
+    "year",
 }
 
 
-@pytest.mark.parametrize("name", list(BENCHMARKS))
+# A year of operation, even tiny, drives whole cases and moves the clock through the year
+# (over ten minutes): it runs with `make test-reliability`, the others with `make test` too.
+LONG = {"year"}
+SMOKED = [
+    pytest.param(name, marks=pytest.mark.reliability) if name in LONG else name
+    for name in BENCHMARKS
+    if FULL or name not in LONG
+]
+
+
+@pytest.mark.parametrize("name", SMOKED)
 def test_benchmark_runs_and_reports_its_targets(
     name: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:

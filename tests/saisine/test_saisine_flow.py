@@ -137,7 +137,7 @@ async def moved_on(run_id: UUID, before: Any, *names: str) -> Any:
     """Wait until the run left the state `before` and reached one of names."""
     import asyncio
 
-    for _ in range(240):
+    for _ in range(480):  # two minutes: a loaded machine
         state = await state_of(run_id)
         if state is not None and state.id != before.id:
             return await wait_for_state(run_id, *names)

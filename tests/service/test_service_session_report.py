@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from models.core import db
 from models.core.audit import case_events
+from models.core.calendar import INSIST
 from models.core.enums import Role
 from models.immersion.common import get_session
 from models.immersion.tables import ImmersionSession
 from service.main import create_app
 from tests import factories
 from tests.immersion.test_immersion_steps import apply, launched  # noqa: F401  (fixture)
+from tests.support.immersion import PARIS
 from tests.support.service_kit import PASSWORD, login_data
 
 
@@ -102,6 +105,8 @@ def test_coordinator_moves_a_meeting_and_cancels_the_session(
     with TestClient(create_app()) as client:
         _login(client, session, launched.clsm_id, Role.COORDINATOR)
         token = _csrf(client, launched.id)
+        page = client.get(f"/cases/session/{launched.id}").text
+        assert f'<label for="preparation-insist">{INSIST}</label>' in page
         url = f"/cases/session/{launched.id}/meetings/preparation"
         version = str(launched.version)
         bad = client.post(
@@ -119,6 +124,7 @@ def test_coordinator_moves_a_meeting_and_cancels_the_session(
             ("0001-01-01T09:00", "0001-01-01T17:00", "hors des bornes admises"),
             ("9999-12-31T09:00", "9999-12-31T17:00", "hors des bornes admises"),
             ("2020-01-06T09:00", "2020-01-06T17:00", "déplacée dans le passé"),
+            ("2027-01-09T09:00", "2027-01-09T17:00", "Le samedi 09/01/2027 est un week-end"),
         ):
             data = {"csrf_token": token, "start": start, "end": end, "place": "CCAS"}
             refused = client.post(url, data={**data, "version": version})
@@ -128,10 +134,11 @@ def test_coordinator_moves_a_meeting_and_cancels_the_session(
             follow_redirects=False,
             data={
                 "csrf_token": token,
-                "start": "2026-12-15T09:00",
-                "end": "2026-12-15T17:00",
+                "start": "2027-01-09T09:00",
+                "end": "2027-01-09T17:00",
                 "place": "Salle du CHL",
                 "version": version,
+                "insist": "true",  # the box "Maintenir malgré le week-end / jour férié"
             },
         )
         assert moved.status_code == 303
@@ -182,6 +189,7 @@ def test_coordinator_moves_a_meeting_and_cancels_the_session(
         row = get_session(fresh, launched.id)
         assert row.status is SessionStatus.CANCELLED
         assert row.preparation_place == "Salle du CHL"
+        assert row.preparation_at.astimezone(PARIS).date() == date(2027, 1, 9)
         actions = [e.action for e in case_events(fresh, "session", launched.id)]
     assert "status.changed" in actions
 

@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from models.core import clock
 from models.core.audit import Actor
-from models.core.calendar import add_business_days, is_business_day
+from models.core.calendar import add_business_days, next_open_day
 from models.core.people import Clsm, Organisation
 from models.immersion.call import create_session, open_call
 from models.immersion.tables import ImmersionSession, ImmersionSessionCreate
@@ -31,19 +31,13 @@ def build_clsm(session: Session) -> tuple[Clsm, list[Organisation]]:
     return clsm, orgs
 
 
-def _next_business_day(day: date) -> date:
-    while not is_business_day(day):
-        day += timedelta(days=1)
-    return day
-
-
 def session_dates(now: datetime) -> dict[str, Any]:
     """Launch parameters of a session whose call closes in ten days (dates from `now`)."""
     today = now.astimezone(PARIS).date()
-    prep = _next_business_day(today + timedelta(days=21))
-    window_start = _next_business_day(prep + timedelta(days=7))
+    prep = next_open_day(today + timedelta(days=21))
+    window_start = next_open_day(prep + timedelta(days=7))
     window_end = window_start + timedelta(days=27)
-    restitution = _next_business_day(window_end + timedelta(days=7))
+    restitution = next_open_day(window_end + timedelta(days=7))
     return {
         "call_opens_on": today,
         "call_closes_at": datetime.combine(today + timedelta(days=10), time(18), PARIS),
