@@ -55,6 +55,9 @@ class CaseKind:
     """One case by id, or None."""
     wait_label: Callable[[str], str | None] = lambda _step: None
     """What a wait step of this kind of case means, in French (None: not one of its own)."""
+    mail_with: Callable[[Session, int], list[tuple[CaseType, int]]] = lambda _s, _id: []
+    """Other cases whose mail one of this case's runs queues, hence sends with its own (a
+    saisine's cell meetings: their convocations are filed under the meeting)."""
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
+from models.core.enums import CaseType
 from models.core.kinds import CaseKind, CaseSummary
 from models.core.people import Contact, Organisation
 from models.core.settings import get_settings
@@ -14,6 +15,7 @@ from models.saisine.common import (
     current_meeting,
     decision_of,
     meeting_label,
+    meetings_of,
     orientations,
     saisine_page_url,
 )
@@ -109,6 +111,13 @@ def _meeting_summary(meeting: CellMeeting) -> CaseSummary:
     )
 
 
+def _meeting_cases(session: Session, saisine_id: int) -> list[tuple[CaseType, int]]:
+    """The saisine's cell meetings, whose convocations its run sends."""
+    saisine = session.get(Saisine, saisine_id)
+    meetings = meetings_of(session, saisine) if saisine else []
+    return [(MEETING, m.id) for m in meetings if m.id is not None]
+
+
 SAISINE_KIND = CaseKind(
     case_type=SAISINE,
     label="saisine",
@@ -118,6 +127,7 @@ SAISINE_KIND = CaseKind(
     ],
     summary=lambda s, saisine_id: _summary(v) if (v := s.get(Saisine, saisine_id)) else None,
     wait_label=wait_label,
+    mail_with=lambda s, saisine_id: _meeting_cases(s, saisine_id),
 )
 MEETING_KIND = CaseKind(
     case_type=MEETING,
