@@ -167,6 +167,7 @@ def _ask_selection(row_id: int, question: SelectionQuestion) -> None:
             waitlist=answer.waitlist,
             pairs=[(p.first, p.second) for p in map(PairLine.model_validate, answer.pairs)],
             actor=actor,
+            comment=answer.comment,
         )
 
     choices = question.choices
