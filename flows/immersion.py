@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session
 
 from flows.artifacts import show_markdown, show_table
-from flows.inputs.fields import INSIST
+from flows.inputs.fields import INSIST, WallClockParameter, at_paris
 from flows.inputs.immersion import (
     AttendanceForm,
     PairLine,
@@ -45,11 +45,6 @@ from models.immersion.tables import CASE, ImmersionSession, ImmersionSessionCrea
 
 S = SessionStatus
 R = TypeVar("R")
-
-
-def _aware(moment: datetime) -> datetime:
-    """Prefect UI datetimes may come without a zone: they are Paris wall-clock times."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=get_settings().tz)
 
 
 def _with_row(row_id: int, action: Callable[[Session, ImmersionSession], R]) -> R:
@@ -172,6 +167,7 @@ def _ask_selection(row_id: int, question: SelectionQuestion) -> None:
             waitlist=answer.waitlist,
             pairs=[(p.first, p.second) for p in map(PairLine.model_validate, answer.pairs)],
             actor=actor,
+            comment=answer.comment,
         )
 
     choices = question.choices
@@ -264,11 +260,20 @@ def immersion_session(
     clsm: Annotated[str, fr("CLSM (identifiant court)")],
     title: Annotated[str, fr("Titre de la session")],
     structures: Annotated[list[str], fr("Structures invitées")],
-    call_closes_at: Annotated[datetime, fr("Clôture de l'appel à candidatures")],
-    preparation_at: Annotated[datetime, fr("Journée de préparation : début")],
+    call_closes_on: Annotated[date, fr("Clôture de l'appel à candidatures : jour")],
+    preparation_on: Annotated[date, fr("Journée de préparation : jour")],
     window_start: Annotated[date, fr("Premier jour possible des immersions")],
     window_end: Annotated[date, fr("Dernier jour possible des immersions")],
-    restitution_at: Annotated[datetime, fr("Restitution : début")],
+    restitution_on: Annotated[date, fr("Restitution : jour")],
+    call_closes_time: Annotated[
+        WallClockParameter, fr("Clôture de l'appel : heure (heure de Paris)")
+    ] = "18:00",
+    preparation_time: Annotated[
+        WallClockParameter, fr("Journée de préparation : heure de début (heure de Paris)")
+    ] = "09:00",
+    restitution_time: Annotated[
+        WallClockParameter, fr("Restitution : heure de début (heure de Paris)")
+    ] = "14:00",
     preparation_place: Annotated[str, fr("Lieu de la journée de préparation")] = "",
     restitution_place: Annotated[str, fr("Lieu de la restitution")] = "",
     facilitator_name: Annotated[str, fr("Animation de la journée de préparation")] = "",
@@ -292,11 +297,14 @@ def immersion_session(
         clsm: Identifiant court du CLSM (ex. « poitiers »).
         title: Titre de la session (ex. « Immersions 2022 — session 2 »).
         structures: Structures invitées : noms ou sigles, une par ligne (ex. CCAS, CHL).
-        call_closes_at: Clôture de l'appel à candidatures (date et heure).
-        preparation_at: Début de la journée de préparation (date et heure).
+        call_closes_on: Jour de clôture de l'appel à candidatures.
+        preparation_on: Jour de la journée de préparation.
         window_start: Premier jour possible des immersions.
         window_end: Dernier jour possible des immersions.
-        restitution_at: Début de la demi-journée de restitution (date et heure).
+        restitution_on: Jour de la demi-journée de restitution.
+        call_closes_time: Heure de clôture de l'appel (heure de Paris, 18:00 par défaut).
+        preparation_time: Heure de début de la journée de préparation (heure de Paris).
+        restitution_time: Heure de début de la restitution (heure de Paris).
         preparation_place: Lieu de la journée de préparation.
         restitution_place: Lieu de la restitution.
         facilitator_name: Animation de la journée de préparation (ex. CODES 34).
@@ -316,8 +324,8 @@ def immersion_session(
         session_id: Laisser 0 (n° d'une session déjà préparée à reprendre).
     """
     logger = get_run_logger()
-    prep = _aware(preparation_at)
-    restitution = _aware(restitution_at)
+    prep = at_paris(preparation_on, preparation_time)
+    restitution = at_paris(restitution_on, restitution_time)
     data = ImmersionSessionCreate(
         clsm_slug=clsm,
         title=title,
@@ -326,7 +334,7 @@ def immersion_session(
         max_per_structure=max_per_structure or None,
         host_capacity=host_capacity,
         call_opens_on=_now().astimezone(get_settings().tz).date(),
-        call_closes_at=_aware(call_closes_at),
+        call_closes_at=at_paris(call_closes_on, call_closes_time),
         preparation_at=prep,
         preparation_end=prep + timedelta(hours=preparation_hours),
         preparation_place=preparation_place,

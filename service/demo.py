@@ -196,6 +196,7 @@ def load_immersion_demo(run_env: dict[str, str] | None = None) -> str:
         submit_application,
     )
     from models.immersion.common import find_organisation, get_session
+    from models.immersion.plan import launch_moments
     from models.immersion.tables import ImmersionSession
 
     actor = Actor.system("demo")
@@ -238,6 +239,7 @@ def load_immersion_demo(run_env: dict[str, str] | None = None) -> str:
     assert session_id is not None
     parameters: dict[str, Any] = {
         **{k: v for k, v in data.model_dump(mode="json").items() if k in _FLOW_PARAMETERS},
+        **launch_moments(data.call_closes_at, data.preparation_at, data.restitution_at),
         "clsm": "poitiers",
         "session_id": session_id,
     }
@@ -264,11 +266,8 @@ def load_immersion_demo(run_env: dict[str, str] | None = None) -> str:
 _FLOW_PARAMETERS = {
     "title",
     "structures",
-    "call_closes_at",
-    "preparation_at",
     "window_start",
     "window_end",
-    "restitution_at",
     "preparation_place",
     "restitution_place",
     "facilitator_name",

@@ -54,6 +54,7 @@ def fit_schema(schema: Any, slug: str, structures: list[str]) -> None:
                 field.update(enum=[slug], default=slug)
             elif name in STRUCTURE_LIST_FIELDS and field.get("type") == "array" and structures:
                 field["items"] = {"type": "string", "enum": structures}
+                field["description"] = "Choisissez les structures à inviter dans la liste."
     for value in schema.values():
         if isinstance(value, dict | list):
             fit_schema(value, slug, structures)

@@ -25,7 +25,7 @@ and these helpers:
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from prefect.input import RunInput
 from pydantic import BaseModel, ConfigDict, Field
@@ -111,6 +111,12 @@ def choices(values: list[str]) -> Any:
 TIMES = tuple(f"{hour:02d}:{minute:02d}" for hour in range(8, 20) for minute in (0, 15, 30, 45))
 WallClock: Any = Literal[TIMES]
 """A time of day in Paris, as a select: "08:00" to "19:45" every quarter of an hour."""
+
+if TYPE_CHECKING:
+    WallClockParameter = str
+else:
+    WallClockParameter = WallClock
+"""`WallClock` as a flow parameter's annotation (a select in the Run form; a str to mypy)."""
 
 
 def wall_clock(moment: datetime) -> tuple[date, str]:

@@ -7,8 +7,11 @@ Prefect UI draws a list whose items are an `enum` as a multiselect, which keeps 
 which the options are picked (the waiting list's order). The labels are offered through the
 JSON schema only (`with_choices`), so an answer given before a replay still validates.
 
-Every field is `needed` (flows.inputs.fields): listed as required, so the Prefect UI does not
-label it "(Optional)"; an empty list or text is still a valid answer where the rules allow it.
+Every field a person must answer is `needed` (flows.inputs.fields): listed as required, so the
+Prefect UI does not label it "(Optional)"; an empty list is still a valid answer where the
+rules allow it. A text that may stay empty (a comment, a motive) is `optional`: the UI drops
+a text field once emptied, and would refuse a required one in English ("'comment' is a
+required property").
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.config import JsonDict
 from pydantic.fields import FieldInfo
 
-from flows.inputs.fields import Form, Line, needed
+from flows.inputs.fields import Form, Line, needed, optional
 
 F = TypeVar("F", bound=RunInput)
 
@@ -64,7 +67,7 @@ class SelectionForm(Form):
         "par la structure de l'autre. Proposés d'après les vœux croisés : retirez, modifiez "
         "ou ajoutez des binômes ; seuls ceux-ci seront formés.",
     )
-    comment: str = needed("", title="Commentaire (facultatif)")
+    comment: str = optional("", title="Commentaire (facultatif)")
 
 
 class AttendanceForm(Form):
@@ -86,7 +89,7 @@ class PreparationAttendanceForm(AttendanceForm):
         description="Retrait décidé par la coordination : la place est proposée à la liste "
         "d'attente, la structure d'accueil est prévenue.",
     )
-    withdraw_reason: str = needed(
+    withdraw_reason: str = optional(
         "",
         title="Motif du retrait (si vous retirez quelqu'un)",
         description="Enregistré dans l'historique de la session.",

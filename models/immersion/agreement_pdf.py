@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fpdf import FPDF
-from fpdf.enums import XPos, YPos
 from sqlmodel import Session
 
 from models.core.errors import DomainError
@@ -45,6 +43,10 @@ def agreement_pdf(session: Session, agreement: Agreement) -> bytes:
     clsm = session.get(Clsm, row.clsm_id)
     home = organisation(session, application.organisation_id).label
     host = organisation(session, placement.host_organisation_id).label
+
+    # fpdf2 and its font tools weigh ~40 MiB: imported by the processes that make a PDF
+    from fpdf import FPDF
+    from fpdf.enums import XPos, YPos
 
     pdf = FPDF(format="A4")
     pdf.set_title(f"Convention de stage d'immersion — {people['participant'].name}")

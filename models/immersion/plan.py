@@ -25,6 +25,23 @@ def when(moment: datetime) -> str:
     return f"{local(moment):%d/%m/%Y à %H:%M}"
 
 
+def launch_moments(
+    call_closes_at: datetime, preparation_at: datetime, restitution_at: datetime
+) -> dict[str, str]:
+    """The session launch form's days and Paris times (`immersion_session`'s parameters) of
+    these moments: each a date and a time of day, so that no time zone can shift them."""
+    moments = (
+        ("call_closes", call_closes_at),
+        ("preparation", preparation_at),
+        ("restitution", restitution_at),
+    )
+    parameters: dict[str, str] = {}
+    for name, moment in moments:
+        parameters[f"{name}_on"] = f"{local(moment):%Y-%m-%d}"
+        parameters[f"{name}_time"] = f"{local(moment):%H:%M}"
+    return parameters
+
+
 def days_label(days: Sequence[date]) -> str:
     return ", ".join(f"{d:%d/%m/%Y}" for d in days)
 

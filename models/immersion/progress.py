@@ -209,8 +209,9 @@ def answer_selection(
     waitlist: Sequence[str],
     actor: Actor,
     pairs: Sequence[tuple[str, str]] = (),
+    comment: str = "",
 ) -> None:
-    """Record the coordinator's selection and binômes (pairs of labels), or refuse them
+    """Record the coordinator's selection, binômes (pairs of labels) and comment, or refuse them
     (`DomainError`, in French): the flow's form (`flows.waits.ask`) is then asked again
     with the reason."""
     if row.status is not S.SELECTION:
@@ -244,7 +245,7 @@ def answer_selection(
         labels={a.id or 0: label for label, a in by_label.items()},
         actor=actor,
     )
-    record_selection(session=session, row=row, decisions=decisions, actor=actor)
+    record_selection(session=session, row=row, decisions=decisions, actor=actor, comment=comment)
 
 
 def sync_partners(*, session: Session, row: ImmersionSession, actor: Actor) -> datetime | None:

@@ -192,8 +192,10 @@ def record_selection(
     row: ImmersionSession,
     decisions: Sequence[SelectionDecision],
     actor: Actor,
+    comment: str = "",
 ) -> None:
-    """Apply the approved decisions, mail every applicant, move on to placements."""
+    """Apply the approved decisions, mail every applicant, move on to placements (the
+    coordinator's comment, if any, kept in the history with the move)."""
     if row.status is not SessionStatus.SELECTION:
         return
     for d in decisions:
@@ -236,7 +238,7 @@ def record_selection(
         entity=row,
         to=SessionStatus.PLACEMENT,
         actor=actor,
-        details={"places": row.places},
+        details={"places": row.places, **({"comment": comment.strip()} if comment.strip() else {})},
     )
     bump(session, row)
 

@@ -14,14 +14,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from models.core import clock
 from models.core.enums import CaseType
-from models.core.errors import InvalidInput, StaleUpdate
+from models.core.errors import DomainError, InvalidInput, StaleUpdate
 from models.core.runs import deliver_resumes
 from models.core.settings import get_settings
 from models.core.waits import wake_case
 from models.immersion import changes
 from models.immersion.common import get_session
+from models.immersion.states import SessionStatus
 from models.immersion.tables import ImmersionSession
-from service.casework import read_case, visible_case
+from service.casework import case_public, read_case, visible_case
 from service.deps import (
     CurrentUser,
     SessionDep,
@@ -29,8 +30,10 @@ from service.deps import (
     actor_of,
     page_context,
     templates,
+    wants_json,
 )
 from service.errors import problem_responses
+from service.forms import parse_french_datetime
 from service.session_dashboard import session_dashboard
 
 router = APIRouter(tags=["dossiers"])
@@ -81,9 +84,9 @@ def _unchanged(row: ImmersionSession, version: int) -> ImmersionSession:
 
 def _local(value: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput("Date et heure invalides (format attendu : AAAA-MM-JJTHH:MM).") from None
+        moment = parse_french_datetime(value)  # jj/mm/aaaa hh:mm as typed, or ISO
+    except ValueError as error:
+        raise InvalidInput(str(error)) from None
     if not clock.within_bounds(moment.date()):
         raise InvalidInput(
             f"Date hors des bornes admises (entre le {clock.FIRST_DAY:%d/%m/%Y} "
@@ -135,17 +138,53 @@ async def move_meeting(
     week-end ou un jour férié est refusé, sauf si la coordination le maintient."""
     visible_case(session, user, CaseType.SESSION.value, session_id)
     row = _unchanged(get_session(session, session_id), version)
-    changes.move_meeting(
-        session=session,
-        row=row,
-        meeting=meeting,
-        start=_local(start),
-        end=_local(end),
-        place=place,
-        actor=actor_of(request, user),
-        insist=insist,
-    )
+    try:
+        changes.move_meeting(
+            session=session,
+            row=row,
+            meeting=meeting,
+            start=_local(start),
+            end=_local(end),
+            place=place,
+            actor=actor_of(request, user),
+            insist=insist,
+        )
+    except DomainError as refusal:
+        finished = row.status in (SessionStatus.CLOSED, SessionStatus.CANCELLED)
+        if wants_json(request) or isinstance(refusal, StaleUpdate) or finished:
+            raise  # (a finished session's page has no form to show the reason beside)
+        # a person: the case page again, the reason beside the form, what was typed kept
+        session.rollback()
+        typed: dict[str, str | bool] = {
+            "start": start,
+            "end": end,
+            "place": place,
+            "insist": insist,
+        }
+        return _case_page_refused(request, user, session, session_id, meeting, refusal, typed)
     ids = _wake(session, session_id)
     session.commit()
     await deliver_resumes(ids)
     return RedirectResponse(f"/cases/session/{session_id}", status_code=303)
+
+
+def _case_page_refused(
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    session_id: int,
+    meeting: str,
+    refusal: DomainError,
+    typed: dict[str, str | bool],
+) -> Response:
+    """The session's case page with a move refused: its French reason and the typed values."""
+    case = read_case(session, user, actor_of(request, user), CaseType.SESSION.value, session_id)
+    refused = {"meeting": meeting, "reason": refusal.message, **typed}
+    return templates.TemplateResponse(
+        request,
+        "case.html",
+        page_context(
+            request, user, title=case.reference, case=case_public(session, case), refused=refused
+        ),
+        status_code=refusal.status_code,
+    )

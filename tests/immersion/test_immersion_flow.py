@@ -151,7 +151,7 @@ async def test_a_whole_session_through_links_forms_and_mail(
     assert shown[0] == f"n° {kept[0]} — Candidat {kept[0]} ({NAMES[(kept[0] - 1) % 5]})"
     waitlist = schema["properties"]["waitlist"]["default"]
     assert [int(label.split()[1]) for label in waitlist] == [d.number for d in waiting]
-    assert set(schema["required"]) == {"kept", "waitlist", "pairs", "comment"}  # no "(Optional)"
+    assert set(schema["required"]) == {"kept", "waitlist", "pairs"}  # no "(Optional)"
     assert schema["properties"]["pairs"]["default"] == []  # nobody wishes each other's structure
     assert await settle(run_id) == "PAUSED"
     assert session_status(run_id) is SessionStatus.PLACEMENT

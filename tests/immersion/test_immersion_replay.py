@@ -23,6 +23,7 @@ from tests.support.immersion import (
     answer_as_shown,
     build_clsm,
     choices,
+    launch_parameters,
     session_dates,
     settle,
 )
@@ -80,22 +81,9 @@ async def test_waking_a_suspended_session_again_sends_no_second_mail(
         clsm, _orgs = build_clsm(session)
         dates = session_dates(clock.now(session))
         slug = clsm.slug
-    parameters = {
-        "clsm": slug,
-        "title": "Rejeu",
-        "structures": ["CCAS", "CHL", "DAC"],
-        "capacity": 2,
-        **{
-            k: dates[k].isoformat()
-            for k in (
-                "call_closes_at",
-                "preparation_at",
-                "window_start",
-                "window_end",
-                "restitution_at",
-            )
-        },
-    }
+    parameters = launch_parameters(
+        slug, dates, title="Rejeu", structures=["CCAS", "CHL", "DAC"], capacity=2
+    )
     run_id = await run("immersion-session/immersion-session", parameters, run_env(db_url))
     assert await settle(run_id) == "PAUSED"
     calls = mails("immersion_call")

@@ -511,11 +511,17 @@ def test_binomes_declared_at_the_selection_are_placed_and_reported(
         question.description
     )
 
-    def select(*pairs: tuple[str, str]) -> None:
+    def select(*pairs: tuple[str, str], comment: str = "") -> None:
         kept = question.initial["kept"]
         assert isinstance(kept, list)
         answer_selection(
-            session=session, row=row, kept=kept, waitlist=[], pairs=pairs, actor=SYSTEM
+            session=session,
+            row=row,
+            kept=kept,
+            waitlist=[],
+            pairs=pairs,
+            actor=SYSTEM,
+            comment=comment,
         )
 
     with pytest.raises(DomainError, match=r"binômes : choisissez les deux personnes .*case vide"):
@@ -525,8 +531,12 @@ def test_binomes_declared_at_the_selection_are_placed_and_reported(
     assert row.status is SessionStatus.SELECTION and not mails(session, "immersion_selected")
 
     # the coordinator pairs n°1 with n°3 instead: n°2 gets no binôme (no inference)
-    select((one, three))
+    select((one, three), comment="  Binôme CCAS–DAC décidé en comité de pilotage.  ")
     assert row.status is SessionStatus.PLACEMENT
+    moved = [
+        e.payload for e in case_events(session, "session", row.id) if e.action == "status.changed"
+    ]
+    assert moved[-1]["comment"] == "Binôme CCAS–DAC décidé en comité de pilotage."  # kept
     ensure_placements(session=session, row=row, actor=SYSTEM)
     first, second, third, _fourth = applications(session, row.id)
     host = {p.application_id: p for p in placements(session, row.id)}

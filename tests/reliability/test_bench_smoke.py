@@ -22,9 +22,10 @@ NEEDS_PREFECT = {
 }
 
 
-# A year of operation, even tiny, drives whole cases and moves the clock through the year
-# (over ten minutes): it runs with `make test-reliability`, the others with `make test` too.
-LONG = {"year"}
+# The benchmarks that drive cases through Prefect take minutes even tiny (a year of operation
+# over ten): their smoke runs go with `make test-reliability` (and they run in full in
+# `make bench`); the others run with `make test` too.
+LONG = NEEDS_PREFECT
 SMOKED = [
     pytest.param(name, marks=pytest.mark.reliability) if name in LONG else name
     for name in BENCHMARKS

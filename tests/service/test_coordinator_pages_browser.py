@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime, time, timedelta
 
 import pytest
 from playwright.sync_api import Page
+from sqlmodel import select
 
-from models.core import db
-from models.core.people import Clsm
+from models.core import clock, db
+from models.core.audit import case_events
+from models.core.calendar import INSIST
+from models.core.people import Clsm, User
+from models.immersion.common import get_session
 from tests.service.session_world import SessionWorld, build_session, close_session
 from tests.support.browser import Person, assert_accessible
+from tests.support.immersion import PARIS
 from tests.support.service_kit import PASSWORD, ServiceProcess
 
 pytestmark = pytest.mark.browser
@@ -107,3 +113,54 @@ def test_a_closed_session_dashboard_in_the_browser_offers_nothing_to_change(
     assert page.locator("main form, main button").count() == 0
     page.goto(f"{service.url}/cases/session/{world.session_id}")
     assert page.get_by_role("button", name=re.compile("Déplacer|Annuler")).count() == 0
+
+
+MEETING = "la journée de préparation"
+
+
+def test_a_meeting_moved_to_a_saturday_is_refused_then_kept_by_ticking_the_box(
+    service: ServiceProcess, world: SessionWorld, page: Page
+) -> None:
+    with db.session_scope() as session:
+        today = clock.now(session).astimezone(PARIS).date()
+    saturday = today + timedelta(days=14 + (5 - today.weekday()) % 7)
+    start, end = (datetime.combine(saturday, time(h)) for h in (9, 17))
+    person = _log_in(page, service, world.coordinator)
+    page.goto(f"{service.url}/cases/session/{world.session_id}")
+    form = page.locator("form", has=page.get_by_role("group", name=f"Déplacer {MEETING}"))
+    person.type(f"Début de {MEETING}", f"{start:%d/%m/%Y %H:%M}")
+    person.type(f"Fin de {MEETING}", f"{end:%d/%m/%Y} 17h")
+    person.type(f"Lieu de {MEETING}", "Salle polyvalente, Châtellerault")
+    person.tab_to(form.get_by_role("button"))
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+
+    # refused in French beside the form, nothing lost: correct by ticking the box
+    alert = page.get_by_role("alert")
+    assert "Déplacement refusé" in alert.inner_text() and "week-end" in alert.inner_text()
+    assert_accessible(page)
+    assert person.value(f"Début de {MEETING}") == f"{start:%d/%m/%Y %H:%M}"
+    assert person.value(f"Fin de {MEETING}") == f"{end:%d/%m/%Y} 17h"
+    assert person.value(f"Lieu de {MEETING}") == "Salle polyvalente, Châtellerault"
+    with db.session_scope() as session:
+        before = get_session(session, world.session_id).preparation_at.astimezone(PARIS)
+    assert before.replace(tzinfo=None) != start  # nothing changed
+    insist = form.get_by_label(INSIST)
+    person.tab_to(insist)
+    page.keyboard.press("Space")
+    assert insist.is_checked()
+    person.tab_to(form.get_by_role("button"))
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.get_by_role("alert").count() == 0
+    assert re.search(rf"/cases/session/{world.session_id}$", page.url)
+    with db.session_scope() as session:
+        row = get_session(session, world.session_id)
+        assert row.preparation_at.astimezone(PARIS).replace(tzinfo=None) == start
+        assert row.preparation_place == "Salle polyvalente, Châtellerault"
+        events = case_events(session, "session", world.session_id)
+        moved = [e for e in events if e.action == "meeting.moved"]
+        coordinator = session.exec(select(User).where(User.email == world.coordinator)).one()
+    assert len(moved) == 1  # the refused attempt left nothing
+    assert moved[0].actor_ref == f"user:{coordinator.id}"
+    assert moved[0].actor_label == coordinator.name

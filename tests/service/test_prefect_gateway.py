@@ -223,6 +223,7 @@ def test_a_coordinator_launches_a_saisine_of_their_own_clsm_only(
         fitted = immersion.json()["parameter_openapi_schema"]["properties"]
         assert fitted["clsm"]["enum"] == ["poitiers"]
         assert fitted["structures"]["items"]["enum"] == network
+        assert "dans la liste" in fitted["structures"]["description"]  # not "une par ligne"
         listed_forms = client.post("/prefect/api/deployments/filter", json={}).json()
         intake = next(d for d in listed_forms if d["name"] == "saisine")["parameter_openapi_schema"]
         assert '"enum": ["poitiers"]' in json.dumps(intake)

@@ -119,12 +119,13 @@ def test_coordinator_moves_a_meeting_and_cancels_the_session(
                 "version": version,
             },
         )
-        assert bad.status_code == 422 and "Date et heure invalides" in bad.text
+        assert bad.status_code == 422 and "Saisissez une date et une heure valides" in bad.text
+        assert 'value="demain"' in bad.text and 'role="alert"' in bad.text  # typed, kept
         for start, end, reason in (
             ("0001-01-01T09:00", "0001-01-01T17:00", "hors des bornes admises"),
             ("9999-12-31T09:00", "9999-12-31T17:00", "hors des bornes admises"),
             ("2020-01-06T09:00", "2020-01-06T17:00", "déplacée dans le passé"),
-            ("2027-01-09T09:00", "2027-01-09T17:00", "Le samedi 09/01/2027 est un week-end"),
+            ("09/01/2027 09:00", "09/01/2027 17h", "Le samedi 09/01/2027 est un week-end"),
         ):
             data = {"csrf_token": token, "start": start, "end": end, "place": "CCAS"}
             refused = client.post(url, data={**data, "version": version})

@@ -14,6 +14,7 @@ from models.core.audit import Actor
 from models.core.calendar import add_business_days, next_open_day
 from models.core.people import Clsm, Organisation
 from models.immersion.call import create_session, open_call
+from models.immersion.plan import launch_moments
 from models.immersion.tables import ImmersionSession, ImmersionSessionCreate
 from tests import factories
 
@@ -177,5 +178,9 @@ def open_session(
 
 
 def launch_parameters(slug: str, dates: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    keys = ("call_closes_at", "preparation_at", "window_start", "window_end", "restitution_at")
-    return {"clsm": slug, **{k: dates[k].isoformat() for k in keys}, **extra}
+    """The launch form as a coordinator fills it: days, and times of day in Paris."""
+    moments = launch_moments(
+        dates["call_closes_at"], dates["preparation_at"], dates["restitution_at"]
+    )
+    window = {k: dates[k].isoformat() for k in ("window_start", "window_end")}
+    return {"clsm": slug, **moments, **window, **extra}
