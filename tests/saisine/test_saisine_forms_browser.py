@@ -147,9 +147,11 @@ def open_form(page: Page, run_id: UUID) -> None:
 
 
 def submit(page: Page, left: Callable[[], bool], name: str) -> None:
-    """Submit, then wait until the run left its pause (a lost click is clicked again)."""
+    """Submit, then wait until the run left its pause (a lost click is clicked again, and so
+    is one Prefect's server refused: on SQLite, under load, it can answer "database is
+    locked" for a minute or two, the UI's « Oops », and a person clicks again)."""
     button = page.get_by_role("button", name=re.compile("^Submit$", re.I)).last
-    for _attempt in range(3):
+    for _attempt in range(6):
         if button.is_visible():
             button.click()
         deadline = time.monotonic() + 60

@@ -58,12 +58,14 @@ def prefect_field(page: Page, label: str) -> Locator:
 
 
 def submit_prefect_form(
-    page: Page, moved_on: Callable[[], bool], attempts: int = 3, wait: float = 30
+    page: Page, moved_on: Callable[[], bool], attempts: int = 6, wait: float = 30
 ) -> None:
     """Submit the Prefect UI's resume form until `moved_on()` says the run left its pause.
 
-    On a loaded machine a click can be lost (the form not bound yet); a click that came
-    after the run moved on is refused by Prefect and changes nothing. What the page shows
+    On a loaded machine a click can be lost (the form not bound yet), or refused by Prefect's
+    server on SQLite ("database is locked" for a minute or two: the UI's « Oops »), and a
+    person clicks again; a click that came after the run moved on is refused by Prefect and
+    changes nothing. What the page shows
     is in the failure's message.
     """
     button = page.get_by_role("button", name=re.compile("^Submit$|^Resume$", re.I)).last
