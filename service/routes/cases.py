@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session
 
+from models.core.people import User
 from service.casework import case_public, read_case, visible_case, visible_cases
 from service.deps import CurrentUser, SessionDep, Writer, actor_of, page_context, templates
 from service.errors import problem_responses
@@ -37,12 +41,25 @@ def case_page(
     request: Request, case_type: str, case_id: int, user: CurrentUser, session: SessionDep
 ) -> Response:
     """Ouvrir un dossier est une consultation enregistrée dans son historique."""
+    return render_case_page(request, user, session, case_type, case_id)
+
+
+def render_case_page(
+    request: Request,
+    user: User,
+    session: Session,
+    case_type: str,
+    case_id: int,
+    status_code: int = 200,
+    **extra: Any,
+) -> Response:
+    """A case's page, read (and audited) for `user`; `extra` for its template (a refused
+    action's reason and typed values)."""
     case = read_case(session, user, actor_of(request, user), case_type, case_id)
-    return templates.TemplateResponse(
-        request,
-        "case.html",
-        page_context(request, user, title=case.reference, case=case_public(session, case)),
+    context = page_context(
+        request, user, title=case.reference, case=case_public(session, case), **extra
     )
+    return templates.TemplateResponse(request, "case.html", context, status_code=status_code)
 
 
 @router.post(

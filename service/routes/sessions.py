@@ -22,7 +22,7 @@ from models.immersion import changes
 from models.immersion.common import get_session
 from models.immersion.states import SessionStatus
 from models.immersion.tables import ImmersionSession
-from service.casework import case_public, read_case, visible_case
+from service.casework import read_case, visible_case
 from service.deps import (
     CurrentUser,
     SessionDep,
@@ -34,6 +34,7 @@ from service.deps import (
 )
 from service.errors import problem_responses
 from service.forms import parse_french_datetime
+from service.routes.cases import render_case_page
 from service.session_dashboard import session_dashboard
 
 router = APIRouter(tags=["dossiers"])
@@ -161,30 +162,17 @@ async def move_meeting(
             "place": place,
             "insist": insist,
         }
-        return _case_page_refused(request, user, session, session_id, meeting, refusal, typed)
+        refused = {"meeting": meeting, "reason": refusal.message, **typed}
+        return render_case_page(
+            request,
+            user,
+            session,
+            CaseType.SESSION.value,
+            session_id,
+            status_code=refusal.status_code,
+            refused=refused,
+        )
     ids = _wake(session, session_id)
     session.commit()
     await deliver_resumes(ids)
     return RedirectResponse(f"/cases/session/{session_id}", status_code=303)
-
-
-def _case_page_refused(
-    request: Request,
-    user: CurrentUser,
-    session: SessionDep,
-    session_id: int,
-    meeting: str,
-    refusal: DomainError,
-    typed: dict[str, str | bool],
-) -> Response:
-    """The session's case page with a move refused: its French reason and the typed values."""
-    case = read_case(session, user, actor_of(request, user), CaseType.SESSION.value, session_id)
-    refused = {"meeting": meeting, "reason": refusal.message, **typed}
-    return templates.TemplateResponse(
-        request,
-        "case.html",
-        page_context(
-            request, user, title=case.reference, case=case_public(session, case), refused=refused
-        ),
-        status_code=refusal.status_code,
-    )
