@@ -15,6 +15,7 @@ from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from pydantic import Field, create_model
 from pydantic.fields import FieldInfo
+from pydantic_core import to_jsonable_python
 from sqlmodel import Session
 
 from flows.mail import send_case_mail
@@ -53,10 +54,13 @@ def suspend(wait: Wait, model: type[T]) -> T:
 
 
 def prefilled(form: type[T], description: str, values: dict[str, object]) -> type[T]:
-    """The form with `values` as defaults, keeping each field's French title and rules.
+    """The form showing `values`, keeping each field's French title and rules.
 
-    (Prefect's `with_initial_data` rebuilds the fields from their type only, so the UI
-    would show the Python names instead of the French labels.)
+    The values are the defaults of the JSON schema only (what the UI fills the form with):
+    the model keeps its own defaults, so a prefilled field the person empties comes back
+    empty, not as the text it was prefilled with. (Prefect's `with_initial_data` rebuilds
+    the fields from their type only, so the UI would show the Python names instead of the
+    French labels, and makes the values the model's defaults.)
     """
     fields: dict[str, Any] = {}
     # a default made by a factory (an empty list) is not in the JSON schema: the UI would
@@ -70,9 +74,11 @@ def prefilled(form: type[T], description: str, values: dict[str, object]) -> typ
         original = form.model_fields.get(name)
         if original is None:  # an answer kept from an older shape of the form
             continue
+        extra = original.json_schema_extra
+        shown = {**(extra if isinstance(extra, dict) else {}), "default": to_jsonable_python(value)}
         fields[name] = (
             original.annotation,
-            FieldInfo.merge_field_infos(original, default=value, default_factory=None),
+            FieldInfo.merge_field_infos(original, json_schema_extra=shown),
         )
     model: type[T] = create_model(form.__name__, __base__=form, **fields)
     model._description = description  # what the Prefect UI shows above the form

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from uuid import UUID
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page
+from playwright.sync_api import Browser, Locator, Page, expect
 from sqlmodel import select
 
 from models.core import clock, db
@@ -104,13 +104,13 @@ def status_of(row_id: int) -> SessionStatus:
 def _answer_the_selection(page: Page, me: Coordinator, row_id: int) -> None:
     form = me.form()
     lines = pair_lines(form)
-    assert lines.count() == 5  # the binômes proposed from crossed wishes, one line each
+    expect(lines).to_have_count(5)  # the binômes proposed from crossed wishes, one line each
     assert shown(lines.nth(0)) == (AMELIE, HELENE)
     assert shown(lines.nth(1)) == (DAVID, PAULINE)
     # David's binôme changed to Bruno (both CHL), a binôme added, a comment typed
     person(lines.nth(1), "En binôme avec").select_option(label=BRUNO)
     prop(form, "Binômes").get_by_role("button", name="Add item").click()
-    assert lines.count() == 6
+    expect(lines).to_have_count(6)
     choose(lines.nth(5), EMMA, GAELLE)
     text_of(form, "Commentaire (facultatif)").click()
     page.keyboard.type(COMMENT)
@@ -123,7 +123,7 @@ def _answer_the_selection(page: Page, me: Coordinator, row_id: int) -> None:
         "ils viennent de la même structure"
     )
     lines = pair_lines(form)
-    assert lines.count() == 6
+    expect(lines).to_have_count(6)
     assert shown(lines.nth(0)) == (AMELIE, HELENE)
     assert shown(lines.nth(1)) == (DAVID, BRUNO)
     assert shown(lines.nth(5)) == (EMMA, GAELLE)
@@ -133,7 +133,7 @@ def _answer_the_selection(page: Page, me: Coordinator, row_id: int) -> None:
 
     # corrected: the wrong line removed, the rest submitted as it stands
     remove(lines.nth(1))
-    assert lines.count() == 5
+    expect(lines).to_have_count(5)
     assert [shown(lines.nth(i))[0] for i in (0, 4)] == [AMELIE, EMMA]
     me.send("sélection")
 

@@ -103,6 +103,20 @@ def test_a_refused_answer_comes_back_as_typed_even_in_nested_lines() -> None:
     assert answer.model_dump(mode="json")["actions"] == typed["actions"]
 
 
+def test_a_prefilled_field_the_person_empties_comes_back_empty() -> None:
+    """The UI leaves an emptied field out of the answer: it must not come back as the text it
+    was prefilled with (the refused answer's actions, say, deleted by the coordinator)."""
+    typed = {
+        "meeting_held": True,
+        "text": "Visite conjointe",
+        "actions": [{"text": "Appeler la sœur", "owner": NO_OWNER, "due_on": "2027-01-24"}],
+    }
+    form = prefilled(FORMS["decision"], "Saisie refusée", typed)
+    assert _schema(form)["properties"]["actions"]["default"] == typed["actions"]  # shown
+    answer = form.model_validate({"meeting_held": True, "text": "Visite conjointe"})
+    assert answer.model_dump(mode="json")["actions"] == []
+
+
 def test_tick_and_the_service_still_wake_the_watch_forms() -> None:
     for name in ("meeting watch", "actions watch"):
         schema = _schema(FORMS[name])
