@@ -531,5 +531,20 @@ async def ui_files(request: Request, who: VisitorDep, path: str = "") -> Respons
     """The UI's pages and files (the server serves them under /prefect/)."""
     if path == "v2" or path.startswith("v2/"):  # the newer UI is not served: same page in v1
         return RedirectResponse(f"{PREFIX}/{path[3:]}", status_code=307)
-    response, _ = await _forward(request, f"{PREFIX}/{_plain(path)}")
+    last = path.rsplit("/", 1)[-1]
+    page = "." not in last or last.endswith(".html")  # the UI's page, not one of its files
+    response, answer = await _forward(request, f"{PREFIX}/{_plain(path)}", buffered=page)
+    if answer is not None and answer.headers.get("content-type", "").startswith("text/html"):
+        return _in_french(response)
     return response
+
+
+FRENCH_WORDS = b'<script src="/static/prefect-fr.js" defer></script>'
+
+
+def _in_french(page: Response) -> Response:
+    """The UI's page with the script that puts its forms' own words in French
+    (service/static/prefect-fr.js: "Valider", "Ajouter une ligne", "(facultatif)"...)."""
+    body = bytes(page.body).replace(b"</head>", FRENCH_WORDS + b"</head>", 1)
+    headers = {k: v for k, v in page.headers.items() if k.lower() != "content-length"}
+    return Response(body, page.status_code, headers=headers)

@@ -82,8 +82,8 @@ def choose(line: Locator, first: str, second: str) -> None:
 
 
 def remove(line: Locator) -> None:
-    """The line's bin button (the first button beside the line; the second opens its menu)."""
-    line.locator(".schema-form-property-array-item__control > button").first.click()
+    """The line's bin button, named for screen readers by the gateway (the UI shows an icon)."""
+    line.get_by_role("button", name="Supprimer cette ligne").click()
 
 
 # -- the database ---------------------------------------------------------------------------
@@ -109,7 +109,7 @@ def _answer_the_selection(page: Page, me: Coordinator, row_id: int) -> None:
     assert shown(lines.nth(1)) == (DAVID, PAULINE)
     # David's binôme changed to Bruno (both CHL), a binôme added, a comment typed
     person(lines.nth(1), "En binôme avec").select_option(label=BRUNO)
-    prop(form, "Binômes").get_by_role("button", name="Add item").click()
+    prop(form, "Binômes").get_by_role("button", name="Ajouter une ligne").click()
     expect(lines).to_have_count(6)
     choose(lines.nth(5), EMMA, GAELLE)
     text_of(form, "Commentaire (facultatif)").click()

@@ -80,7 +80,7 @@ def _advance_to(moment: datetime) -> None:
 
 # -- the Prefect UI's schema form, as a person uses it ------------------------------------------
 def _label(text: str) -> re.Pattern[str]:
-    return re.compile(rf"^\s*{re.escape(text)}( \(Optional\))?\s*$")
+    return re.compile(rf"^\s*{re.escape(text)}( \(facultatif\))?\s*$")
 
 
 def prop(scope: Page | Locator, label: str) -> Locator:
@@ -150,7 +150,7 @@ def submit(page: Page, left: Callable[[], bool], name: str) -> None:
     """Submit, then wait until the run left its pause (a lost click is clicked again, and so
     is one Prefect's server refused: on SQLite, under load, it can answer "database is
     locked" for a minute or two, the UI's « Oops », and a person clicks again)."""
-    button = page.get_by_role("button", name=re.compile("^Submit$", re.I)).last
+    button = page.get_by_role("button", name="Valider", exact=True).last
     for _attempt in range(6):
         if button.is_visible():
             button.click()
@@ -327,7 +327,7 @@ def test_the_coordinator_consults_and_orients_in_the_browser(
         # the partners: a multiselect of the structures with a valid convention; none refused
         form = me.form()
         partners = "Structures à consulter (convention valide)"
-        assert "(Optional)" not in prop(form, partners).inner_text()
+        assert "(facultatif)" not in prop(form, partners).inner_text()
         me.send("aucun partenaire")
         form = me.form()
         assert me.refusal() == "Saisie refusée : Choisissez au moins une structure à consulter."
@@ -345,8 +345,9 @@ def test_the_coordinator_consults_and_orients_in_the_browser(
         assert "RDV au CMP" not in form.inner_text("body")
         follow_up = "Suivi auprès de la personne qui a saisi, dans combien de jours"
         assert text_of(form, follow_up).input_value() == "30"
-        assert "(Optional)" not in prop(form, "Qui agit (structure ou structures)").inner_text()
-        assert "(Optional)" in prop(form, "Précisions (texte du bilan annuel)").inner_text()
+        assert "(facultatif)" not in prop(form, "Qui agit (structure ou structures)").inner_text()
+        assert "(facultatif)" in prop(form, "Précisions (texte du bilan annuel)").inner_text()
+        assert "Optional" not in form.inner_text("body")  # the UI's own words in French (gateway)
         text_of(form, "Qui agit (structure ou structures)").fill(WHO_ACTS)
         text_of(form, "Précisions (texte du bilan annuel)").fill(DETAIL)
         text_of(form, follow_up).fill("400")
@@ -382,7 +383,7 @@ def test_the_coordinator_plans_keeps_cancels_and_moves_the_meeting_in_the_browse
         assert shown_date(page, form, "Date de la nouvelle réunion") == "2026-12-21"  # +10 days
         assert chosen(form, "Heure (heure de Paris)") == "14:00"
         for label in ("Date de la nouvelle réunion", "Heure (heure de Paris)", "Réunion"):
-            assert "(Optional)" not in prop(form, label).inner_text(), label
+            assert "(facultatif)" not in prop(form, label).inner_text(), label
         type_date(page, form, "Date de la nouvelle réunion", date(2026, 12, 19))
         pick(page, form, "Heure (heure de Paris)", "09:30")
         pick(page, form, "Membres invités pour cette situation", "MDPH")
@@ -489,11 +490,11 @@ def test_the_coordinator_records_the_decision_and_closes_in_the_browser(
         text_of(form, "Décision de la cellule").fill(DECISION)
         actions = prop(form, "Actions décidées")
         for _line in range(2):
-            actions.get_by_role("button", name=re.compile("Add item", re.I)).click()
+            actions.get_by_role("button", name="Ajouter une ligne").click()
         lines = form.locator(".schema-form-property-array-item")
         text_of(lines.nth(0), "Action").fill("Organiser la visite à domicile conjointe")
         pick(page, lines.nth(0), "Responsable", "Référent CHL (CHL)")
-        assert "(Optional)" not in prop(lines.nth(0), "Échéance").inner_text()
+        assert "(facultatif)" not in prop(lines.nth(0), "Échéance").inner_text()
         assert shown_date(page, lines.nth(0), "Échéance") == proposed_due.isoformat()
         text_of(lines.nth(1), "Action").fill("Contacter la sœur de la personne")
         type_date(page, lines.nth(1), "Échéance", date(2027, 1, 8))

@@ -176,7 +176,7 @@ def test_roles_and_clsms_in_the_prefect_ui(prefect_stack: PrefectStack, db_url: 
             page.get_by_role("button", name=re.compile("Resume", re.I)).first.click(timeout=60_000)
             prefect_field(page, "Décision de la coordination").wait_for(timeout=30_000)
             with page.expect_response(re.compile(r"/resume$")) as answer:
-                page.get_by_role("button", name=re.compile("^Submit$|^Resume$", re.I)).last.click()
+                page.get_by_role("button", name=re.compile("^Valider$|^Resume$", re.I)).last.click()
             assert answer.value.status == 403
     after = _sync(state_of(run_id))
     assert after is not None and after.id == paused.id and after.is_paused()

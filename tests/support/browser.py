@@ -68,7 +68,7 @@ def submit_prefect_form(
     changes nothing. What the page shows
     is in the failure's message.
     """
-    button = page.get_by_role("button", name=re.compile("^Submit$|^Resume$", re.I)).last
+    button = page.get_by_role("button", name=re.compile("^Valider$|^Resume$", re.I)).last
     for _attempt in range(attempts):
         if button.is_visible():
             button.click()
