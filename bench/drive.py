@@ -300,6 +300,7 @@ class Installation:
     observer: PrefectClient
     env: dict[str, str]
     actions: Actions = field(default_factory=Actions)
+    answers_sent: int = 0
 
     async def start(self, deployment: str, parameters: Mapping[str, Any]) -> UUID:
         from tests.support.prefect_stack import run
@@ -384,12 +385,20 @@ class Installation:
                 self.actions.clock_moves += 1
 
     def post_link(self, token: str, values: dict[str, Any]) -> str:
-        """A partner opens the mailed link (the page), then submits the form."""
+        """A partner opens the mailed link (the page), then submits the form.
+
+        Each answer comes from an address of its own, forwarded by the reverse proxy the
+        service trusts (`installation`): people answer from their own machines, and the
+        service's per-address limits (30 applications an hour) count each of them apart,
+        as in production; from one address a year's second call would be refused (429)."""
+        self.answers_sent += 1
+        n = self.answers_sent
+        address = {"x-forwarded-for": f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"}
         with self.actions.timing("partner links (page, answer, resume)"):
-            page = self.client.get(f"/r/{token}")
+            page = self.client.get(f"/r/{token}", headers=address)
             if page.status_code != 200:
                 raise RuntimeError(f"link page {page.status_code}: {page.text[:300]}")
-            done = self.client.post(f"/r/{token}", data=values)
+            done = self.client.post(f"/r/{token}", data=values, headers=address)
         if done.status_code != 200:
             raise RuntimeError(f"answer refused {done.status_code}: {done.text[:500]}")
         self.actions.links_answered += 1
@@ -411,7 +420,10 @@ async def installation(db_url: str, flow_runs_api_url: str) -> AsyncIterator[Ins
     with (
         SmtpServer() as smtp,
         settings_env(
-            CLSM_SMTP_HOST=smtp.host, CLSM_SMTP_PORT=str(smtp.port), CLSM_SMTP_SECURITY="none"
+            CLSM_SMTP_HOST=smtp.host,
+            CLSM_SMTP_PORT=str(smtp.port),
+            CLSM_SMTP_SECURITY="none",
+            CLSM_TRUSTED_PROXIES="testclient",  # the TestClient's peer: see post_link
         ),
     ):
         async with PrefectClient(api=PREFECT_API_URL, auth_string=PREFECT_AUTH) as observer:
