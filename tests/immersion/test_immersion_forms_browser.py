@@ -259,6 +259,8 @@ def _to_the_preparation_attendance(db_url: str) -> tuple[UUID, int, str]:
     assert _sync(settle(run_id)) == "PAUSED"
     _sync(answer_as_shown(run_id))  # the selection, as proposed (its own test is above)
     assert _sync(settle(run_id)) == "PAUSED"
+    _sync(answer_as_shown(run_id))  # the hosts, as proposed (their own test is above)
+    assert _sync(settle(run_id)) == "PAUSED"
     days = [d.isoformat() for d in immersion_days(dates["window_start"], 3)]
     host = {"answer": "accepter", "tutor_name": "Claire Dubois", "capacity": "2", "days": days}
     host |= {"tutor_email": "tutrice@accueil.example", "may_observe": "réunions d'équipe"}
