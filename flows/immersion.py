@@ -211,6 +211,7 @@ def _review_or_pause(row_id: int, next_: Pause | PlacementQuestion | None) -> No
             lines=[(line.participant, line.host) for line in lines],
             actor=actor,
             comment=answer.comment,
+            shown=question.participants,
         )
 
     choices = {"participant": question.participants, "host": question.hosts}

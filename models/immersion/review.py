@@ -74,7 +74,11 @@ def review_errors(
     seen: Counter[str] = Counter(who for who, _host in lines if who)
     if any(not who for who, _host in lines):
         errors.append("une ligne n'a pas de personne : choisissez-la ou supprimez la ligne")
-    errors += [f"« {who} » n'est pas une personne à placer" for who in seen if who not in people]
+    errors += [
+        f"« {who} » n'est pas ou plus une personne à placer : supprimez sa ligne"
+        for who in seen
+        if who not in people
+    ]
     errors += [f"« {who} » figure sur plusieurs lignes" for who, n in seen.items() if n > 1]
     missing = [who for who in people if who not in seen]
     if missing:
@@ -212,13 +216,22 @@ def review_placements(
     lines: Sequence[tuple[str, str]],
     actor: Actor,
     comment: str = "",
+    shown: Sequence[str] | None = None,
 ) -> list[Placement]:
     """Record the coordinator's hosts, (participant's label, host's label) per line, then
     mail the host requests; or refuse them (`DomainError`, in French: nothing is kept, and
-    the flow's form is asked again with the reason)."""
+    the flow's form is asked again with the reason).
+
+    `shown`: the participants the form offered; one kept since (a place taken from the
+    waiting list meanwhile) is not asked for, and is placed by the rules after the review.
+    """
     if row.status is not SessionStatus.PLACEMENT or row.placements_reviewed_at is not None:
         return []  # woken by a cancellation, or reviewed already
-    waiting = awaiting_host(session, row)
+    waiting = [
+        a
+        for a in awaiting_host(session, row)
+        if shown is None or application_label(session, a) in shown
+    ]
     by_label = {application_label(session, a): a for a in waiting}
     people = participants_of(session, row, waiting)
     by_id = {p.application_id: p for p in people}

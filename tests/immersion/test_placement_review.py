@@ -4,6 +4,7 @@ one with a changed host, and later arrivals placed without a new review."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from models.core import clock
 from models.core.audit import Actor, case_events
 from models.core.errors import DomainError
 from models.immersion.call import start_selection
+from models.immersion.changes import withdraw_application
 from models.immersion.common import applications, placements
 from models.immersion.placements import ensure_placements
 from models.immersion.progress import placement_next, sync_partners
@@ -71,7 +73,7 @@ def test_every_participant_on_exactly_one_line() -> None:
     assert errors((A, "CHL")) == [f"il manque une ligne pour « {B} »"]
     assert errors((A, "CHL"), (A, "DAC"), (B, "CCAS")) == [f"« {A} » figure sur plusieurs lignes"]
     assert errors((A, "CHL"), (B, "CCAS"), ("n° 9 — Zoé (DAC)", "CHL")) == [
-        "« n° 9 — Zoé (DAC) » n'est pas une personne à placer"
+        "« n° 9 — Zoé (DAC) » n'est pas ou plus une personne à placer : supprimez sa ligne"
     ]
     assert errors((A, "CHL"), (B, "CCAS"), ("", "")) == [
         "une ligne n'a pas de personne : choisissez-la ou supprimez la ligne"
@@ -184,3 +186,33 @@ def test_no_host_request_before_the_review_then_the_chosen_hosts_are_asked(
     again = next(p for p in active if p.application_id == applications(session, row.id)[0].id)
     assert again.reason == "vœu n°1"  # CHL
     assert len(mails(session, "immersion_host_request")) == 3
+
+
+def test_a_participant_who_withdrew_while_the_form_was_open_is_refused_by_their_line(
+    session: Session,
+    launched: ImmersionSession,  # noqa: F811
+) -> None:
+    row = launched
+    assert row.id is not None
+    _selected(session, row)
+    question = placement_question(session, row)
+    assert question is not None
+    one, two = question.participants
+    leaving = applications(session, row.id)[1]
+    withdraw_application(session=session, application=leaving, actor=SYSTEM, reason="mutation")
+    coordinator = Actor.user(7, "Claire Coordinatrice")
+    both = [(one, "CHL"), (two, "DAC")]
+    with (
+        pytest.raises(DomainError, match=re.escape(f"« {two} » n'est pas ou plus une personne")),
+        session.begin_nested(),
+    ):
+        review_placements(
+            session=session, row=row, lines=both, actor=coordinator, shown=question.participants
+        )
+    (placement,) = review_placements(
+        session=session, row=row, lines=both[:1], actor=coordinator, shown=question.participants
+    )
+    assert placement.reason == "vœu n°1"
+    assert [m.recipient_email for m in mails(session, "immersion_host_request")] == [
+        "referent@chl.example"
+    ]
