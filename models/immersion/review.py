@@ -93,7 +93,7 @@ def review_errors(
         elif host not in hosts:
             errors.append(f"« {host} » n'est pas une structure invitée à accueillir ({who})")
         elif hosts[host] == person.home_id:
-            errors.append(f"« {who} » ne peut pas être accueilli par sa propre structure ({host})")
+            errors.append(f"« {who} » : sa propre structure ({host}) ne peut pas l'accueillir")
         elif hosts[host] in person.excluded:
             errors.append(f"{host} a décliné l'accueil de « {who} »")
         else:

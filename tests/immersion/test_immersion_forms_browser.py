@@ -387,8 +387,8 @@ def _answer_the_review(page: Page, me: Coordinator) -> None:
 
     form = me.form()
     assert me.refusal() == (
-        f"Saisie refusée : accueils refusés : « {EVERYONE[0]} » ne peut pas être accueilli "
-        "par sa propre structure (CCAS)"
+        f"Saisie refusée : accueils refusés : « {EVERYONE[0]} » : sa propre structure (CCAS) "
+        "ne peut pas l'accueillir"
     )
     lines = placement_lines(form)
     expect(lines).to_have_count(3)

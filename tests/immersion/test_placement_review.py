@@ -59,7 +59,7 @@ def test_the_proposal_as_it_comes_is_accepted() -> None:
 
 def test_a_participant_is_never_hosted_by_their_own_structure() -> None:
     assert errors((A, "CCAS"), (B, "CCAS")) == [
-        f"« {A} » ne peut pas être accueilli par sa propre structure (CCAS)"
+        f"« {A} » : sa propre structure (CCAS) ne peut pas l'accueillir"
     ]
 
 
@@ -141,7 +141,7 @@ def test_no_host_request_before_the_review_then_the_chosen_hosts_are_asked(
 
     # refused (n°1 at their own structure): nothing kept, the gate stays closed
     coordinator = Actor.user(7, "Claire Coordinatrice")
-    refused = r"accueils refusés : .*propre structure \(CCAS\)"
+    refused = r"accueils refusés : .*sa propre structure \(CCAS\) ne peut pas l'accueillir"
     with pytest.raises(DomainError, match=refused), session.begin_nested():
         review_placements(
             session=session, row=row, lines=[(one, "CCAS"), (two, "DAC")], actor=coordinator

@@ -101,8 +101,8 @@ async def test_the_coordinator_changes_a_host_and_only_the_chosen_host_is_asked(
     schema = await form_schema(run_id)
     assert schema["properties"]["placements"]["default"] == typed
     assert (
-        f"Saisie refusée : accueils refusés : « {one} » ne peut pas être accueilli par sa "
-        "propre structure (CCAS)" in await _description(run_id)
+        f"Saisie refusée : accueils refusés : « {one} » : sa propre structure (CCAS) ne peut "
+        "pas l'accueillir" in await _description(run_id)
     )
     with db.session_scope() as session:
         assert not session.exec(select(Placement)).all()
