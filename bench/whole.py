@@ -215,6 +215,9 @@ async def drive_session(
     await deliver(inst)
     if not whole:
         return str(session_status(run_id).value)
+    await inst.resume_form(run_id, await shown(run_id))  # the proposed hosts, as prefilled
+    await inst.settle(run_ids)
+    await deliver(inst)
 
     inst.post_link(
         mailbox.token(confirmations[kept[0]]), {"action": "retirer", "reason": "arrêt maladie"}

@@ -23,6 +23,8 @@ from flows.inputs.fields import INSIST, WallClockParameter, at_paris
 from flows.inputs.immersion import (
     AttendanceForm,
     PairLine,
+    PlacementLine,
+    PlacementReviewForm,
     PreparationAttendanceForm,
     SelectionForm,
     fr,
@@ -36,10 +38,11 @@ from models.core import clock
 from models.core.audit import Actor
 from models.core.db import session_scope
 from models.core.settings import get_settings
-from models.immersion import call, progress
+from models.immersion import call, progress, review
 from models.immersion.common import get_session
 from models.immersion.plan import default_withdrawal_cutoff
 from models.immersion.progress import AttendanceQuestion, Pause, Report, SelectionQuestion
+from models.immersion.review import PlacementQuestion
 from models.immersion.states import STATUS_LABELS, WAIT_LABELS, SessionStatus, WaitName
 from models.immersion.tables import CASE, ImmersionSession, ImmersionSessionCreate
 
@@ -95,6 +98,13 @@ def follow_call(row_id: int) -> Pause | None:
 @task(name="Proposer la sélection", cache_policy=NO_CACHE)
 def propose(row_id: int) -> SelectionQuestion:
     return _with_row(row_id, lambda s, row: progress.selection_question(session=s, row=row))
+
+
+@task(name="Proposer les accueils, puis suivre les structures d'accueil", cache_policy=NO_CACHE)
+def follow_placements(row_id: int) -> Pause | PlacementQuestion | None:
+    return _with_row(
+        row_id, lambda s, row: progress.placement_next(session=s, row=row, actor=system_actor())
+    )
 
 
 @task(name="Suivre accueils, conventions et désistements", cache_policy=NO_CACHE, retries=2)
@@ -183,6 +193,40 @@ def _ask_selection(row_id: int, question: SelectionQuestion) -> None:
     )
 
 
+def _review_or_pause(row_id: int, next_: Pause | PlacementQuestion | None) -> None:
+    """The placements: the coordinator reviews the proposed hosts, then the hosts answer."""
+    if not isinstance(next_, PlacementQuestion):
+        _pause(row_id, next_)
+        return
+    question = next_
+    show_table(
+        key=f"session-{row_id}-placements", table=question.table, description="Accueils proposés"
+    )
+
+    def record(session: Session, answer: PlacementReviewForm, actor: Actor) -> None:
+        lines = map(PlacementLine.model_validate, answer.placements)
+        review.review_placements(
+            session=session,
+            row=get_session(session, row_id),
+            lines=[(line.participant, line.host) for line in lines],
+            actor=actor,
+            comment=answer.comment,
+            shown=question.participants,
+        )
+
+    choices = {"participant": question.participants, "host": question.hosts}
+    ask(
+        case_type=CASE,
+        case_id=row_id,
+        step=WaitName.PLACEMENT_REVIEW,
+        form=with_choices(PlacementReviewForm, {"placements": choices}),
+        initial=question.initial,
+        description=question.description,
+        on_answer=record,
+        waiting_on=WAIT_LABELS[WaitName.PLACEMENT_REVIEW],
+    )
+
+
 def _pause_or_ask(row_id: int, next_: Pause | AttendanceQuestion) -> None:
     """A meeting phase: wait for the day, or ask who came."""
     if isinstance(next_, Pause):
@@ -235,7 +279,7 @@ PHASES: dict[SessionStatus, Callable[[int], None]] = {
     S.DRAFT: lambda row_id: open_call(row_id),
     S.CALL_OPEN: lambda row_id: _pause(row_id, follow_call(row_id)),
     S.SELECTION: lambda row_id: _ask_selection(row_id, propose(row_id)),
-    S.PLACEMENT: lambda row_id: _pause(row_id, follow_partners(row_id)),
+    S.PLACEMENT: lambda row_id: _review_or_pause(row_id, follow_placements(row_id)),
     S.AGREEMENTS: lambda row_id: _pause(row_id, follow_partners(row_id)),
     S.PREPARATION: lambda row_id: _pause_or_ask(row_id, follow_preparation(row_id)),
     S.IMMERSION: lambda row_id: _pause(row_id, follow_immersions(row_id)),

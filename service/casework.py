@@ -48,6 +48,7 @@ ACTION_LABELS: dict[str, str] = {
     "application.changed": "candidature modifiée",
     "application.flagged": "candidature signalée comme abusive",
     "application.purged": "candidature abusive effacée",
+    "placements.reviewed": "accueils vérifiés par la coordination",
     "placement.proposed": "accueil proposé",
     "placement.unassigned": "accueil retiré",
     "agreement.created": "convention préparée",

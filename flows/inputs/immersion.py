@@ -16,7 +16,7 @@ required property").
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar, get_args
 
 from prefect.input import RunInput
@@ -70,6 +70,28 @@ class SelectionForm(Form):
     comment: str = optional("", title="Commentaire (facultatif)")
 
 
+class PlacementLine(Line):
+    """One placement of the review form: a participant and the structure hosting them."""
+
+    model_config = ConfigDict(title="Accueil")
+
+    participant: str = needed("", title="Personne")
+    host: str = needed("", title="Structure d'accueil")
+
+
+class PlacementReviewForm(Form):
+    """Keep or change the proposed host of every kept participant, before the requests."""
+
+    placements: list[PlacementLine] = needed(
+        default_factory=list,
+        title="Accueils",
+        description="Une ligne par personne retenue, avec la structure d'accueil proposée : "
+        "changez-la si besoin (jamais la structure de la personne, dans la limite des places "
+        "libres). Les demandes d'accueil partent à la validation.",
+    )
+    comment: str = optional("", title="Commentaire (facultatif)")
+
+
 class AttendanceForm(Form):
     """Who came to the restitution."""
 
@@ -96,9 +118,12 @@ class PreparationAttendanceForm(AttendanceForm):
     )
 
 
-def with_choices(form: type[F], choices: dict[str, Sequence[str]]) -> type[F]:
+def with_choices(
+    form: type[F], choices: Mapping[str, Sequence[str] | Mapping[str, Sequence[str]]]
+) -> type[F]:
     """The form whose list fields named in `choices` offer these labels: a multiselect for a
-    list of texts, a select for each field of a list of lines (`PairLine`)."""
+    list of texts, a select for each field of a list of lines (`PairLine`), or for the
+    fields named in a mapping (`{"participant": [...], "host": [...]}`)."""
     fields: dict[str, Any] = {}
     for name, options in choices.items():
         original = form.model_fields[name]
@@ -107,8 +132,10 @@ def with_choices(form: type[F], choices: dict[str, Sequence[str]]) -> type[F]:
         items: dict[str, Any] = {"type": "string", "enum": list(options)}
         if isinstance(item, type) and issubclass(item, BaseModel):
             items = item.model_json_schema()
-            for shown in items["properties"].values():
-                shown["enum"] = list(options)
+            for prop, shown in items["properties"].items():
+                offered = options.get(prop) if isinstance(options, Mapping) else options
+                if offered is not None:
+                    shown["enum"] = list(offered)
                 shown.pop("default", None)  # a new line starts empty: the person chooses
         extra: JsonDict = {**kept, "items": items}
         fields[name] = (

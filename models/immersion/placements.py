@@ -86,14 +86,37 @@ class HostRequestMail(SessionMail):
 
 
 def ensure_placements(*, session: Session, row: ImmersionSession, actor: Actor) -> list[Placement]:
-    """Give a host to every kept participant who has none; ask the host to confirm."""
+    """Give a host to every kept participant who has none; ask the host to confirm.
+
+    Nothing before the coordinator's review of the first placements (`models.immersion.
+    review`): no host request goes out unseen. After it, later arrivals (a place taken
+    from the waiting list, a host that declined) are placed by the rules alone."""
+    if row.placements_reviewed_at is None:
+        return []
+    created: list[Placement] = []
+    for assignment in propose_placements(session, row, awaiting_host(session, row)):
+        placement = create_placement(session, row, assignment, actor)
+        if placement is not None:
+            created.append(placement)
+    return created
+
+
+def awaiting_host(session: Session, row: ImmersionSession) -> list[Application]:
+    """Kept participants with no host yet (nor an alert that none could be found)."""
     assert row.id is not None
-    waiting = [
+    return [
         a
         for a in applications(session, row.id, ApplicationStatus.SELECTED)
         if placement_of(session, a.id or 0) is None
         and not sent(session, row, _unplaced_key(a.id or 0))
     ]
+
+
+def propose_placements(
+    session: Session, row: ImmersionSession, waiting: Sequence[Application]
+) -> list[Assignment]:
+    """The rules' hosts for these participants: binômes declared at the selection hosted by
+    each other's structure, then wishes, within the free places."""
     if not waiting:
         return []
     declared = [
@@ -101,15 +124,9 @@ def ensure_placements(*, session: Session, row: ImmersionSession, actor: Actor) 
         for a in waiting
         if a.pair_application_id is not None and (a.id or 0) < a.pair_application_id
     ]
-    result = assign_placements(
+    return assign_placements(
         participants_of(session, row, waiting), free_places(session, row), pairs=declared
     )
-    created: list[Placement] = []
-    for assignment in result:
-        placement = _create_placement(session, row, assignment, actor)
-        if placement is not None:
-            created.append(placement)
-    return created
 
 
 def free_places(session: Session, row: ImmersionSession) -> dict[int, int]:
@@ -193,9 +210,11 @@ def _unplaced_key(application_id: int) -> str:
     return f"application-{application_id}-unplaced"
 
 
-def _create_placement(
+def create_placement(
     session: Session, row: ImmersionSession, assignment: Assignment, actor: Actor
 ) -> Placement | None:
+    """The placement of one assignment and its host request (mail, link, deadline), or,
+    without a host, the coordinator's alert."""
     assert row.id is not None
     application = session.get(Application, assignment.application_id)
     assert application is not None and application.id is not None

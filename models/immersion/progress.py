@@ -3,7 +3,8 @@
 Each `*_next` function does, in the caller's transaction, whatever the phase can do now
 (idempotently: a replay sends nothing twice) and answers with what the run waits for next:
 a `Pause` (a date, or an answer recorded by the service), a coordinator's question
-(`SelectionQuestion`, `AttendanceQuestion`), or None (ask again: the session moved on).
+(`SelectionQuestion`, `PlacementQuestion`, `AttendanceQuestion`), or None (ask again: the
+session moved on).
 The flow (`flows/immersion.py`) only turns these answers into Prefect waits and artifacts.
 """
 
@@ -55,6 +56,7 @@ from models.immersion.placements import (
 )
 from models.immersion.plan import call_reminder_at, when
 from models.immersion.report import report_markdown, store_report
+from models.immersion.review import PlacementQuestion, mark_reviewed, placement_question
 from models.immersion.rules import apply_coordinator_choice
 from models.immersion.selection import (
     application_label,
@@ -272,6 +274,20 @@ def _partners_done(session: Session, row: ImmersionSession) -> bool:
     if row.status is S.PLACEMENT:
         return placements_confirmed(session, row)
     return agreements_signed(session, row)
+
+
+def placement_next(
+    *, session: Session, row: ImmersionSession, actor: Actor
+) -> Pause | PlacementQuestion | None:
+    """Placements: first the coordinator's review of the proposed hosts (no host request
+    goes out before it), then the hosts' answers."""
+    if row.placements_reviewed_at is None:
+        sync_partners(session=session, row=row, actor=actor)  # freed places offered meanwhile
+        question = placement_question(session, row)
+        if question is not None:
+            return question
+        mark_reviewed(session=session, row=row, actor=actor)  # nobody to place
+    return partners_next(session=session, row=row, actor=actor)
 
 
 def partners_next(*, session: Session, row: ImmersionSession, actor: Actor) -> Pause | None:

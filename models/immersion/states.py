@@ -168,6 +168,7 @@ class WaitName(StrEnum):
     CALL_REMINDER = "call-reminder"
     CALL_CLOSE = "call-close"
     SELECTION = "selection"
+    PLACEMENT_REVIEW = "placement-review"
     PARTNERS = "partners"
     PREPARATION_DAY = "preparation-day"
     PREPARATION_ATTENDANCE = "preparation-attendance"
@@ -181,6 +182,7 @@ WAIT_LABELS: dict[WaitName, str] = {
     WaitName.CALL_REMINDER: "rappel avant la clôture de l'appel",
     WaitName.CALL_CLOSE: "candidatures (clôture de l'appel)",
     WaitName.SELECTION: "la coordination (validation de la sélection)",
+    WaitName.PLACEMENT_REVIEW: "la coordination (vérification des accueils proposés)",
     WaitName.PARTNERS: "structures d'accueil, signataires des conventions, liste d'attente",
     WaitName.PREPARATION_DAY: "journée de préparation",
     WaitName.PREPARATION_ATTENDANCE: "la coordination (présences : journée de préparation)",
@@ -203,7 +205,7 @@ def wait_label(step: str) -> str | None:
 PHASE_WAITS: dict[SessionStatus, frozenset[WaitName]] = {
     SessionStatus.CALL_OPEN: frozenset({WaitName.CALL_REMINDER, WaitName.CALL_CLOSE}),
     SessionStatus.SELECTION: frozenset({WaitName.SELECTION}),
-    SessionStatus.PLACEMENT: frozenset({WaitName.PARTNERS}),
+    SessionStatus.PLACEMENT: frozenset({WaitName.PLACEMENT_REVIEW, WaitName.PARTNERS}),
     SessionStatus.AGREEMENTS: frozenset({WaitName.PARTNERS}),
     SessionStatus.PREPARATION: frozenset(
         {WaitName.PREPARATION_DAY, WaitName.PREPARATION_ATTENDANCE}
@@ -244,6 +246,7 @@ ACTION_LABELS: dict[str, str] = {
     "application.flagged": "candidature signalée comme abusive",
     "application.purged": "candidature abusive effacée",
     "place.left-empty": "place laissée vacante",
+    "placements.reviewed": "accueils vérifiés par la coordination",
     "placement.proposed": "accueil proposé",
     "placement.unassigned": "accueil retiré",
     "agreement.created": "convention préparée",

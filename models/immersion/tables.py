@@ -60,6 +60,8 @@ class ImmersionSession(ImmersionSessionBase, table=True):
     preparation_sequence: int = 0
     restitution_sequence: int = 0
     cancel_reason: str = Field(default="", max_length=500)
+    # the coordinator's review of the placements (host requests wait for it)
+    placements_reviewed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
     entity_name: ClassVar[str] = "session"
 

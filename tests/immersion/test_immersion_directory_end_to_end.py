@@ -189,6 +189,12 @@ async def test_a_new_clsm_set_up_from_its_spreadsheet_carries_an_immersion_sessi
     waiting = await inbox.to("immersion_waitlisted")
     assert len(kept) == 2 and len(waiting) == 1 and sorted(kept + waiting) == applicants
 
+    # the coordinator validates the proposed hosts (the binôme, each at the other's)
+    hosts = (await form_schema(run_id))["properties"]["placements"]["default"]
+    assert sorted(line["host"] for line in hosts) == ["CCAS Bressuire", "CHNDS"]
+    await _as_proposed(run_id)
+    assert await settle(run_id, STARTUP) == "PAUSED"
+
     # each host structure's immersion contact confirms by the link: tutor, days, frame
     requests = await inbox.mails("immersion_host_request")
     assert len(requests) == 2

@@ -158,6 +158,14 @@ async def test_a_whole_session_through_links_forms_and_mail(
     assert len(outbox("immersion_selected")) == 16
     assert len(outbox("immersion_waitlisted")) == 4
 
+    # the coordinator validates the proposed hosts: only then do the host requests go out
+    assert not outbox("immersion_host_request")
+    schema = await answer_as_shown(run_id)
+    assert schema["properties"]["placements"]["title"] == "Accueils"
+    assert len(schema["properties"]["placements"]["default"]) == 16
+    assert await settle(run_id) == "PAUSED"
+    assert len(outbox("immersion_host_request")) == 16
+
     # a participant withdraws by their personal link: the 1st of the waiting list is offered
     first = kept[0]
     post(

@@ -9,7 +9,12 @@ she removes the wrong line and submits. The test reads the screen, then the data
 selection and the declared binômes recorded, nothing of the refused answer, her name on
 every decision.
 
-The preparation day's attendance: a small session carried there (its partners answer as
+The review of the placements: a small session of three participants waits on it after its
+selection, nothing mailed to any host; the coordinator sends one to her own structure
+(refused, her choice and comment kept), then to another structure, and only then do the host
+requests go out, the changed one to the structure she chose.
+
+The preparation day's attendance: the same small session carried there (its partners answer as
 the service records their links), the coordinator withdraws a participant still marked
 present (refused, her choices and reason kept), then keeps him in the session but marks
 him absent.
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -31,7 +37,7 @@ from models.core.links import StepLink
 from models.immersion.call import ApplicationForm, submit_application
 from models.immersion.common import applications, get_session, session_by_run
 from models.immersion.states import ApplicationStatus, SessionStatus, Step
-from models.immersion.tables import Attendance, ImmersionSession
+from models.immersion.tables import Attendance, ImmersionSession, Placement
 from tests.immersion.test_prefect_ui import _sync
 from tests.saisine.test_saisine_flow import answer_as_the_service
 from tests.saisine.test_saisine_forms_browser import Coordinator, prop, text_of
@@ -43,6 +49,7 @@ from tests.support.immersion import (
     build_clsm,
     immersion_days,
     launch_parameters,
+    outbox,
     session_dates,
     settle,
 )
@@ -211,9 +218,9 @@ def _answer_links(step: Step, values: dict[str, object]) -> None:
         _sync(answer_as_the_service(link_id, values))
 
 
-def _to_the_preparation_attendance(db_url: str) -> tuple[UUID, int, str]:
-    """A session of three participants, carried to its preparation day's attendance form;
-    the run, the session and its CLSM's slug."""
+def _to_the_placement_review(db_url: str) -> tuple[UUID, int, str, dict[str, Any]]:
+    """A session of three participants, carried to the review of their placements; the run,
+    the session, its CLSM's slug and its dates."""
     with db.session_scope() as session:
         clsm, orgs = build_clsm(session)
         dates = session_dates(clock.now(session))
@@ -258,6 +265,14 @@ def _to_the_preparation_attendance(db_url: str) -> tuple[UUID, int, str]:
     advance_clock(dates["call_closes_at"])
     assert _sync(settle(run_id)) == "PAUSED"
     _sync(answer_as_shown(run_id))  # the selection, as proposed (its own test is above)
+    assert _sync(settle(run_id)) == "PAUSED"
+    return run_id, row_id, slug, dates
+
+
+def _to_the_preparation_attendance(db_url: str) -> tuple[UUID, int, str]:
+    """The same session carried on to its preparation day's attendance form."""
+    run_id, row_id, slug, dates = _to_the_placement_review(db_url)
+    _sync(answer_as_shown(run_id))  # the hosts, as proposed (their own test is above)
     assert _sync(settle(run_id)) == "PAUSED"
     days = [d.isoformat() for d in immersion_days(dates["window_start"], 3)]
     host = {"answer": "accepter", "tutor_name": "Claire Dubois", "capacity": "2", "days": days}
@@ -345,3 +360,82 @@ def test_the_coordinator_marks_a_participant_absent_from_the_preparation_day(
     assert statuses[2] is ApplicationStatus.SELECTED  # absent, not withdrawn
     assert {e.actor_label for e in events} == {"Inès Moreau (coordination)"}
     assert "form.refused" in {e.action for e in events}
+
+
+# -- the review of the placements ------------------------------------------------------------
+EVERYONE = [f"n° {n} — {name} ({home})" for n, (name, _, home) in enumerate(PARTICIPANTS, 1)]
+HOST = "Structure d'accueil"
+
+
+def placement_lines(form: Page) -> Locator:
+    return prop(form, "Accueils").locator(".p-draggable-list__item")
+
+
+def _answer_the_review(page: Page, me: Coordinator) -> None:
+    form = me.form()
+    lines = placement_lines(form)
+    expect(lines).to_have_count(3)  # one line per participant, the proposal prefilled
+    assert [person(lines.nth(i), "Personne").input_value() for i in range(3)] == EVERYONE
+    hosts = [person(lines.nth(i), HOST).input_value() for i in range(3)]
+    assert hosts == ["Département", "Département", "DAC"]  # wishes, two places each
+    expect(page.get_by_text("Accueils proposés : vérifiez-les").first).to_be_visible()
+    # Amélie (CCAS) sent to her own structure: refused
+    person(lines.nth(0), HOST).select_option(label="CCAS")
+    text_of(form, "Commentaire (facultatif)").click()
+    page.keyboard.type("Département complet en octobre")
+    me.send("accueil par sa propre structure")
+
+    form = me.form()
+    assert me.refusal() == (
+        f"Saisie refusée : accueils refusés : « {EVERYONE[0]} » : sa propre structure (CCAS) "
+        "ne peut pas l'accueillir"
+    )
+    lines = placement_lines(form)
+    expect(lines).to_have_count(3)
+    assert person(lines.nth(0), HOST).input_value() == "CCAS"  # what she chose, to correct
+    assert (
+        text_of(form, "Commentaire (facultatif)").input_value() == "Département complet en octobre"
+    )
+    # corrected: Amélie to UDAF
+    person(lines.nth(0), HOST).select_option(label="UDAF")
+    me.send("accueils")
+
+
+def test_the_coordinator_changes_a_proposed_host_in_the_browser(
+    prefect_stack: PrefectStack, db_url: str, browser: Browser
+) -> None:
+    run_id, row_id, slug, _dates = _to_the_placement_review(db_url)
+    assert not outbox("immersion_host_request")  # nothing before her review
+    email = account("coordinator", slug, "Inès Moreau")
+    with ServiceProcess(db_url) as service:
+        page = open_prefect_ui(
+            browser, service.url, email, f"/runs/flow-run/{run_id}", locale="fr-FR"
+        )
+        me = Coordinator(page, run_id)
+        try:
+            _answer_the_review(page, me)
+        except BaseException:
+            page.screenshot(path=str(TMP / "immersion-review-failure.png"), full_page=True)
+            raise
+        page.close()
+
+    with db.session_scope() as session:
+        hosts = {
+            a.number: p.host_organisation_id
+            for p in session.exec(select(Placement).where(Placement.session_id == row_id))
+            for a in applications(session, row_id)
+            if a.id == p.application_id
+        }
+        events = [e for e in case_events(session, "session", row_id) if e.channel == "prefect-ui"]
+    assert len(hosts) == 3
+    requests = sorted(m.recipient_email for m in outbox("immersion_host_request"))
+    assert requests == [
+        "referent@dac.example",
+        "referent@département.example",
+        "referent@udaf.example",
+    ]
+    by_action = {e.action: e for e in events}
+    assert by_action["placements.reviewed"].payload["changed"] == [EVERYONE[0]]
+    assert by_action["placements.reviewed"].payload["comment"] == "Département complet en octobre"
+    assert "propre structure" in by_action["form.refused"].payload["error"]
+    assert {e.actor_label for e in events} == {"Inès Moreau (coordination)"}

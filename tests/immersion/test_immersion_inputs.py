@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flows.inputs.immersion import (
+    PlacementReviewForm,
     PreparationAttendanceForm,
     SelectionForm,
     with_choices,
@@ -32,3 +33,25 @@ def test_a_text_that_may_stay_empty_is_not_required() -> None:
     assert answer.comment == ""
     came = attendance.model_validate({"present": LABELS[:1], "withdrawn": []})
     assert came.withdraw_reason == "" and came.present == LABELS[:1]
+
+
+def test_each_line_of_the_review_offers_the_participants_and_the_hosts() -> None:
+    hosts = ["CHL", "DAC", "Aucune pour l'instant (accueil à trouver par la coordination)"]
+    choices = {"participant": LABELS, "host": hosts}
+    review = prefilled(
+        with_choices(PlacementReviewForm, {"placements": choices}),
+        "Accueils",
+        {"placements": [{"participant": LABELS[0], "host": "CHL"}]},
+    )
+    schema = review.model_json_schema()
+    assert set(schema["required"]) == {"placements"}  # the comment may stay empty
+    line = schema["properties"]["placements"]["items"]
+    assert set(line["required"]) == {"participant", "host"}
+    assert line["properties"]["participant"]["enum"] == LABELS
+    assert line["properties"]["host"]["enum"] == hosts
+    assert line["properties"]["host"]["title"] == "Structure d'accueil"
+    assert schema["properties"]["placements"]["default"] == [
+        {"participant": LABELS[0], "host": "CHL"}
+    ]
+    answer = review.model_validate({"placements": [{"participant": LABELS[1], "host": "DAC"}]})
+    assert answer.comment == "" and answer.placements[0].host == "DAC"

@@ -24,7 +24,6 @@ from models.immersion.call import start_selection
 from models.immersion.common import advance_to, applications, get_session, placements
 from models.immersion.evaluations import request_evaluations
 from models.immersion.meetings import finish_immersions
-from models.immersion.placements import ensure_placements
 from models.immersion.progress import agreements_signed
 from models.immersion.selection import manage_vacancies, record_selection, selection_proposal
 from models.immersion.states import ApplicationStatus, PlacementStatus, SessionStatus
@@ -35,7 +34,12 @@ from models.immersion.tables import (
 )
 from tests import factories
 from tests.support.browser import Person, assert_accessible, labelled
-from tests.support.immersion import build_clsm, immersion_days, open_session
+from tests.support.immersion import (
+    build_clsm,
+    immersion_days,
+    open_session,
+    review_as_proposed,
+)
 from tests.support.service_kit import PASSWORD, ServiceProcess
 
 pytestmark = pytest.mark.browser
@@ -190,7 +194,7 @@ def test_every_partner_step_of_a_session_typed_in_a_browser(
         start_selection(session=session, row=row, actor=SYSTEM)
         proposal = selection_proposal(session, row)
         record_selection(session=session, row=row, decisions=proposal, actor=SYSTEM)
-        ensure_placements(session=session, row=row, actor=SYSTEM)
+        review_as_proposed(session, row)
         kept = applications(session, row_id, ApplicationStatus.SELECTED)
         emails = {c.email for a in kept if (c := session.get(Contact, a.contact_id)) is not None}
         assert len(kept) == 2 and "elodie.berenger@département.example" in emails

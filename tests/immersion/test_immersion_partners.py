@@ -53,7 +53,12 @@ from tests.immersion.test_immersion_steps import (
     link_of,
     mails,
 )
-from tests.support.immersion import build_clsm, immersion_days, open_session
+from tests.support.immersion import (
+    build_clsm,
+    immersion_days,
+    open_session,
+    review_as_proposed,
+)
 from tests.support.smtp import SmtpServer
 
 
@@ -79,7 +84,7 @@ def test_a_host_declines_and_the_next_host_by_the_rules_is_asked(
 ) -> None:
     row = launched
     _selected(session, row, ["CHL", "DAC"])
-    (first,) = ensure_placements(session=session, row=row, actor=SYSTEM)
+    (first,) = review_as_proposed(session, row)
     chl = first.host_organisation_id
     (request,) = mails(session, "immersion_host_request")
     # a refusal without its reason is a typing error: nothing recorded, the link stays
@@ -136,7 +141,7 @@ def test_the_selected_mail_carries_the_link_to_withdraw_and_the_page_offers_only
 
 def _agreement_ready(session: Session, row: ImmersionSession) -> tuple[Placement, Agreement]:
     _selected(session, row, ["CHL"])
-    (placement,) = ensure_placements(session=session, row=row, actor=SYSTEM)
+    (placement,) = review_as_proposed(session, row)
     (request,) = mails(session, "immersion_host_request")
     said = answer(session, link_of(session, request), ACCEPTED(row))
     assert placement.status is PlacementStatus.CONFIRMED, said

@@ -125,6 +125,9 @@ async def test_waking_a_suspended_session_again_sends_no_second_mail(
     assert schema["properties"]["waitlist"]["default"] == [two]
     assert await settle(run_id) == "PAUSED"
     assert status_of(run_id) is SessionStatus.PLACEMENT
+    assert not mails("immersion_host_request")  # the coordinator reviews the hosts first
+    await answer_as_shown(run_id)
+    assert await settle(run_id) == "PAUSED"
     before = _counts()
     assert len(mails("immersion_host_request")) == 2
 
@@ -145,7 +148,8 @@ async def test_waking_a_suspended_session_again_sends_no_second_mail(
         )
     keys = sorted(a.key or "" for a in artifacts)
     row_id = _session_id(run_id)
-    assert keys == [f"session-{row_id}-etat", f"session-{row_id}-selection"], keys
+    expected = [f"session-{row_id}-{key}" for key in ("etat", "placements", "selection")]
+    assert keys == expected, keys
     (status,) = [a for a in artifacts if a.key == f"session-{row_id}-etat"]
     assert STATUS_LABELS[SessionStatus.PLACEMENT] in str(status.data)  # the latest state
 

@@ -51,7 +51,13 @@ from models.immersion.tables import (
     ImmersionSession,
     ImmersionSessionCreate,
 )
-from tests.support.immersion import PARIS, build_clsm, immersion_days, session_dates
+from tests.support.immersion import (
+    PARIS,
+    build_clsm,
+    immersion_days,
+    review_as_proposed,
+    session_dates,
+)
 
 SYSTEM = Actor.system("test")
 
@@ -208,7 +214,7 @@ def test_whole_session_through_the_steps(session: Session, launched: ImmersionSe
     waitlisted = mails(session, "immersion_waitlisted")
     assert [m.context["rank"] for m in waitlisted] == [1, 2]
 
-    created = ensure_placements(session=session, row=row, actor=SYSTEM)
+    created = review_as_proposed(session, row)
     assert len(created) == 4 and ensure_placements(session=session, row=row, actor=SYSTEM) == []
     for placement in created:
         application = session.get(Application, placement.application_id)
@@ -456,7 +462,7 @@ def test_a_withdrawal_after_the_day_invitations_cancels_them_for_both(
     record_selection(
         session=session, row=row, decisions=selection_proposal(session, row), actor=SYSTEM
     )
-    (placement,) = ensure_placements(session=session, row=row, actor=SYSTEM)
+    (placement,) = review_as_proposed(session, row)
     (request,) = mails(session, "immersion_host_request")
     host = {
         "answer": "accepter",
@@ -537,7 +543,7 @@ def test_binomes_declared_at_the_selection_are_placed_and_reported(
         e.payload for e in case_events(session, "session", row.id) if e.action == "status.changed"
     ]
     assert moved[-1]["comment"] == "Binôme CCAS–DAC décidé en comité de pilotage."  # kept
-    ensure_placements(session=session, row=row, actor=SYSTEM)
+    review_as_proposed(session, row)
     first, second, third, _fourth = applications(session, row.id)
     host = {p.application_id: p for p in placements(session, row.id)}
     assert host[first.id or 0].host_organisation_id == third.organisation_id

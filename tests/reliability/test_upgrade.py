@@ -300,3 +300,40 @@ async def test_a_suspended_run_of_an_earlier_release_goes_on_after_the_upgrade(
 def test_a_dump_with_a_suspended_run_is_there() -> None:
     """(tests/fixtures/make_suspended_dump.py writes one from a release's code.)"""
     assert SUSPENDED, "no tests/fixtures/suspended_<revision>/"
+
+
+def test_sessions_past_the_selection_at_the_upgrade_go_on_without_a_review(
+    tmp_path: Path,
+) -> None:
+    """0012: a session whose host requests already went out is marked reviewed (later
+    arrivals placed as before); one still before its placements will be reviewed."""
+    from alembic import command
+
+    from models.immersion.states import SessionStatus
+    from models.immersion.tables import ImmersionSession
+    from service.cli import migrate
+    from tests.support.immersion import build_clsm, open_session
+
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    migrate(url)
+    use_database(url)
+    with db.session_scope() as session:
+        clsm, _orgs = build_clsm(session)
+        for title, status in (
+            ("avant", SessionStatus.SELECTION),
+            ("après", SessionStatus.AGREEMENTS),
+        ):
+            row = open_session(session, clsm, title=title, capacity=2, flow_run_id=title)
+            row.status = status
+            session.add(row)
+    db.get_engine().dispose()
+    config = Config(str(PROJECT_DIR / "migrations" / "alembic.ini"))
+    config.set_main_option("sqlalchemy.url", url)
+    command.downgrade(config, "0011")  # as an installation of the earlier release
+    command.upgrade(config, "head")
+    with db.session_scope() as session:
+        reviewed = {
+            r.title: r.placements_reviewed_at is not None
+            for r in session.exec(select(ImmersionSession))
+        }
+    assert reviewed == {"avant": False, "après": True}

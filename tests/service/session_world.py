@@ -19,13 +19,17 @@ from models.core.people import Contact
 from models.immersion.agreements import ensure_agreements
 from models.immersion.call import start_selection
 from models.immersion.common import advance_to, placements
-from models.immersion.placements import ensure_placements
 from models.immersion.plan import signature_deadline
 from models.immersion.selection import record_selection, selection_proposal
 from models.immersion.states import SessionStatus
 from models.immersion.tables import ACTIVE_PLACEMENT, ImmersionSession
 from tests import factories
-from tests.support.immersion import build_clsm, immersion_days, open_session
+from tests.support.immersion import (
+    build_clsm,
+    immersion_days,
+    open_session,
+    review_as_proposed,
+)
 from tests.support.service_kit import PASSWORD
 
 SYSTEM = Actor.system("test")
@@ -95,7 +99,7 @@ def build_session(session: Session, *, late: bool = True) -> SessionWorld:
     record_selection(
         session=session, row=row, decisions=selection_proposal(session, row), actor=SYSTEM
     )
-    ensure_placements(session=session, row=row, actor=SYSTEM)
+    review_as_proposed(session, row)
     for i, placement in enumerate(placements(session, row.id, *ACTIVE_PLACEMENT)):
         host = next(
             m

@@ -184,3 +184,20 @@ def launch_parameters(slug: str, dates: dict[str, Any], **extra: Any) -> dict[st
     )
     window = {k: dates[k].isoformat() for k in ("window_start", "window_end")}
     return {"clsm": slug, **moments, **window, **extra}
+
+
+def review_as_proposed(session: Session, row: ImmersionSession) -> list[Any]:
+    """The coordinator validates the placements' review form as shown (the rules' proposal):
+    the placements are created and the host requests go out."""
+    from models.immersion.review import placement_question, review_placements
+
+    question = placement_question(session, row)
+    assert question is not None
+    lines = question.initial["placements"]
+    assert isinstance(lines, list)
+    return review_placements(
+        session=session,
+        row=row,
+        lines=[(line["participant"], line["host"]) for line in lines],
+        actor=Actor.system("test"),
+    )
