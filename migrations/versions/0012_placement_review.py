@@ -39,7 +39,8 @@ def upgrade() -> None:
     )
     op.execute(
         table.update()
-        .where(table.c.status.not_in(BEFORE_PLACEMENT))
+        # (on PostgreSQL the column is of the enum type `sessionstatus`: compared as text)
+        .where(sa.cast(table.c.status, sa.String()).not_in(BEFORE_PLACEMENT))
         .values(placements_reviewed_at=datetime.now(UTC))
     )
 

@@ -307,6 +307,16 @@ def test_sessions_past_the_selection_at_the_upgrade_go_on_without_a_review(
 ) -> None:
     """0012: a session whose host requests already went out is marked reviewed (later
     arrivals placed as before); one still before its placements will be reviewed."""
+    _upgrade_marks_sessions_past_the_selection(f"sqlite:///{tmp_path / 'app.db'}")
+
+
+@pytest.mark.postgres
+def test_sessions_past_the_selection_at_the_upgrade_on_postgresql(postgres_server: Any) -> None:
+    """The same on PostgreSQL, where the status is of an enum type."""
+    _upgrade_marks_sessions_past_the_selection(postgres_server.create_database())
+
+
+def _upgrade_marks_sessions_past_the_selection(url: str) -> None:
     from alembic import command
 
     from models.immersion.states import SessionStatus
@@ -314,7 +324,6 @@ def test_sessions_past_the_selection_at_the_upgrade_go_on_without_a_review(
     from service.cli import migrate
     from tests.support.immersion import build_clsm, open_session
 
-    url = f"sqlite:///{tmp_path / 'app.db'}"
     migrate(url)
     use_database(url)
     with db.session_scope() as session:
