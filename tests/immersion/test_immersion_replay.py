@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 import pytest
 from sqlmodel import select
 
 from models.core import clock, db
 from models.core.audit import Actor, AuditEvent
-from models.core.enums import CaseType
 from models.core.outbox import OutboxMessage
 from models.core.runs import resume_run
 from models.immersion.changes import cancel_and_wake
@@ -21,10 +19,12 @@ from models.immersion.tables import ImmersionSession
 from tests.support.immersion import (
     advance_clock,
     answer_as_shown,
+    apply_by_call_links,
     build_clsm,
     choices,
     launch_parameters,
     session_dates,
+    session_status,
     settle,
 )
 from tests.support.immersion import outbox as mails
@@ -38,32 +38,6 @@ from tests.support.prefect_stack import (
 )
 
 pytestmark = [pytest.mark.prefect, pytest.mark.asyncio(loop_scope="session")]
-
-
-async def answer(link_id: int, data: dict[str, Any]) -> str:
-    """Record a partner's answer as the service does (record, consume, mark the resume)."""
-    from models.catalogue import STEP_KINDS
-    from models.core.links import StepLink, consume
-    from models.core.people import Contact
-    from models.core.waits import find_wait, request_resume
-
-    with db.session_scope() as session:
-        link = session.get(StepLink, link_id)
-        assert link is not None
-        kind = STEP_KINDS[link.step]
-        consume(session=session, link=link)
-        contact = session.get(Contact, link.contact_id)
-        assert contact is not None and contact.id is not None
-        confirmation = kind.record(
-            session, link, kind.form.model_validate(data), Actor.contact(contact.id, contact.name)
-        )
-        step = kind.wait_step(session, link)
-        wait = find_wait(
-            session=session, case_type=CaseType.SESSION, case_id=link.case_id, step=step or ""
-        )
-        if wait is not None and wait.status == "open":
-            request_resume(session=session, wait=wait, reason="answer")
-    return confirmation
 
 
 def _counts() -> tuple[int, int]:
@@ -86,21 +60,7 @@ async def test_waking_a_suspended_session_again_sends_no_second_mail(
     )
     run_id = await run("immersion-session/immersion-session", parameters, run_env(db_url))
     assert await settle(run_id) == "PAUSED"
-    calls = mails("immersion_call")
-    for n, (home, wish) in enumerate([("ccas", "CHL"), ("chl", "DAC"), ("dac", "CCAS")], 1):
-        call = next(m for m in calls if m.recipient_email == f"referent@{home}.example")
-        await answer(
-            call.context["link_id"],
-            {
-                "name": f"Candidat {n}",
-                "email": f"c{n}@{home}.example",
-                "function": "Infirmier",
-                "manager_name": "Cadre",
-                "manager_email": f"cadre@{home}.example",
-                "motivation": "Découvrir",
-                "wishes": [wish],
-            },
-        )
+    await apply_by_call_links([("ccas", "CHL"), ("chl", "DAC"), ("dac", "CCAS")])
     advance_clock(dates["call_closes_at"])
     assert await settle(run_id) == "PAUSED"
     # a refused edit is audited and asked again, with the error shown above the form
@@ -109,7 +69,7 @@ async def test_waking_a_suspended_session_again_sends_no_second_mail(
     assert one == "n° 1 — Candidat 1 (CCAS)"
     await answer_as_shown(run_id, kept=[one, two], waitlist=[two])
     assert await settle(run_id) == "PAUSED"
-    assert status_of(run_id) is SessionStatus.SELECTION
+    assert session_status(run_id) is SessionStatus.SELECTION
     from prefect.client.orchestration import get_client
     from prefect.input.run_input import keyset_from_paused_state
 
@@ -124,7 +84,7 @@ async def test_waking_a_suspended_session_again_sends_no_second_mail(
     assert schema["properties"]["kept"]["default"] == [one, two]  # what was chosen, to correct
     assert schema["properties"]["waitlist"]["default"] == [two]
     assert await settle(run_id) == "PAUSED"
-    assert status_of(run_id) is SessionStatus.PLACEMENT
+    assert session_status(run_id) is SessionStatus.PLACEMENT
     assert not mails("immersion_host_request")  # the coordinator reviews the hosts first
     await answer_as_shown(run_id)
     assert await settle(run_id) == "PAUSED"
@@ -159,7 +119,7 @@ async def test_waking_a_suspended_session_again_sends_no_second_mail(
         assert row is not None
         cancel_and_wake(session=session, row=row, actor=Actor.system("test"), reason="grève")
     assert await settle(run_id) == "COMPLETED"
-    assert status_of(run_id) is SessionStatus.CANCELLED
+    assert session_status(run_id) is SessionStatus.CANCELLED
     cancels = [m for m in mails("immersion_session_cancelled") if m.calendar]
     invited = {m.recipient_email for m in mails("immersion_preparation")}
     assert {m.recipient_email for m in cancels} == invited
@@ -171,13 +131,6 @@ def _session_id(run_id: object) -> int:
         row = session_by_run(session, str(run_id))
         assert row is not None and row.id is not None
         return row.id
-
-
-def status_of(run_id: object) -> SessionStatus:
-    with db.session_scope() as session:
-        row = session_by_run(session, str(run_id))
-        assert row is not None
-        return row.status
 
 
 async def test_demo_session_waits_on_the_selection_form(

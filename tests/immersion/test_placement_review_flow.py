@@ -14,13 +14,14 @@ from models.immersion.review import NO_HOST
 from models.immersion.states import SessionStatus
 from models.immersion.tables import ImmersionSession, Placement
 from notifications.send import drain
-from tests.immersion.test_immersion_replay import answer, status_of
 from tests.support.immersion import (
     advance_clock,
     answer_as_shown,
+    apply_by_call_links,
     build_clsm,
     launch_parameters,
     session_dates,
+    session_status,
     settle,
 )
 from tests.support.immersion import outbox as mails
@@ -53,26 +54,12 @@ async def test_the_coordinator_changes_a_host_and_only_the_chosen_host_is_asked(
     env = run_env(db_url, CLSM_SMTP_SECURITY="none", **smtp)
     run_id = await run("immersion-session/immersion-session", parameters, env)
     assert await settle(run_id) == "PAUSED"
-    calls = mails("immersion_call")
-    for n, (home, wish) in enumerate([("ccas", "CHL"), ("chl", "DAC")], 1):
-        call = next(m for m in calls if m.recipient_email == f"referent@{home}.example")
-        await answer(
-            call.context["link_id"],
-            {
-                "name": f"Candidat {n}",
-                "email": f"c{n}@{home}.example",
-                "function": "Infirmier",
-                "manager_name": "Cadre",
-                "manager_email": f"cadre@{home}.example",
-                "motivation": "Découvrir",
-                "wishes": [wish],
-            },
-        )
+    await apply_by_call_links([("ccas", "CHL"), ("chl", "DAC")])
     advance_clock(dates["call_closes_at"])
     assert await settle(run_id) == "PAUSED"
     await answer_as_shown(run_id)  # the selection, as proposed
     assert await settle(run_id) == "PAUSED"
-    assert status_of(run_id) is SessionStatus.PLACEMENT
+    assert session_status(run_id) is SessionStatus.PLACEMENT
 
     # the run waits on the review: the proposal prefilled, nothing sent to any host
     schema = await form_schema(run_id)

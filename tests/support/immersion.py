@@ -201,3 +201,51 @@ def review_as_proposed(session: Session, row: ImmersionSession) -> list[Any]:
         lines=[(line["participant"], line["host"]) for line in lines],
         actor=Actor.system("test"),
     )
+
+
+async def answer(link_id: int, data: dict[str, Any]) -> str:
+    """Record a partner's answer as the service does (record, consume, mark the resume)."""
+    from models.catalogue import STEP_KINDS
+    from models.core import db
+    from models.core.enums import CaseType
+    from models.core.links import StepLink, consume
+    from models.core.people import Contact
+    from models.core.waits import find_wait, request_resume
+
+    with db.session_scope() as session:
+        link = session.get(StepLink, link_id)
+        assert link is not None
+        kind = STEP_KINDS[link.step]
+        consume(session=session, link=link)
+        contact = session.get(Contact, link.contact_id)
+        assert contact is not None and contact.id is not None
+        confirmation = kind.record(
+            session, link, kind.form.model_validate(data), Actor.contact(contact.id, contact.name)
+        )
+        step = kind.wait_step(session, link)
+        wait = find_wait(
+            session=session, case_type=CaseType.SESSION, case_id=link.case_id, step=step or ""
+        )
+        if wait is not None and wait.status == "open":
+            request_resume(session=session, wait=wait, reason="answer")
+    return confirmation
+
+
+async def apply_by_call_links(homes_and_wishes: list[tuple[str, str]]) -> None:
+    """One application per (structure, wish), through the call link mailed to the
+    structure's referent (`referent@<home>.example`), numbered from 1."""
+    calls = outbox("immersion_call")
+    for n, (home, wish) in enumerate(homes_and_wishes, 1):
+        call = next(m for m in calls if m.recipient_email == f"referent@{home}.example")
+        await answer(
+            call.context["link_id"],
+            {
+                "name": f"Candidat {n}",
+                "email": f"c{n}@{home}.example",
+                "function": "Infirmier",
+                "manager_name": "Cadre",
+                "manager_email": f"cadre@{home}.example",
+                "motivation": "Découvrir",
+                "wishes": [wish],
+            },
+        )
