@@ -23,6 +23,7 @@ him absent.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID
@@ -41,7 +42,7 @@ from models.immersion.tables import Attendance, ImmersionSession, Placement
 from tests.immersion.test_prefect_ui import _sync
 from tests.saisine.test_saisine_flow import answer_as_the_service
 from tests.saisine.test_saisine_forms_browser import Coordinator, prop, text_of
-from tests.support.browser import account, open_prefect_ui
+from tests.support.browser import PASSWORD, account, open_prefect_ui
 from tests.support.env import TMP
 from tests.support.immersion import (
     advance_clock,
@@ -108,6 +109,30 @@ def status_of(row_id: int) -> SessionStatus:
         return get_session(session, row_id).status
 
 
+def _in_the_prefect_ui(
+    browser: Browser,
+    db_url: str,
+    login: tuple[str, str],
+    run_id: UUID,
+    answer: Callable[[Page, Coordinator], None],
+    failure_shot: str,
+) -> None:
+    """The coordinator logs in (e-mail, password), opens the run in the Prefect UI through
+    the service and answers its form with `answer`; a screenshot is kept if it fails."""
+    email, password = login
+    with ServiceProcess(db_url) as service:
+        page = open_prefect_ui(
+            browser, service.url, email, f"/runs/flow-run/{run_id}", password, locale="fr-FR"
+        )
+        me = Coordinator(page, run_id)
+        try:
+            answer(page, me)
+        except BaseException:
+            page.screenshot(path=str(TMP / failure_shot), full_page=True)
+            raise
+        page.close()
+
+
 def _answer_the_selection(page: Page, me: Coordinator, row_id: int) -> None:
     form = me.form()
     lines = pair_lines(form)
@@ -157,22 +182,14 @@ def test_the_coordinator_corrects_a_refused_selection_in_the_browser(
         row = session.exec(select(ImmersionSession)).one()
         assert row.flow_run_id is not None and row.id is not None
         run_id, row_id = UUID(row.flow_run_id), row.id
-    with ServiceProcess(db_url) as service:
-        page = open_prefect_ui(
-            browser,
-            service.url,
-            "coordination@clsm-poitiers.example",
-            f"/runs/flow-run/{run_id}",
-            DEMO_PASSWORD,
-            locale="fr-FR",
-        )
-        me = Coordinator(page, run_id)
-        try:
-            _answer_the_selection(page, me, row_id)
-        except BaseException:
-            page.screenshot(path=str(TMP / "immersion-forms-failure.png"), full_page=True)
-            raise
-        page.close()
+    _in_the_prefect_ui(
+        browser,
+        db_url,
+        ("coordination@clsm-poitiers.example", DEMO_PASSWORD),
+        run_id,
+        lambda page, me: _answer_the_selection(page, me, row_id),
+        "immersion-forms-failure.png",
+    )
 
     deadline = time.monotonic() + 120
     while status_of(row_id) is SessionStatus.SELECTION and time.monotonic() < deadline:
@@ -335,17 +352,14 @@ def test_the_coordinator_marks_a_participant_absent_from_the_preparation_day(
 ) -> None:
     run_id, row_id, slug = _to_the_preparation_attendance(db_url)
     email = account("coordinator", slug, "Inès Moreau")
-    with ServiceProcess(db_url) as service:
-        page = open_prefect_ui(
-            browser, service.url, email, f"/runs/flow-run/{run_id}", locale="fr-FR"
-        )
-        me = Coordinator(page, run_id)
-        try:
-            _answer_the_attendance(page, me)
-        except BaseException:
-            page.screenshot(path=str(TMP / "immersion-attendance-failure.png"), full_page=True)
-            raise
-        page.close()
+    _in_the_prefect_ui(
+        browser,
+        db_url,
+        (email, PASSWORD),
+        run_id,
+        _answer_the_attendance,
+        "immersion-attendance-failure.png",
+    )
 
     assert status_of(row_id) is SessionStatus.IMMERSION
     with db.session_scope() as session:
@@ -407,17 +421,14 @@ def test_the_coordinator_changes_a_proposed_host_in_the_browser(
     run_id, row_id, slug, _dates = _to_the_placement_review(db_url)
     assert not outbox("immersion_host_request")  # nothing before her review
     email = account("coordinator", slug, "Inès Moreau")
-    with ServiceProcess(db_url) as service:
-        page = open_prefect_ui(
-            browser, service.url, email, f"/runs/flow-run/{run_id}", locale="fr-FR"
-        )
-        me = Coordinator(page, run_id)
-        try:
-            _answer_the_review(page, me)
-        except BaseException:
-            page.screenshot(path=str(TMP / "immersion-review-failure.png"), full_page=True)
-            raise
-        page.close()
+    _in_the_prefect_ui(
+        browser,
+        db_url,
+        (email, PASSWORD),
+        run_id,
+        _answer_the_review,
+        "immersion-review-failure.png",
+    )
 
     with db.session_scope() as session:
         hosts = {
